@@ -1,0 +1,22 @@
+//! Producing evidence: the [`Attester`] trait that each platform implements.
+//!
+//! Hardware attesters (Nitro NSM, configfs-tsm for TDX and SEV-SNP, Gramine `/dev/attestation`)
+//! plug in behind feature `attest`; [`simulated`] is the development stand-in.
+
+use crate::cmw::Evidence;
+use crate::{Error, Measurements, Platform};
+
+#[cfg(feature = "server")]
+pub mod simulated;
+
+/// Something that can produce platform evidence binding a claims buffer.
+pub trait Attester: Send + Sync {
+    /// The platform this attester runs on.
+    fn platform(&self) -> Platform;
+
+    /// The measurements a verifier will see for this process, for the start-up line and docs.
+    fn measurements(&self) -> Measurements;
+
+    /// Produces evidence whose report data is SHA-256(`claims`) followed by zeros.
+    fn attest(&self, claims: &[u8]) -> Result<Evidence, Error>;
+}

@@ -1,0 +1,295 @@
+//! Parsing (and, with feature `server`, issuing) RA-TLS certificates.
+
+use rustls_pki_types::UnixTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::Error;
+
+/// OID of the evidence extension, `tcg-dice-conceptual-message-wrapper`.
+pub const OID_EVIDENCE: &str = "2.23.133.5.4.9";
+/// OID of the optional endorsements extension (`tcg-dice-endorsement-manifest-uri` arc, DESIGN §3).
+pub const OID_ENDORSEMENTS: &str = "2.23.133.5.4.2";
+/// Largest evidence extension accepted (DESIGN §3).
+pub const MAX_EVIDENCE_LEN: usize = 64 * 1024;
+/// Largest endorsements extension accepted: Intel collateral (CRLs, TCB info, QE identity, PCK chain)
+/// is some tens of KiB.
+pub const MAX_ENDORSEMENTS_LEN: usize = 256 * 1024;
+/// Largest certificate accepted.
+pub const MAX_CERTIFICATE_LEN: usize = MAX_EVIDENCE_LEN + MAX_ENDORSEMENTS_LEN + 8 * 1024;
+
+/// What the verifier needs from an RA-TLS certificate, extracted and structurally checked.
+#[derive(Debug, Clone)]
+pub struct ParsedCertificate {
+    /// The SubjectPublicKeyInfo DER of the certificate key.
+    pub spki_der: Vec<u8>,
+    /// The evidence extension's value.
+    pub evidence: Vec<u8>,
+    /// The endorsements extension's value, when present.
+    pub endorsements: Option<Vec<u8>>,
+    /// notBefore, unix seconds.
+    pub not_before: u64,
+    /// notAfter, unix seconds.
+    pub not_after: u64,
+    /// SHA-256 of the whole certificate DER, the verification cache key.
+    pub cert_sha256: [u8; 32],
+}
+
+impl ParsedCertificate {
+    /// Parses `der`, requiring exactly one bounded evidence extension and a valid self-signature.
+    pub fn parse(der: &[u8]) -> Result<Self, Error> {
+        if der.len() > MAX_CERTIFICATE_LEN {
+            return Err(Error::TooLarge {
+                what: "certificate",
+                len: der.len(),
+                max: MAX_CERTIFICATE_LEN,
+            });
+        }
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| Error::CertificateParse(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(Error::CertificateParse("trailing bytes after the certificate".into()));
+        }
+        let evidence = single_extension(&cert, OID_EVIDENCE, "evidence extension", MAX_EVIDENCE_LEN)?
+            .ok_or(Error::MissingEvidence)?;
+        let endorsements = single_extension(
+            &cert,
+            OID_ENDORSEMENTS,
+            "endorsements extension",
+            MAX_ENDORSEMENTS_LEN,
+        )?;
+        let spki_der = cert.tbs_certificate.subject_pki.raw.to_vec();
+        verify_self_signature(&cert, &spki_der)?;
+        let validity = cert.validity();
+        Ok(Self {
+            spki_der,
+            evidence,
+            endorsements,
+            not_before: unix_seconds(validity.not_before.timestamp()),
+            not_after: unix_seconds(validity.not_after.timestamp()),
+            cert_sha256: crate::sha256(der),
+        })
+    }
+
+    /// Checks the validity period against the verifier's clock.
+    pub fn check_validity(&self, now: UnixTime) -> Result<(), Error> {
+        let now = now.as_secs();
+        if now < self.not_before {
+            return Err(Error::CertificateNotYetValid {
+                not_before: self.not_before,
+                now,
+            });
+        }
+        if now > self.not_after {
+            return Err(Error::CertificateExpired {
+                not_after: self.not_after,
+                now,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn unix_seconds(ts: i64) -> u64 {
+    u64::try_from(ts).unwrap_or(0)
+}
+
+fn single_extension(
+    cert: &X509Certificate<'_>,
+    oid: &'static str,
+    what: &'static str,
+    max: usize,
+) -> Result<Option<Vec<u8>>, Error> {
+    let matching: Vec<_> = cert
+        .extensions()
+        .iter()
+        .filter(|ext| ext.oid.to_id_string() == oid)
+        .collect();
+    match matching.as_slice() {
+        [] => Ok(None),
+        [ext] if ext.value.len() > max => Err(Error::TooLarge {
+            what,
+            len: ext.value.len(),
+            max,
+        }),
+        [ext] => Ok(Some(ext.value.to_vec())),
+        many => Err(Error::DuplicateExtension {
+            oid,
+            count: many.len(),
+        }),
+    }
+}
+
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+
+/// RA-TLS certificates are self-signed; a valid self-signature shows that nobody edited the
+/// extensions after the key holder signed them. (The key itself is bound by the evidence.)
+fn verify_self_signature(cert: &X509Certificate<'_>, spki_der: &[u8]) -> Result<(), Error> {
+    use p256::pkcs8::DecodePublicKey;
+    use sha2::Digest;
+
+    let spki = &cert.tbs_certificate.subject_pki;
+    if spki.algorithm.algorithm.to_id_string() != OID_EC_PUBLIC_KEY {
+        return Err(Error::UnsupportedAlgorithm(format!(
+            "key algorithm {}",
+            spki.algorithm.algorithm.to_id_string()
+        )));
+    }
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|oid| oid.to_id_string())
+        .unwrap_or_default();
+    let tbs = cert.tbs_certificate.as_ref();
+    let digest: Vec<u8> = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+        OID_ECDSA_SHA256 => sha2::Sha256::digest(tbs).to_vec(),
+        OID_ECDSA_SHA384 => sha2::Sha384::digest(tbs).to_vec(),
+        other => return Err(Error::UnsupportedAlgorithm(format!("signature algorithm {other}"))),
+    };
+    let signature = cert.signature_value.data.as_ref();
+    let valid = match curve.as_str() {
+        OID_P256 => {
+            use p256::ecdsa::signature::hazmat::PrehashVerifier;
+            let key = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
+                .map_err(|e| Error::UnsupportedAlgorithm(format!("P-256 key: {e}")))?;
+            p256::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|sig| key.verify_prehash(&digest, &sig).is_ok())
+        }
+        OID_P384 => {
+            use p384::ecdsa::signature::hazmat::PrehashVerifier;
+            let key = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der)
+                .map_err(|e| Error::UnsupportedAlgorithm(format!("P-384 key: {e}")))?;
+            p384::ecdsa::DerSignature::try_from(signature)
+                .is_ok_and(|sig| key.verify_prehash(&digest, &sig).is_ok())
+        }
+        other => return Err(Error::UnsupportedAlgorithm(format!("curve {other}"))),
+    };
+    if valid { Ok(()) } else { Err(Error::BadCertificateSignature) }
+}
+
+#[cfg(feature = "server")]
+pub use issue::{AttestedCertificate, IssueParams, issue_certificate};
+
+#[cfg(feature = "server")]
+mod issue {
+    use std::time::Duration;
+
+    use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData};
+    use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer, UnixTime};
+
+    use crate::attest::Attester;
+    use crate::claims::Claims;
+    use crate::Error;
+
+    /// What to put into a freshly issued certificate.
+    #[derive(Debug, Clone)]
+    pub struct IssueParams {
+        /// Subject alternative names: DNS names or IP addresses.
+        pub subject_alt_names: Vec<String>,
+        /// The issuer's clock.
+        pub now: UnixTime,
+        /// How long the certificate is valid after `now` (DESIGN §3: 24 h).
+        pub lifetime: Duration,
+        /// How far before `now` validity starts, for clients with slow clocks (DESIGN §3: 5 min).
+        pub backdate: Duration,
+        /// The `application/ohttp-keys` bytes to bind, when the gateway serves OHTTP.
+        pub ohttp_keys: Option<Vec<u8>>,
+        /// A verifier's nonce, for per-request evidence.
+        pub nonce: Option<Vec<u8>>,
+        /// The endorsements extension value (collateral), when the platform needs one.
+        pub endorsements: Option<Vec<u8>>,
+    }
+
+    impl IssueParams {
+        /// DESIGN §3 defaults: valid from 5 minutes ago for 24 hours.
+        pub fn new(subject_alt_names: Vec<String>, now: UnixTime) -> Self {
+            Self {
+                subject_alt_names,
+                now,
+                lifetime: Duration::from_secs(24 * 3600),
+                backdate: Duration::from_secs(5 * 60),
+                ohttp_keys: None,
+                nonce: None,
+                endorsements: None,
+            }
+        }
+    }
+
+    /// A certificate with its freshly generated key. The key never leaves the process.
+    pub struct AttestedCertificate {
+        /// The certificate DER.
+        pub certificate: CertificateDer<'static>,
+        /// The private key (PKCS#8). Deliberately not `Debug`.
+        pub key: PrivatePkcs8KeyDer<'static>,
+        /// The claims bound by the evidence.
+        pub claims: Claims,
+        /// notAfter, unix seconds.
+        pub not_after: u64,
+    }
+
+    impl std::fmt::Debug for AttestedCertificate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("AttestedCertificate")
+                .field("claims", &self.claims)
+                .field("not_after", &self.not_after)
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// Generates a P-256 key, asks `attester` for evidence over the claims that bind it, and
+    /// self-signs a certificate carrying that evidence.
+    pub fn issue_certificate(
+        attester: &dyn Attester,
+        params: &IssueParams,
+    ) -> Result<AttestedCertificate, Error> {
+        let build = |e: rcgen::Error| Error::Attestation(format!("building certificate: {e}"));
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(build)?;
+        let mut claims = Claims::for_spki(&key.subject_public_key_info());
+        claims.iat = Some(params.now.as_secs());
+        claims.ohttp_keys.clone_from(&params.ohttp_keys);
+        claims.nonce.clone_from(&params.nonce);
+        let evidence = attester.attest(&claims.to_cbor())?;
+
+        let mut cert_params = CertificateParams::new(params.subject_alt_names.clone()).map_err(build)?;
+        let now = params.now.as_secs();
+        let not_before = now.saturating_sub(params.backdate.as_secs());
+        let not_after = now.saturating_add(params.lifetime.as_secs());
+        cert_params.not_before = offset_time(not_before)?;
+        cert_params.not_after = offset_time(not_after)?;
+        cert_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Shroud RA-TLS");
+        let mut evidence_ext = CustomExtension::from_oid_content(&oid(super::OID_EVIDENCE), evidence.to_cbor());
+        evidence_ext.set_criticality(false);
+        cert_params.custom_extensions.push(evidence_ext);
+        if let Some(endorsements) = &params.endorsements {
+            cert_params.custom_extensions.push(CustomExtension::from_oid_content(
+                &oid(super::OID_ENDORSEMENTS),
+                endorsements.clone(),
+            ));
+        }
+        let cert = cert_params.self_signed(&key).map_err(build)?;
+        Ok(AttestedCertificate {
+            certificate: cert.der().clone(),
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            claims,
+            not_after,
+        })
+    }
+
+    fn oid(dotted: &str) -> Vec<u64> {
+        dotted.split('.').filter_map(|arc| arc.parse().ok()).collect()
+    }
+
+    fn offset_time(unix: u64) -> Result<time::OffsetDateTime, Error> {
+        i64::try_from(unix)
+            .ok()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .ok_or_else(|| Error::Attestation(format!("time {unix} out of range")))
+    }
+}

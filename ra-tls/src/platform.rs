@@ -1,0 +1,196 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Error;
+
+/// A kind of trusted execution environment whose evidence Shroud understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Platform {
+    /// AWS Nitro Enclaves (NSM attestation document, COSE_Sign1).
+    Nitro,
+    /// Intel TDX (DCAP quote v4/v5).
+    Tdx,
+    /// Intel SGX (DCAP quote v3/v4).
+    Sgx,
+    /// AMD SEV-SNP (attestation report).
+    SevSnp,
+    /// Development only: a report signed by a per-process key. Proves nothing.
+    Simulated,
+}
+
+impl Platform {
+    /// Every platform, in a fixed order.
+    pub const ALL: [Self; 5] = [Self::Nitro, Self::Tdx, Self::Sgx, Self::SevSnp, Self::Simulated];
+
+    /// The name used in pins, policies, JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nitro => "nitro",
+            Self::Tdx => "tdx",
+            Self::Sgx => "sgx",
+            Self::SevSnp => "sev-snp",
+            Self::Simulated => "simulated",
+        }
+    }
+
+    /// The measurement fields of this platform (DESIGN §6) and their lengths in bytes.
+    pub fn measurement_fields(self) -> &'static [(&'static str, usize)] {
+        match self {
+            Self::Nitro => &[
+                ("pcr0", 48),
+                ("pcr1", 48),
+                ("pcr2", 48),
+                ("pcr3", 48),
+                ("pcr4", 48),
+                ("pcr8", 48),
+            ],
+            Self::Tdx => &[
+                ("mrtd", 48),
+                ("rtmr0", 48),
+                ("rtmr1", 48),
+                ("rtmr2", 48),
+                ("rtmr3", 48),
+            ],
+            Self::Sgx => &[("mrenclave", 32), ("mrsigner", 32), ("isvprodid", 2), ("isvsvn", 2)],
+            Self::SevSnp => &[("measurement", 48), ("host_data", 32), ("policy", 8)],
+            Self::Simulated => &[("measurement", 48)],
+        }
+    }
+
+    /// The fields of which a policy entry must pin at least one: the ones that identify the code.
+    pub fn identity_fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Nitro => &["pcr0"],
+            Self::Tdx => &["mrtd"],
+            Self::Sgx => &["mrenclave", "mrsigner"],
+            Self::SevSnp => &["measurement"],
+            Self::Simulated => &["measurement"],
+        }
+    }
+
+    /// The field printed in the gateway's `measurement:` start-up line.
+    pub fn primary_field(self) -> &'static str {
+        match self {
+            Self::Nitro => "pcr0",
+            Self::Tdx => "mrtd",
+            Self::Sgx => "mrenclave",
+            Self::SevSnp | Self::Simulated => "measurement",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+            Error::InvalidPolicy(format!(
+                "unknown platform {s:?} (expected one of nitro, tdx, sgx, sev-snp, simulated)"
+            ))
+        })
+    }
+}
+
+/// The TCB (trusted computing base) status of a platform, in Intel's vocabulary, which AMD's
+/// checks map onto. Default policy accepts [`TcbStatus::UpToDate`] only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TcbStatus {
+    /// Fully patched.
+    UpToDate,
+    /// Patched, but software mitigations are needed.
+    SwHardeningNeeded,
+    /// Patched, but the platform configuration needs changes.
+    ConfigurationNeeded,
+    /// Both of the above.
+    ConfigurationAndSwHardeningNeeded,
+    /// Known vulnerable firmware or microcode.
+    OutOfDate,
+    /// Out of date, and configuration changes needed.
+    OutOfDateConfigurationNeeded,
+    /// The platform's key was revoked. Never acceptable.
+    Revoked,
+    /// The platform has no TCB status (Nitro, simulated).
+    NotApplicable,
+}
+
+impl TcbStatus {
+    const NAMES: [(Self, &'static str); 8] = [
+        (Self::UpToDate, "UpToDate"),
+        (Self::SwHardeningNeeded, "SWHardeningNeeded"),
+        (Self::ConfigurationNeeded, "ConfigurationNeeded"),
+        (Self::ConfigurationAndSwHardeningNeeded, "ConfigurationAndSWHardeningNeeded"),
+        (Self::OutOfDate, "OutOfDate"),
+        (Self::OutOfDateConfigurationNeeded, "OutOfDateConfigurationNeeded"),
+        (Self::Revoked, "Revoked"),
+        (Self::NotApplicable, "NotApplicable"),
+    ];
+
+    /// The vendor's name of the status.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("Unknown", |(_, n)| n)
+    }
+}
+
+impl fmt::Display for TcbStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TcbStatus {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(s))
+            .map(|(status, _)| *status)
+            .ok_or_else(|| Error::InvalidPolicy(format!("unknown TCB status {s:?}")))
+    }
+}
+
+/// Measurements reported by verified evidence, by the vendor's field name (lower case).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Measurements(BTreeMap<String, Vec<u8>>);
+
+impl Measurements {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces a field.
+    pub fn insert(&mut self, field: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.0.insert(field.into(), value.into());
+    }
+
+    /// The value of a field.
+    pub fn get(&self, field: &str) -> Option<&[u8]> {
+        self.0.get(field).map(Vec::as_slice)
+    }
+
+    /// Fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// `field=hex` pairs separated by spaces, for messages.
+    pub fn describe(&self) -> String {
+        self.iter()
+            .map(|(k, v)| format!("{k}={}", hex::encode(v)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

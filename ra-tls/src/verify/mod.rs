@@ -1,0 +1,142 @@
+//! The verification sequence of DESIGN §3 as one function, [`verify_certificate`].
+
+pub mod simulated;
+
+use rustls_pki_types::UnixTime;
+
+use crate::cert::ParsedCertificate;
+use crate::claims::Claims;
+use crate::cmw::Evidence;
+use crate::{Error, Measurements, Platform, Policy, TcbStatus};
+
+/// What the caller allows beyond the policy, and the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions<'a> {
+    /// The verifier's clock; never read inside the verifier.
+    pub now: UnixTime,
+    /// Accept simulated evidence. Development only: simulated evidence proves nothing.
+    pub danger_allow_simulated: bool,
+    /// Collateral supplied by the caller, used when the certificate carries no endorsements.
+    pub collateral: Option<&'a [u8]>,
+}
+
+impl VerifyOptions<'_> {
+    /// Strict options at `now`: simulated evidence refused, no extra collateral.
+    pub fn at(now: UnixTime) -> Self {
+        Self {
+            now,
+            danger_allow_simulated: false,
+            collateral: None,
+        }
+    }
+}
+
+/// What a platform verifier established about authentic evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformReport {
+    /// The platform.
+    pub platform: Platform,
+    /// The measurements, by the vendor's field names.
+    pub measurements: Measurements,
+    /// The report data (Nitro: `user_data`) the evidence signs.
+    pub report_data: Vec<u8>,
+    /// Whether the enclave, TD or guest is a debug build.
+    pub debug: bool,
+    /// The TCB status established with the collateral.
+    pub tcb_status: TcbStatus,
+}
+
+/// A verified, policy-accepted RA-TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The platform of the evidence.
+    pub platform: Platform,
+    /// The measurements the policy accepted.
+    pub measurements: Measurements,
+    /// The TCB status the policy accepted.
+    pub tcb_status: TcbStatus,
+    /// The claims, bound to the evidence and to the certificate key.
+    pub claims: Claims,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo: what connections are bound to.
+    pub spki_sha256: [u8; 32],
+    /// SHA-256 of the certificate DER: the verification cache key.
+    pub cert_sha256: [u8; 32],
+    /// notBefore of the certificate, unix seconds.
+    pub not_before: u64,
+    /// notAfter of the certificate, unix seconds.
+    pub not_after: u64,
+}
+
+/// Verifies an RA-TLS certificate and checks it against `policy`, failing closed.
+pub fn verify_certificate(
+    cert_der: &[u8],
+    policy: &Policy,
+    options: &VerifyOptions<'_>,
+) -> Result<Verdict, Error> {
+    if policy.is_empty() {
+        return Err(Error::EmptyPolicy);
+    }
+    // 1. structure, one bounded evidence extension, validity, self-signature.
+    let cert = ParsedCertificate::parse(cert_der)?;
+    cert.check_validity(options.now)?;
+    let evidence = Evidence::from_cbor(&cert.evidence)?;
+    // 2. authenticity of the platform evidence, at the verifier's clock.
+    let endorsements = cert.endorsements.as_deref().or(options.collateral);
+    let report = verify_platform_evidence(&evidence, endorsements, options)?;
+    // 3. debug and TCB status.
+    if report.debug {
+        return Err(Error::DebugEnclave {
+            platform: report.platform,
+        });
+    }
+    policy.check_tcb(report.platform, report.tcb_status)?;
+    // 4. the claims are what the evidence signed, and they bind this certificate's key.
+    check_report_data(&report.report_data, evidence.claims_buffer())?;
+    let claims = Claims::from_cbor(evidence.claims_buffer())?;
+    if !claims.binds_spki(&cert.spki_der) {
+        return Err(Error::PubkeyHashMismatch);
+    }
+    // 5. the pins.
+    policy.check_measurements(report.platform, &report.measurements, report.tcb_status)?;
+    Ok(Verdict {
+        platform: report.platform,
+        measurements: report.measurements,
+        tcb_status: report.tcb_status,
+        claims,
+        spki_sha256: crate::sha256(&cert.spki_der),
+        cert_sha256: cert.cert_sha256,
+        not_before: cert.not_before,
+        not_after: cert.not_after,
+    })
+}
+
+/// Step 2 alone: checks the evidence to its vendor root and returns what it reports.
+pub fn verify_platform_evidence(
+    evidence: &Evidence,
+    endorsements: Option<&[u8]>,
+    options: &VerifyOptions<'_>,
+) -> Result<PlatformReport, Error> {
+    let platform = evidence.platform()?;
+    match platform {
+        Platform::Simulated if !options.danger_allow_simulated => Err(Error::SimulatedRefused),
+        Platform::Simulated => simulated::verify(evidence.platform_evidence()),
+        // Intel and AMD evidence is authentic only together with collateral (TCB info, CRLs,
+        // the VCEK): without it nothing can be checked, so that is the first thing to say.
+        Platform::Sgx | Platform::Tdx | Platform::SevSnp if endorsements.is_none() => {
+            Err(Error::MissingCollateral { platform })
+        }
+        // The hardware verifiers plug in here (dcap-qvl, sev, Nitro COSE).
+        Platform::Sgx | Platform::Tdx | Platform::SevSnp | Platform::Nitro => {
+            Err(Error::UnsupportedPlatform { platform })
+        }
+    }
+}
+
+/// `report_data` must be SHA-256(claims) followed only by zero bytes.
+fn check_report_data(report_data: &[u8], claims: &[u8]) -> Result<(), Error> {
+    let expected = crate::sha256(claims);
+    match report_data.split_at_checked(expected.len()) {
+        Some((hash, rest)) if hash == expected && rest.iter().all(|b| *b == 0) => Ok(()),
+        _ => Err(Error::ReportDataMismatch),
+    }
+}

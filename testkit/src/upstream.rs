@@ -1,0 +1,1 @@
+//! A loopback JSON-RPC upstream that records every request it receives.
