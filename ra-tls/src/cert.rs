@@ -47,10 +47,13 @@ impl ParsedCertificate {
         let (rest, cert) =
             X509Certificate::from_der(der).map_err(|e| Error::CertificateParse(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(Error::CertificateParse("trailing bytes after the certificate".into()));
+            return Err(Error::CertificateParse(
+                "trailing bytes after the certificate".into(),
+            ));
         }
-        let evidence = single_extension(&cert, OID_EVIDENCE, "evidence extension", MAX_EVIDENCE_LEN)?
-            .ok_or(Error::MissingEvidence)?;
+        let evidence =
+            single_extension(&cert, OID_EVIDENCE, "evidence extension", MAX_EVIDENCE_LEN)?
+                .ok_or(Error::MissingEvidence)?;
         let endorsements = single_extension(
             &cert,
             OID_ENDORSEMENTS,
@@ -149,7 +152,11 @@ fn verify_self_signature(cert: &X509Certificate<'_>, spki_der: &[u8]) -> Result<
     let digest: Vec<u8> = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
         OID_ECDSA_SHA256 => sha2::Sha256::digest(tbs).to_vec(),
         OID_ECDSA_SHA384 => sha2::Sha384::digest(tbs).to_vec(),
-        other => return Err(Error::UnsupportedAlgorithm(format!("signature algorithm {other}"))),
+        other => {
+            return Err(Error::UnsupportedAlgorithm(format!(
+                "signature algorithm {other}"
+            )));
+        }
     };
     let signature = cert.signature_value.data.as_ref();
     let valid = match curve.as_str() {
@@ -169,7 +176,11 @@ fn verify_self_signature(cert: &X509Certificate<'_>, spki_der: &[u8]) -> Result<
         }
         other => return Err(Error::UnsupportedAlgorithm(format!("curve {other}"))),
     };
-    if valid { Ok(()) } else { Err(Error::BadCertificateSignature) }
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::BadCertificateSignature)
+    }
 }
 
 #[cfg(feature = "server")]
@@ -179,12 +190,14 @@ pub use issue::{AttestedCertificate, IssueParams, issue_certificate};
 mod issue {
     use std::time::Duration;
 
-    use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData};
+    use rcgen::{
+        CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData,
+    };
     use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer, UnixTime};
 
+    use crate::Error;
     use crate::attest::Attester;
     use crate::claims::Claims;
-    use crate::Error;
 
     /// What to put into a freshly issued certificate.
     #[derive(Debug, Clone)]
@@ -255,7 +268,8 @@ mod issue {
         claims.nonce.clone_from(&params.nonce);
         let evidence = attester.attest(&claims.to_cbor())?;
 
-        let mut cert_params = CertificateParams::new(params.subject_alt_names.clone()).map_err(build)?;
+        let mut cert_params =
+            CertificateParams::new(params.subject_alt_names.clone()).map_err(build)?;
         let now = params.now.as_secs();
         let not_before = now.saturating_sub(params.backdate.as_secs());
         let not_after = now.saturating_add(params.lifetime.as_secs());
@@ -264,14 +278,17 @@ mod issue {
         cert_params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "Shroud RA-TLS");
-        let mut evidence_ext = CustomExtension::from_oid_content(&oid(super::OID_EVIDENCE), evidence.to_cbor());
+        let mut evidence_ext =
+            CustomExtension::from_oid_content(&oid(super::OID_EVIDENCE), evidence.to_cbor());
         evidence_ext.set_criticality(false);
         cert_params.custom_extensions.push(evidence_ext);
         if let Some(endorsements) = &params.endorsements {
-            cert_params.custom_extensions.push(CustomExtension::from_oid_content(
-                &oid(super::OID_ENDORSEMENTS),
-                endorsements.clone(),
-            ));
+            cert_params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    &oid(super::OID_ENDORSEMENTS),
+                    endorsements.clone(),
+                ));
         }
         let cert = cert_params.self_signed(&key).map_err(build)?;
         Ok(AttestedCertificate {
@@ -283,7 +300,10 @@ mod issue {
     }
 
     fn oid(dotted: &str) -> Vec<u64> {
-        dotted.split('.').filter_map(|arc| arc.parse().ok()).collect()
+        dotted
+            .split('.')
+            .filter_map(|arc| arc.parse().ok())
+            .collect()
     }
 
     fn offset_time(unix: u64) -> Result<time::OffsetDateTime, Error> {

@@ -102,7 +102,8 @@ impl Claims {
                 ("ohttp-keys", Value::Bytes(b)) => claims.ohttp_keys = Some(b),
                 ("iat", Value::Integer(i)) => {
                     claims.iat = Some(
-                        u64::try_from(i).map_err(|_| malformed("iat is not an unsigned integer"))?,
+                        u64::try_from(i)
+                            .map_err(|_| malformed("iat is not an unsigned integer"))?,
                     );
                 }
                 ("nonce", Value::Bytes(b)) => claims.nonce = Some(b),
@@ -112,7 +113,8 @@ impl Claims {
                 _ => {} // unknown claims are ignored (CCC interoperable RA-TLS)
             }
         }
-        claims.pubkey_sha256 = pubkey.ok_or_else(|| malformed("required claim \"pubkey-hash\" is missing"))?;
+        claims.pubkey_sha256 =
+            pubkey.ok_or_else(|| malformed("required claim \"pubkey-hash\" is missing"))?;
         Ok(claims)
     }
 }
@@ -130,7 +132,8 @@ fn decode_pubkey_hash(buf: &[u8]) -> Result<[u8; 32], Error> {
                     i128::from(*alg)
                 )));
             }
-            <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| malformed("pubkey-hash is not 32 bytes"))
+            <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| malformed("pubkey-hash is not 32 bytes"))
         }
         _ => Err(malformed("pubkey-hash is not [alg, hash]")),
     }
@@ -177,15 +180,23 @@ mod tests {
         assert_eq!(Claims::from_cbor(&cbor), Ok(claims.clone()));
         assert_eq!(cbor, claims.to_cbor());
         // Keys in deterministic order: iat, nonce, ohttp-keys, pubkey-hash.
-        let Value::Map(entries) = decode(&cbor).unwrap() else { panic!("not a map") };
-        let keys: Vec<_> = entries.iter().map(|(k, _)| k.as_text().unwrap().to_owned()).collect();
+        let Value::Map(entries) = decode(&cbor).unwrap() else {
+            panic!("not a map")
+        };
+        let keys: Vec<_> = entries
+            .iter()
+            .map(|(k, _)| k.as_text().unwrap().to_owned())
+            .collect();
         assert_eq!(keys, ["iat", "nonce", "ohttp-keys", "pubkey-hash"]);
     }
 
     #[test]
     fn ignores_unknown_claims_but_requires_pubkey_hash() {
         let with_unknown = encode(&Value::Map(vec![
-            (Value::Text("key_0".into()), Value::Bytes(b"value_0".to_vec())),
+            (
+                Value::Text("key_0".into()),
+                Value::Bytes(b"value_0".to_vec()),
+            ),
             (
                 Value::Text("pubkey-hash".into()),
                 Value::Bytes(encode(&Value::Array(vec![
@@ -194,21 +205,45 @@ mod tests {
                 ]))),
             ),
         ]));
-        assert_eq!(Claims::from_cbor(&with_unknown).unwrap().pubkey_sha256, [9; 32]);
-        let without = encode(&Value::Map(vec![(Value::Text("iat".into()), Value::Integer(1.into()))]));
-        assert!(matches!(Claims::from_cbor(&without), Err(Error::MalformedClaims(_))));
+        assert_eq!(
+            Claims::from_cbor(&with_unknown).unwrap().pubkey_sha256,
+            [9; 32]
+        );
+        let without = encode(&Value::Map(vec![(
+            Value::Text("iat".into()),
+            Value::Integer(1.into()),
+        )]));
+        assert!(matches!(
+            Claims::from_cbor(&without),
+            Err(Error::MalformedClaims(_))
+        ));
     }
 
     #[test]
     fn rejects_duplicate_keys_other_hashes_and_trailing_bytes() {
-        let hash = encode(&Value::Array(vec![Value::Integer(1.into()), Value::Bytes(vec![0; 32])]));
+        let hash = encode(&Value::Array(vec![
+            Value::Integer(1.into()),
+            Value::Bytes(vec![0; 32]),
+        ]));
         let dup = encode(&Value::Map(vec![
-            (Value::Text("pubkey-hash".into()), Value::Bytes(hash.clone())),
-            (Value::Text("pubkey-hash".into()), Value::Bytes(hash.clone())),
+            (
+                Value::Text("pubkey-hash".into()),
+                Value::Bytes(hash.clone()),
+            ),
+            (
+                Value::Text("pubkey-hash".into()),
+                Value::Bytes(hash.clone()),
+            ),
         ]));
         assert!(Claims::from_cbor(&dup).is_err());
-        let sha384 = encode(&Value::Array(vec![Value::Integer(7.into()), Value::Bytes(vec![0; 48])]));
-        let other = encode(&Value::Map(vec![(Value::Text("pubkey-hash".into()), Value::Bytes(sha384))]));
+        let sha384 = encode(&Value::Array(vec![
+            Value::Integer(7.into()),
+            Value::Bytes(vec![0; 48]),
+        ]));
+        let other = encode(&Value::Map(vec![(
+            Value::Text("pubkey-hash".into()),
+            Value::Bytes(sha384),
+        )]));
         assert!(Claims::from_cbor(&other).is_err());
         let mut trailing = Claims::for_spki(b"k").to_cbor();
         trailing.push(0);

@@ -84,12 +84,19 @@ impl Evidence {
 
     /// Encodes the extension value.
     pub fn to_cbor(&self) -> Vec<u8> {
-        let pair = |e: &[u8], c: &[u8]| Value::Array(vec![Value::Bytes(e.to_vec()), Value::Bytes(c.to_vec())]);
+        let pair = |e: &[u8], c: &[u8]| {
+            Value::Array(vec![Value::Bytes(e.to_vec()), Value::Bytes(c.to_vec())])
+        };
         let wrapped = |media: &str, e: &[u8], c: &[u8]| {
-            Value::Array(vec![Value::Text(media.to_owned()), Value::Bytes(encode(&pair(e, c)))])
+            Value::Array(vec![
+                Value::Text(media.to_owned()),
+                Value::Bytes(encode(&pair(e, c))),
+            ])
         };
         let value = match self {
-            Self::Intel { quote, claims } => Value::Tag(TAG_INTEL_QUOTE, Box::new(pair(quote, claims))),
+            Self::Intel { quote, claims } => {
+                Value::Tag(TAG_INTEL_QUOTE, Box::new(pair(quote, claims)))
+            }
             Self::Nitro { document, claims } => wrapped(MEDIA_NITRO, document, claims),
             Self::SevSnp { report, claims } => wrapped(MEDIA_SEV_SNP, report, claims),
             Self::Simulated { report, claims } => wrapped(MEDIA_SIMULATED, report, claims),
@@ -114,9 +121,18 @@ impl Evidence {
                 };
                 let (evidence, claims) = evidence_pair(decode(&body)?)?;
                 match media.as_str() {
-                    MEDIA_NITRO => Ok(Self::Nitro { document: evidence, claims }),
-                    MEDIA_SEV_SNP => Ok(Self::SevSnp { report: evidence, claims }),
-                    MEDIA_SIMULATED => Ok(Self::Simulated { report: evidence, claims }),
+                    MEDIA_NITRO => Ok(Self::Nitro {
+                        document: evidence,
+                        claims,
+                    }),
+                    MEDIA_SEV_SNP => Ok(Self::SevSnp {
+                        report: evidence,
+                        claims,
+                    }),
+                    MEDIA_SIMULATED => Ok(Self::Simulated {
+                        report: evidence,
+                        claims,
+                    }),
                     other => Err(malformed(format!("unknown evidence media type {other:?}"))),
                 }
             }
@@ -132,7 +148,9 @@ fn evidence_pair(value: Value) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let mut items = items.into_iter();
     match (items.next(), items.next(), items.next()) {
         (Some(Value::Bytes(evidence)), Some(Value::Bytes(claims)), None) => Ok((evidence, claims)),
-        _ => Err(malformed("expected [bstr evidence, bstr claims-buffer]".into())),
+        _ => Err(malformed(
+            "expected [bstr evidence, bstr claims-buffer]".into(),
+        )),
     }
 }
 
@@ -152,7 +170,9 @@ fn intel_quote_platform(quote: &[u8]) -> Result<Platform, Error> {
         (Some(3), Some(_)) => Ok(Platform::Sgx),
         (Some(4 | 5), Some(0x0000_0000)) => Ok(Platform::Sgx),
         (Some(4 | 5), Some(0x0000_0081)) => Ok(Platform::Tdx),
-        (Some(v), _) => Err(malformed(format!("unsupported Intel quote version {v} or TEE type"))),
+        (Some(v), _) => Err(malformed(format!(
+            "unsupported Intel quote version {v} or TEE type"
+        ))),
         (None, _) => Err(malformed("Intel quote shorter than its header".into())),
     }
 }
@@ -168,13 +188,49 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let sgx_quote = [&3u16.to_le_bytes()[..], &[0; 46]].concat();
-        let tdx_quote = [&4u16.to_le_bytes()[..], &[0, 0], &0x81u32.to_le_bytes()[..], &[0; 40]].concat();
+        let tdx_quote = [
+            &4u16.to_le_bytes()[..],
+            &[0, 0],
+            &0x81u32.to_le_bytes()[..],
+            &[0; 40],
+        ]
+        .concat();
         for (evidence, platform) in [
-            (Evidence::Intel { quote: sgx_quote, claims: vec![1] }, Platform::Sgx),
-            (Evidence::Intel { quote: tdx_quote, claims: vec![1] }, Platform::Tdx),
-            (Evidence::Nitro { document: vec![2], claims: vec![3] }, Platform::Nitro),
-            (Evidence::SevSnp { report: vec![4], claims: vec![5] }, Platform::SevSnp),
-            (Evidence::Simulated { report: vec![6], claims: vec![7] }, Platform::Simulated),
+            (
+                Evidence::Intel {
+                    quote: sgx_quote,
+                    claims: vec![1],
+                },
+                Platform::Sgx,
+            ),
+            (
+                Evidence::Intel {
+                    quote: tdx_quote,
+                    claims: vec![1],
+                },
+                Platform::Tdx,
+            ),
+            (
+                Evidence::Nitro {
+                    document: vec![2],
+                    claims: vec![3],
+                },
+                Platform::Nitro,
+            ),
+            (
+                Evidence::SevSnp {
+                    report: vec![4],
+                    claims: vec![5],
+                },
+                Platform::SevSnp,
+            ),
+            (
+                Evidence::Simulated {
+                    report: vec![6],
+                    claims: vec![7],
+                },
+                Platform::Simulated,
+            ),
         ] {
             let decoded = Evidence::from_cbor(&evidence.to_cbor()).unwrap();
             assert_eq!(decoded, evidence);
@@ -186,12 +242,21 @@ mod tests {
     fn rejects_unknown_media_types_and_shapes() {
         let unknown = encode(&Value::Array(vec![
             Value::Text("application/x-other".into()),
-            Value::Bytes(encode(&Value::Array(vec![Value::Bytes(vec![]), Value::Bytes(vec![])]))),
+            Value::Bytes(encode(&Value::Array(vec![
+                Value::Bytes(vec![]),
+                Value::Bytes(vec![]),
+            ]))),
         ]));
-        assert!(matches!(Evidence::from_cbor(&unknown), Err(Error::MalformedEvidence(_))));
+        assert!(matches!(
+            Evidence::from_cbor(&unknown),
+            Err(Error::MalformedEvidence(_))
+        ));
         assert!(Evidence::from_cbor(&encode(&Value::Tag(1, Box::new(Value::Null)))).is_err());
         assert!(Evidence::from_cbor(&[0xff]).is_err());
-        let short = Evidence::Intel { quote: vec![3], claims: vec![] };
+        let short = Evidence::Intel {
+            quote: vec![3],
+            claims: vec![],
+        };
         assert!(short.platform().is_err());
     }
 }

@@ -11,7 +11,9 @@ pub enum Error {
     #[error("certificate does not parse: {0}")]
     CertificateParse(String),
     /// The certificate has no `tcg-dice-conceptual-message-wrapper` (2.23.133.5.4.9) extension.
-    #[error("certificate carries no attestation evidence extension (OID 2.23.133.5.4.9): not an RA-TLS certificate")]
+    #[error(
+        "certificate carries no attestation evidence extension (OID 2.23.133.5.4.9): not an RA-TLS certificate"
+    )]
     MissingEvidence,
     /// More than one extension of a kind that must appear once.
     #[error("certificate carries {count} extensions with OID {oid}; exactly one is allowed")]
@@ -41,7 +43,9 @@ pub enum Error {
     #[error("unsupported certificate key or signature algorithm: {0}")]
     UnsupportedAlgorithm(String),
     /// The certificate's self-signature does not verify with its own key.
-    #[error("certificate signature does not verify with the certificate's key (tampered certificate)")]
+    #[error(
+        "certificate signature does not verify with the certificate's key (tampered certificate)"
+    )]
     BadCertificateSignature,
     /// The certificate is not valid yet at the verifier's clock.
     #[error("certificate is not valid before {not_before} (unix seconds), verifier clock is {now}")]
@@ -85,13 +89,17 @@ pub enum Error {
         platform: Platform,
     },
     /// The enclave, TD or guest runs in debug mode, so its memory is open to the host.
-    #[error("{platform} evidence comes from a DEBUG enclave/guest, whose memory the host can read; refused")]
+    #[error(
+        "{platform} evidence comes from a DEBUG enclave/guest, whose memory the host can read; refused"
+    )]
     DebugEnclave {
         /// The platform.
         platform: Platform,
     },
     /// The platform's TCB status is not allowed by the policy.
-    #[error("{platform} TCB status {status} is not allowed by the policy (allow it explicitly with --allow-tcb {status})")]
+    #[error(
+        "{platform} TCB status {status} is not allowed by the policy (allow it explicitly with --allow-tcb {status})"
+    )]
     TcbNotAllowed {
         /// The platform.
         platform: Platform,
@@ -102,10 +110,14 @@ pub enum Error {
     #[error("report data does not bind the claims buffer (SHA-256 mismatch)")]
     ReportDataMismatch,
     /// The `pubkey-hash` claim does not match the certificate's SubjectPublicKeyInfo.
-    #[error("pubkey-hash claim does not match the certificate's public key: the evidence was made for another key")]
+    #[error(
+        "pubkey-hash claim does not match the certificate's public key: the evidence was made for another key"
+    )]
     PubkeyHashMismatch,
     /// The policy has no `[[accept]]` entry at all.
-    #[error("the policy pins no measurements; refusing to trust any enclave (there is no wildcard): pass --pin or --policy")]
+    #[error(
+        "the policy pins no measurements; refusing to trust any enclave (there is no wildcard): pass --pin or --policy"
+    )]
     EmptyPolicy,
     /// The measurements match no `[[accept]]` entry.
     #[error("measurement mismatch: the gateway reports {actual}; the policy accepts {expected}")]

@@ -22,7 +22,13 @@ pub enum Platform {
 
 impl Platform {
     /// Every platform, in a fixed order.
-    pub const ALL: [Self; 5] = [Self::Nitro, Self::Tdx, Self::Sgx, Self::SevSnp, Self::Simulated];
+    pub const ALL: [Self; 5] = [
+        Self::Nitro,
+        Self::Tdx,
+        Self::Sgx,
+        Self::SevSnp,
+        Self::Simulated,
+    ];
 
     /// The name used in pins, policies, JSON and metrics.
     pub fn as_str(self) -> &'static str {
@@ -53,7 +59,12 @@ impl Platform {
                 ("rtmr2", 48),
                 ("rtmr3", 48),
             ],
-            Self::Sgx => &[("mrenclave", 32), ("mrsigner", 32), ("isvprodid", 2), ("isvsvn", 2)],
+            Self::Sgx => &[
+                ("mrenclave", 32),
+                ("mrsigner", 32),
+                ("isvprodid", 2),
+                ("isvsvn", 2),
+            ],
             Self::SevSnp => &[("measurement", 48), ("host_data", 32), ("policy", 8)],
             Self::Simulated => &[("measurement", 48)],
         }
@@ -91,11 +102,14 @@ impl FromStr for Platform {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
-            Error::InvalidPolicy(format!(
-                "unknown platform {s:?} (expected one of nitro, tdx, sgx, sev-snp, simulated)"
-            ))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                Error::InvalidPolicy(format!(
+                    "unknown platform {s:?} (expected one of nitro, tdx, sgx, sev-snp, simulated)"
+                ))
+            })
     }
 }
 
@@ -127,9 +141,15 @@ impl TcbStatus {
         (Self::UpToDate, "UpToDate"),
         (Self::SwHardeningNeeded, "SWHardeningNeeded"),
         (Self::ConfigurationNeeded, "ConfigurationNeeded"),
-        (Self::ConfigurationAndSwHardeningNeeded, "ConfigurationAndSWHardeningNeeded"),
+        (
+            Self::ConfigurationAndSwHardeningNeeded,
+            "ConfigurationAndSWHardeningNeeded",
+        ),
         (Self::OutOfDate, "OutOfDate"),
-        (Self::OutOfDateConfigurationNeeded, "OutOfDateConfigurationNeeded"),
+        (
+            Self::OutOfDateConfigurationNeeded,
+            "OutOfDateConfigurationNeeded",
+        ),
         (Self::Revoked, "Revoked"),
         (Self::NotApplicable, "NotApplicable"),
     ];

@@ -30,7 +30,11 @@ impl AcceptRule {
     /// A rule for `platform` pinning `measurements` (`field -> value`).
     pub fn new(platform: Platform, measurements: BTreeMap<String, Vec<u8>>) -> Result<Self, Error> {
         for (field, value) in &measurements {
-            let Some((_, len)) = platform.measurement_fields().iter().find(|(f, _)| f == field) else {
+            let Some((_, len)) = platform
+                .measurement_fields()
+                .iter()
+                .find(|(f, _)| f == field)
+            else {
                 return Err(Error::InvalidPolicy(format!(
                     "{platform} has no measurement {field:?} (known: {})",
                     field_names(platform)
@@ -67,7 +71,9 @@ impl AcceptRule {
     /// Also accepts `status` (never `Revoked`).
     pub fn allow_tcb(&mut self, status: TcbStatus) -> Result<(), Error> {
         if status == TcbStatus::Revoked {
-            return Err(Error::InvalidPolicy("a Revoked TCB can never be allowed".into()));
+            return Err(Error::InvalidPolicy(
+                "a Revoked TCB can never be allowed".into(),
+            ));
         }
         self.allow_tcb.insert(status);
         Ok(())
@@ -153,14 +159,20 @@ impl Policy {
         let mut policy = Self::default();
         for (key, value) in table {
             if key != "accept" {
-                return Err(Error::InvalidPolicy(format!("unknown key {key:?} (expected [[accept]] tables)")));
+                return Err(Error::InvalidPolicy(format!(
+                    "unknown key {key:?} (expected [[accept]] tables)"
+                )));
             }
             let toml::Value::Array(entries) = value else {
-                return Err(Error::InvalidPolicy("accept must be an array of tables ([[accept]])".into()));
+                return Err(Error::InvalidPolicy(
+                    "accept must be an array of tables ([[accept]])".into(),
+                ));
             };
             for entry in entries {
                 let toml::Value::Table(entry) = entry else {
-                    return Err(Error::InvalidPolicy("accept must be an array of tables ([[accept]])".into()));
+                    return Err(Error::InvalidPolicy(
+                        "accept must be an array of tables ([[accept]])".into(),
+                    ));
                 };
                 policy.push(parse_rule(entry)?);
             }
@@ -170,7 +182,9 @@ impl Policy {
 
     /// Adds `status` to the TCB statuses every rule allows (`--allow-tcb`).
     pub fn allow_tcb(&mut self, status: TcbStatus) -> Result<(), Error> {
-        self.accept.iter_mut().try_for_each(|rule| rule.allow_tcb(status))
+        self.accept
+            .iter_mut()
+            .try_for_each(|rule| rule.allow_tcb(status))
     }
 
     /// Step 3: some rule for `platform` allows `status`.
@@ -221,7 +235,9 @@ fn parse_rule(entry: toml::Table) -> Result<AcceptRule, Error> {
             ("allow_tcb", toml::Value::Array(statuses)) => {
                 for status in statuses {
                     let toml::Value::String(s) = status else {
-                        return Err(Error::InvalidPolicy("allow_tcb must be a list of strings".into()));
+                        return Err(Error::InvalidPolicy(
+                            "allow_tcb must be a list of strings".into(),
+                        ));
                     };
                     allow.push(s.parse::<TcbStatus>()?);
                 }
@@ -230,11 +246,14 @@ fn parse_rule(entry: toml::Table) -> Result<AcceptRule, Error> {
                 fields.insert(field.to_owned(), parse_hex(field, &hex_value)?);
             }
             (field, _) => {
-                return Err(Error::InvalidPolicy(format!("{field} must be a hex string")));
+                return Err(Error::InvalidPolicy(format!(
+                    "{field} must be a hex string"
+                )));
             }
         }
     }
-    let platform = platform.ok_or_else(|| Error::InvalidPolicy("an [[accept]] entry has no platform".into()))?;
+    let platform = platform
+        .ok_or_else(|| Error::InvalidPolicy("an [[accept]] entry has no platform".into()))?;
     let mut rule = AcceptRule::new(platform, fields)?;
     for status in allow {
         rule.allow_tcb(status)?;
@@ -282,17 +301,21 @@ mod tests {
         assert_eq!(policy.rules().len(), 2);
         let mut tdx = m("mrtd", 0xaa, 48);
         // rtmr0 missing: the tdx rule needs both.
-        assert!(policy
-            .check_measurements(Platform::Tdx, &tdx, TcbStatus::UpToDate)
-            .is_err());
+        assert!(
+            policy
+                .check_measurements(Platform::Tdx, &tdx, TcbStatus::UpToDate)
+                .is_err()
+        );
         tdx.insert("rtmr0", vec![0xbb; 48]);
         policy
             .check_measurements(Platform::Tdx, &tdx, TcbStatus::UpToDate)
             .unwrap();
         // The right values under another platform do not match.
-        assert!(policy
-            .check_measurements(Platform::Simulated, &tdx, TcbStatus::NotApplicable)
-            .is_err());
+        assert!(
+            policy
+                .check_measurements(Platform::Simulated, &tdx, TcbStatus::NotApplicable)
+                .is_err()
+        );
     }
 
     #[test]
@@ -307,7 +330,10 @@ mod tests {
             // rtmr alone identifies no code
             &format!("tdx:rtmr1={}", "00".repeat(48)),
         ] {
-            assert!(matches!(Policy::from_pins([pin]), Err(Error::InvalidPolicy(_))), "{pin}");
+            assert!(
+                matches!(Policy::from_pins([pin]), Err(Error::InvalidPolicy(_))),
+                "{pin}"
+            );
         }
     }
 
@@ -320,9 +346,19 @@ mod tests {
         );
         let policy = Policy::from_toml(&text).unwrap();
         assert_eq!(policy.rules().len(), 2);
-        policy.check_tcb(Platform::Sgx, TcbStatus::SwHardeningNeeded).unwrap();
-        assert!(policy.check_tcb(Platform::Sgx, TcbStatus::OutOfDate).is_err());
-        assert!(policy.check_tcb(Platform::Tdx, TcbStatus::SwHardeningNeeded).is_err());
+        policy
+            .check_tcb(Platform::Sgx, TcbStatus::SwHardeningNeeded)
+            .unwrap();
+        assert!(
+            policy
+                .check_tcb(Platform::Sgx, TcbStatus::OutOfDate)
+                .is_err()
+        );
+        assert!(
+            policy
+                .check_tcb(Platform::Tdx, TcbStatus::SwHardeningNeeded)
+                .is_err()
+        );
         assert!(Policy::from_toml("[[accept]]\nplatform = \"sgx\"\nbogus = \"00\"\n").is_err());
         assert!(Policy::from_toml("wildcard = true\n").is_err());
         assert!(Policy::from_toml("").unwrap().is_empty());
@@ -331,7 +367,11 @@ mod tests {
     #[test]
     fn empty_policy_refuses_everything() {
         assert_eq!(
-            Policy::default().check_measurements(Platform::Simulated, &m("measurement", 0, 48), TcbStatus::NotApplicable),
+            Policy::default().check_measurements(
+                Platform::Simulated,
+                &m("measurement", 0, 48),
+                TcbStatus::NotApplicable
+            ),
             Err(Error::EmptyPolicy)
         );
     }

@@ -104,7 +104,9 @@ impl ServerCertVerifier for AttestedServerVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.verify(end_entity, now)
             .map(|_| ServerCertVerified::assertion())
-            .map_err(|e| rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e)))))
+            .map_err(|e| {
+                rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
+            })
     }
 
     fn verify_tls12_signature(
@@ -145,7 +147,10 @@ pub fn attestation_error(error: &rustls::Error) -> Option<&Error> {
 
 /// A TLS 1.3-only client config that trusts exactly what `verifier` accepts. Resumption and
 /// early data are off: both are linkable, and resumption would skip attestation.
-pub fn client_config(verifier: Arc<AttestedServerVerifier>, alpn: &[&[u8]]) -> Result<ClientConfig, Error> {
+pub fn client_config(
+    verifier: Arc<AttestedServerVerifier>,
+    alpn: &[&[u8]],
+) -> Result<ClientConfig, Error> {
     let mut config = ClientConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| Error::Attestation(format!("TLS configuration: {e}")))?
@@ -205,7 +210,9 @@ mod server {
 
     impl ResolvesServerCert for RotatingCertResolver {
         fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-            Some(Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner)))
+            Some(Arc::clone(
+                &self.current.read().unwrap_or_else(PoisonError::into_inner),
+            ))
         }
     }
 
@@ -214,12 +221,18 @@ mod server {
             .key_provider
             .load_private_key(PrivateKeyDer::Pkcs8(cert.key.clone_key()))
             .map_err(|e| Error::Attestation(format!("loading the certificate key: {e}")))?;
-        Ok(Arc::new(CertifiedKey::new(vec![cert.certificate.clone()], key)))
+        Ok(Arc::new(CertifiedKey::new(
+            vec![cert.certificate.clone()],
+            key,
+        )))
     }
 
     /// A TLS 1.3-only server config serving `resolver`'s certificate, with no session tickets,
     /// no session cache and no early data.
-    pub fn server_config(resolver: Arc<RotatingCertResolver>, alpn: &[&[u8]]) -> Result<ServerConfig, Error> {
+    pub fn server_config(
+        resolver: Arc<RotatingCertResolver>,
+        alpn: &[&[u8]],
+    ) -> Result<ServerConfig, Error> {
         let mut config = ServerConfig::builder_with_provider(crypto_provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::Attestation(format!("TLS configuration: {e}")))?

@@ -45,7 +45,11 @@ impl SimulatedAttester {
             .map_err(|_| Error::Attestation("generating the simulated signing key".into()))?;
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .map_err(|_| Error::Attestation("loading the simulated signing key".into()))?;
-        Ok(Self { key, rng, measurement })
+        Ok(Self {
+            key,
+            rng,
+            measurement,
+        })
     }
 
     /// The simulated measurement.

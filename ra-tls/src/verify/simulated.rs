@@ -81,7 +81,8 @@ pub(crate) fn verify(report: &[u8]) -> Result<PlatformReport, Error> {
     };
     let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&report.public_key).map_err(|_| bad())?;
     let signature = p256::ecdsa::Signature::from_slice(&report.signature).map_err(|_| bad())?;
-    key.verify(&report.signed_bytes(), &signature).map_err(|_| bad())?;
+    key.verify(&report.signed_bytes(), &signature)
+        .map_err(|_| bad())?;
     let mut measurements = Measurements::new();
     measurements.insert("measurement", report.measurement);
     Ok(PlatformReport {
