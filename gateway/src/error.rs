@@ -1,0 +1,52 @@
+//! The gateway's start-up and serving errors.
+
+use std::net::SocketAddr;
+
+use crate::config::ConfigError;
+
+/// Why the gateway could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The configured TEE platform has no attester in this build.
+    #[error(
+        "platform {platform} attester not available in this build (use --dev or [tee] platform = \"simulated\" for development)"
+    )]
+    AttesterUnavailable {
+        /// The configured platform.
+        platform: String,
+    },
+    /// Producing evidence or issuing the RA-TLS certificate failed.
+    #[error("attestation: {0}")]
+    Attestation(#[from] shroud_ra_tls::Error),
+    /// Building the upstream HTTP client failed.
+    #[error("upstream client: {0}")]
+    UpstreamClient(String),
+    /// A listener could not be bound.
+    #[error("binding the {what} listener on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Any other I/O error while serving.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A start-up task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl GatewayError {
+    /// Whether the operator has to fix the configuration or the command line (exit code 64,
+    /// `EX_USAGE`), as opposed to a runtime failure.
+    pub fn is_usage_error(&self) -> bool {
+        matches!(self, Self::Config(_) | Self::AttesterUnavailable { .. })
+    }
+}

@@ -1,0 +1,253 @@
+//! [`Gateway`]: binds the listeners, then serves until shut down.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use shroud_ra_tls::Platform;
+use shroud_ra_tls::attest::Attester;
+use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::pipeline::forward::UPSTREAM_TIMEOUT;
+use crate::routes::{self, AppState};
+use crate::{metrics, tls, upstream};
+
+/// A TLS handshake must finish within this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An HTTP/1.1 client must send its request headers within this long.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// After shutdown is requested, in-flight requests get this long to finish.
+const SHUTDOWN_GRACE: Duration = UPSTREAM_TIMEOUT.saturating_add(Duration::from_secs(5));
+
+/// A bound gateway: attested certificate issued, both listeners bound, nothing served yet.
+pub struct Gateway {
+    config: Config,
+    attester: Arc<dyn Attester>,
+    resolver: Arc<RotatingCertResolver>,
+    acceptor: TlsAcceptor,
+    https: TcpListener,
+    metrics: TcpListener,
+    https_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("platform", &self.platform())
+            .field("https_addr", &self.https_addr)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Validates `config`, builds the attester, issues the RA-TLS certificate and binds the
+    /// HTTPS and metrics listeners.
+    pub async fn bind(config: Config) -> Result<Gateway, GatewayError> {
+        config.validate()?;
+        if let Some(h3) = config.listen.h3 {
+            tracing::warn!(%h3, "[listen] h3 is not served by this build yet; ignoring it");
+        }
+        let chains = upstream::chains(&config)?;
+        let client = upstream::http_client(&config)?;
+
+        // Hashing the executable and producing evidence block; keep them off the runtime.
+        let startup_config = config.clone();
+        let (attester, certificate) = tokio::task::spawn_blocking(move || {
+            let attester = tls::attester_for(&startup_config)?;
+            let certificate = tls::issue(attester.as_ref(), &startup_config.tls.hosts)?;
+            Ok::<_, GatewayError>((attester, certificate))
+        })
+        .await
+        .map_err(|e| GatewayError::Task(e.to_string()))??;
+        let resolver = Arc::new(RotatingCertResolver::new(&certificate)?);
+        let server_config = server_config(Arc::clone(&resolver), &tls::ALPN)?;
+        let acceptor = TlsAcceptor::from(Arc::new(server_config));
+
+        let https = bind("https", config.listen.https).await?;
+        let metrics = bind("metrics", config.listen.metrics).await?;
+        let https_addr = https.local_addr()?;
+        let metrics_addr = metrics.local_addr()?;
+        let state = Arc::new(AppState {
+            chains,
+            client,
+            resolver: Arc::clone(&resolver),
+            upstream_timeout: UPSTREAM_TIMEOUT,
+        });
+        Ok(Gateway {
+            config,
+            attester,
+            resolver,
+            acceptor,
+            https,
+            metrics,
+            https_addr,
+            metrics_addr,
+            state,
+        })
+    }
+
+    /// The address of the RA-TLS listener (the real port when bound to port 0).
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// The address of the metrics listener.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The TEE platform whose evidence the certificate carries.
+    pub fn platform(&self) -> Platform {
+        self.attester.platform()
+    }
+
+    /// The primary measurement ([`Platform::primary_field`]) in lower-case hex: what users pin.
+    pub fn measurement_hex(&self) -> String {
+        let platform = self.platform();
+        self.attester
+            .measurements()
+            .get(platform.primary_field())
+            .map(hex::encode)
+            .unwrap_or_default()
+    }
+
+    /// The resolver serving the certificate; rotating through it changes what new handshakes and
+    /// the attestation endpoint see.
+    pub fn resolver(&self) -> Arc<RotatingCertResolver> {
+        Arc::clone(&self.resolver)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// (up to a grace period) and returns.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GatewayError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+
+        let rotation = tokio::spawn(tls::rotate_forever(
+            Arc::clone(&self.attester),
+            self.config.tls.hosts.clone(),
+            Arc::clone(&self.resolver),
+        ));
+        let metrics_text: Arc<str> = Arc::from(metrics::render(self.platform()));
+        let metrics = tokio::spawn(metrics::serve(self.metrics, metrics_text, stop_rx.clone()));
+
+        // Every connection task holds a clone of `alive`; when all are dropped, `drained` yields
+        // `None` and every in-flight connection has finished.
+        let (alive, mut drained) = mpsc::channel::<()>(1);
+        let mut stop = stop_rx.clone();
+        loop {
+            let stream = tokio::select! {
+                accepted = self.https.accept() => match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = stopped(&mut stop) => break,
+            };
+            tokio::spawn(serve_connection(
+                stream,
+                self.acceptor.clone(),
+                Arc::clone(&self.state),
+                stop_rx.clone(),
+                alive.clone(),
+            ));
+        }
+        tracing::info!("shutting down: no longer accepting connections");
+        drop(self.https);
+        drop(alive);
+        rotation.abort();
+        if tokio::time::timeout(SHUTDOWN_GRACE, drained.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+        }
+        let _ = metrics.await;
+        Ok(())
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+/// Handshake, then HTTP/1.1 or HTTP/2 on one connection. Errors are logged at debug, without
+/// the peer's address.
+async fn serve_connection(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let tls = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        },
+        () = stopped(&mut stop) => return,
+    };
+
+    let service = service_fn(move |request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(routes::handle(state, request).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// Completes once shutdown is requested (or the signal is gone). Drops the watch guard before
+/// returning, so callers stay `Send`.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}

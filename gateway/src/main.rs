@@ -1,0 +1,161 @@
+//! `shroud-gateway`: parse arguments, load the configuration, bind, serve.
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use shroud_gateway::config::{DEFAULT_HTTPS_LISTEN, DEFAULT_METRICS_LISTEN};
+use shroud_gateway::{Config, Gateway, GatewayError};
+
+/// `EX_USAGE`: bad arguments or configuration.
+const EXIT_USAGE: u8 = 64;
+
+/// Shroud gateway: an end-to-end encrypted JSON-RPC relay terminating RA-TLS inside a TEE.
+#[derive(Debug, Parser)]
+#[command(name = "shroud-gateway", version)]
+struct Args {
+    /// The TOML configuration file.
+    #[arg(
+        long,
+        env = "SHROUD_CONFIG",
+        value_name = "FILE",
+        required_unless_present = "dev"
+    )]
+    config: Option<PathBuf>,
+    /// Development mode: simulated TEE (INSECURE, not attested), configuration from the flags.
+    #[arg(long)]
+    dev: bool,
+    /// A chain upstream in --dev mode, NAME=URL; repeat for more upstreams or chains.
+    #[arg(long = "upstream", value_name = "NAME=URL", requires = "dev")]
+    upstreams: Vec<String>,
+    /// The RA-TLS listen address in --dev mode.
+    #[arg(long, value_name = "ADDR", requires = "dev")]
+    listen: Option<SocketAddr>,
+    /// The metrics listen address in --dev mode.
+    #[arg(long = "metrics-listen", value_name = "ADDR", requires = "dev")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("shroud-gateway: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("shroud-gateway: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shroud-gateway: {error}");
+            if error.is_usage_error() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config, shroud_gateway::ConfigError> {
+    if args.dev {
+        if args.config.is_some() {
+            tracing::warn!("--dev given: ignoring --config / SHROUD_CONFIG");
+        }
+        let upstreams = args
+            .upstreams
+            .iter()
+            .map(|arg| Config::parse_dev_upstream(arg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = Config::dev(
+            upstreams,
+            args.listen.unwrap_or(DEFAULT_HTTPS_LISTEN),
+            args.metrics_listen.unwrap_or(DEFAULT_METRICS_LISTEN),
+        );
+        config.validate()?;
+        return Ok(config);
+    }
+    match &args.config {
+        Some(path) => Config::from_file(path),
+        // clap enforces `--config` unless `--dev`; this is the belt to its braces.
+        None => Err(shroud_gateway::ConfigError::Parse(
+            "no configuration: give --config FILE (or SHROUD_CONFIG) or --dev".to_owned(),
+        )),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), GatewayError> {
+    let gateway = Gateway::bind(config).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "shroud-gateway listening on https://{}",
+        gateway.https_addr()
+    )?;
+    writeln!(
+        stdout,
+        "measurement: {} {}",
+        gateway.platform(),
+        gateway.measurement_hex()
+    )?;
+    stdout.flush()?;
+    drop(stdout);
+    tracing::info!(metrics = %gateway.metrics_addr(), "metrics listening");
+    gateway.run(shutdown_signal()).await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+}

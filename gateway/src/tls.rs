@@ -1,0 +1,89 @@
+//! The RA-TLS side: choosing the attester, issuing the certificate, and rotating it with fresh
+//! evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shroud_ra_tls::UnixTime;
+use shroud_ra_tls::attest::Attester;
+use shroud_ra_tls::attest::simulated::SimulatedAttester;
+use shroud_ra_tls::cert::{AttestedCertificate, IssueParams, issue_certificate};
+use shroud_ra_tls::tls::RotatingCertResolver;
+
+use crate::config::{Config, TeePlatform};
+use crate::error::GatewayError;
+
+/// How often the certificate is re-issued with fresh evidence (DESIGN §3; it is valid 24 h).
+pub(crate) const ROTATION_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// How soon a failed rotation is retried; the current certificate stays valid meanwhile.
+const ROTATION_RETRY: Duration = Duration::from_secs(300);
+/// ALPN protocols of the TCP listener, preferred first.
+pub(crate) const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// Printed to stderr whenever the simulated TEE is used.
+pub const INSECURE_WARNING: &str = "\
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!  WARNING: shroud-gateway is running with the SIMULATED TEE.               !!
+!!  This is INSECURE and NOT ATTESTED: the evidence is signed by a key made   !!
+!!  at start-up and proves nothing about the code or the machine. Anyone can  !!
+!!  produce it. Clients accept it only with --allow-simulated.                !!
+!!  DEVELOPMENT ONLY. Never serve real users with this configuration.         !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+
+/// The attester for the configured platform. Only the simulated one exists in this build.
+pub(crate) fn attester_for(config: &Config) -> Result<Arc<dyn Attester>, GatewayError> {
+    match config.tee.platform {
+        TeePlatform::Simulated => {
+            eprintln!("{INSECURE_WARNING}");
+            tracing::warn!("simulated TEE: insecure, not attested, development only");
+            Ok(Arc::new(SimulatedAttester::for_current_executable()?))
+        }
+        other => Err(GatewayError::AttesterUnavailable {
+            platform: other.to_string(),
+        }),
+    }
+}
+
+/// Issues a certificate with fresh evidence, valid from now.
+pub(crate) fn issue(
+    attester: &dyn Attester,
+    hosts: &[String],
+) -> Result<AttestedCertificate, GatewayError> {
+    Ok(issue_certificate(
+        attester,
+        &IssueParams::new(hosts.to_vec(), UnixTime::now()),
+    )?)
+}
+
+/// Re-issues the certificate every [`ROTATION_INTERVAL`] and swaps it into `resolver`; runs
+/// until the task is aborted. Evidence generation may block (hardware ioctls), so it runs on the
+/// blocking pool.
+pub(crate) async fn rotate_forever(
+    attester: Arc<dyn Attester>,
+    hosts: Vec<String>,
+    resolver: Arc<RotatingCertResolver>,
+) {
+    let mut wait = ROTATION_INTERVAL;
+    loop {
+        tokio::time::sleep(wait).await;
+        let attester = Arc::clone(&attester);
+        let hosts_now = hosts.clone();
+        let issued =
+            tokio::task::spawn_blocking(move || issue(attester.as_ref(), &hosts_now)).await;
+        let rotated = match issued {
+            Ok(Ok(cert)) => resolver.rotate(&cert).map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        wait = match rotated {
+            Ok(()) => {
+                tracing::info!("RA-TLS certificate rotated with fresh evidence");
+                ROTATION_INTERVAL
+            }
+            Err(error) => {
+                tracing::error!(%error, "RA-TLS certificate rotation failed; retrying");
+                ROTATION_RETRY
+            }
+        };
+    }
+}
