@@ -1,1 +1,37 @@
-//! Shroud client.
+//! Shroud client: talk to a Shroud gateway only after its enclave proved what code it runs.
+//!
+//! The gateway terminates RA-TLS: its TLS certificate carries attestation evidence that binds
+//! the certificate key to measured code. A [`Client`] verifies that evidence **during the TLS
+//! handshake**, against a [`Policy`] of pinned measurements, and aborts the handshake when it does
+//! not verify, so not one byte of a request is ever written to an unverified gateway.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), shroud_client::ClientError> {
+//! use shroud_client::{Client, Policy};
+//!
+//! let policy = Policy::from_pins(["tdx:mrtd=…96 hex digits…"]).map_err(shroud_client::ClientError::Policy)?;
+//! let client = Client::builder("https://gateway.example:8443/eth").policy(policy).build()?;
+//! let verdict = client.attest().await?; // optional: the handshake alone, nothing sent
+//! println!("{} {}", verdict.platform, verdict.measurements.describe());
+//! let block = client.request("eth_blockNumber", serde_json::json!([])).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Features: `transport` (default) adds the tokio/hyper/rustls connector and [`Client`]; `cli`
+//! (default) builds the `shroud` command. Without them the crate is the transport-free core
+//! ([`policy`], [`jsonrpc`], [`ClientError`]) that the wasm client builds on.
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "transport")]
+mod client;
+#[cfg(feature = "transport")]
+pub mod connect;
+mod error;
+pub mod jsonrpc;
+pub mod policy;
+
+#[cfg(feature = "transport")]
+pub use client::{Client, ClientBuilder, DEFAULT_TIMEOUT};
+pub use error::ClientError;
+pub use policy::Policy;
+pub use shroud_ra_tls::{Measurements, Platform, TcbStatus, Verdict};

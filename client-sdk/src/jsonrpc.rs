@@ -1,0 +1,203 @@
+//! JSON-RPC 2.0 framing: the request body the client sends and the reading of the answer.
+//!
+//! Pure functions over bytes, with no transport, so that the wasm client can share them.
+
+use serde_json::{Map, Value};
+
+use crate::ClientError;
+
+/// How much of an unexpected body an error message quotes.
+const QUOTE_CHARS: usize = 200;
+
+/// The body of a JSON-RPC 2.0 call. `Value::Null` params are left out (the spec allows it).
+pub fn request_body(id: u64, method: &str, params: Value) -> Vec<u8> {
+    let mut call = Map::new();
+    call.insert("jsonrpc".into(), Value::from("2.0"));
+    call.insert("id".into(), Value::from(id));
+    call.insert("method".into(), Value::from(method));
+    if !params.is_null() {
+        call.insert("params".into(), params);
+    }
+    Value::Object(call).to_string().into_bytes()
+}
+
+/// Reads the answer to the call with `id`: its `result`, or its `error` as
+/// [`ClientError::JsonRpc`]. An HTTP error status without a JSON-RPC error is
+/// [`ClientError::Http`].
+pub fn parse_response(
+    id: u64,
+    status: http::StatusCode,
+    body: &[u8],
+) -> Result<Value, ClientError> {
+    let http_error = || ClientError::Http {
+        status,
+        body: quote(body),
+    };
+    let response: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) if !status.is_success() => return Err(http_error()),
+        Err(e) => {
+            return Err(ClientError::InvalidResponse(format!(
+                "body is not JSON ({e}): {}",
+                quote(body)
+            )));
+        }
+    };
+    let Value::Object(mut response) = response else {
+        if !status.is_success() {
+            return Err(http_error());
+        }
+        return Err(ClientError::InvalidResponse(format!(
+            "expected a JSON-RPC response object, got {}",
+            quote(body)
+        )));
+    };
+    if let Some(error) = response.remove("error") {
+        return Err(json_rpc_error(error));
+    }
+    if !status.is_success() {
+        return Err(http_error());
+    }
+    if let Some(version) = response.get("jsonrpc")
+        && version != "2.0"
+    {
+        return Err(ClientError::InvalidResponse(format!(
+            "jsonrpc version is {version}, expected \"2.0\""
+        )));
+    }
+    match response.get("id") {
+        Some(got) if got.as_u64() == Some(id) => {}
+        Some(got) => {
+            return Err(ClientError::InvalidResponse(format!(
+                "response id {got} does not match the request id {id}"
+            )));
+        }
+        None => return Err(ClientError::InvalidResponse("response has no id".into())),
+    }
+    response
+        .remove("result")
+        .ok_or_else(|| ClientError::InvalidResponse("response has neither result nor error".into()))
+}
+
+fn json_rpc_error(error: Value) -> ClientError {
+    let Value::Object(mut error) = error else {
+        return ClientError::InvalidResponse(format!("error member is not an object: {error}"));
+    };
+    let Some(code) = error.get("code").and_then(Value::as_i64) else {
+        return ClientError::InvalidResponse(format!(
+            "error member has no integer code: {}",
+            Value::Object(error)
+        ));
+    };
+    let message = match error.remove("message") {
+        Some(Value::String(message)) => message,
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    ClientError::JsonRpc {
+        code,
+        message,
+        data: error.remove("data"),
+    }
+}
+
+fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut quoted: String = text.chars().take(QUOTE_CHARS).collect();
+    if text.chars().nth(QUOTE_CHARS).is_some() {
+        quoted.push('…');
+    }
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn builds_a_call() {
+        let body: Value =
+            serde_json::from_slice(&request_body(1, "eth_blockNumber", json!([]))).unwrap();
+        assert_eq!(
+            body,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
+        );
+        let body: Value =
+            serde_json::from_slice(&request_body(1, "net_version", Value::Null)).unwrap();
+        assert_eq!(
+            body,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "net_version"})
+        );
+    }
+
+    #[test]
+    fn returns_the_result() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#;
+        assert_eq!(
+            parse_response(1, StatusCode::OK, body).unwrap(),
+            json!("0x10")
+        );
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":null}"#;
+        assert_eq!(
+            parse_response(1, StatusCode::OK, body).unwrap(),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn json_rpc_errors_are_typed_even_with_an_http_error_status() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"method not found","data":"admin_peers"}}"#;
+        for status in [StatusCode::OK, StatusCode::FORBIDDEN] {
+            match parse_response(1, status, body).unwrap_err() {
+                ClientError::JsonRpc {
+                    code,
+                    message,
+                    data,
+                } => {
+                    assert_eq!(code, -32601);
+                    assert_eq!(message, "method not found");
+                    assert_eq!(data, Some(json!("admin_peers")));
+                }
+                other => panic!("{other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn http_errors_quote_the_body() {
+        let err = parse_response(1, StatusCode::NOT_FOUND, b"no such chain").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Http {
+                    status: StatusCode::NOT_FOUND,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "gateway answered HTTP 404 Not Found: no such chain"
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_our_answer() {
+        for body in [
+            &b"not json"[..],
+            br#"[{"jsonrpc":"2.0","id":1,"result":1}]"#,
+            br#"{"jsonrpc":"2.0","id":2,"result":1}"#,
+            br#"{"jsonrpc":"1.0","id":1,"result":1}"#,
+            br#"{"jsonrpc":"2.0","result":1}"#,
+            br#"{"jsonrpc":"2.0","id":1}"#,
+            br#"{"jsonrpc":"2.0","id":1,"error":"boom"}"#,
+        ] {
+            let err = parse_response(1, StatusCode::OK, body).unwrap_err();
+            assert!(matches!(err, ClientError::InvalidResponse(_)), "{err}");
+        }
+    }
+}
