@@ -45,7 +45,8 @@ impl SanitizedCall {
 /// Not JSON → [`PipelineError::Parse`] (-32700). JSON that is neither an object nor a non-empty
 /// array → [`PipelineError::InvalidRequest`] (-32600).
 pub(crate) fn parse(body: &[u8]) -> Result<SanitizedCall, PipelineError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| PipelineError::Parse)?;
+    let mut value: Value = serde_json::from_slice(body).map_err(|_| PipelineError::Parse)?;
+    sort_keys(&mut value);
     let shape = match &value {
         Value::Object(call) => CallShape::Single {
             id: call.get("id").cloned().unwrap_or(Value::Null),
@@ -68,13 +69,25 @@ pub(crate) fn parse(body: &[u8]) -> Result<SanitizedCall, PipelineError> {
         },
         _ => return Err(PipelineError::InvalidRequest),
     };
-    // serde_json's map is ordered by key (no `preserve_order`), and `to_vec` writes no
-    // whitespace: this is the canonical form.
+    // Keys sorted at every level and no whitespace (`to_vec`): the canonical form.
     let body = serde_json::to_vec(&value).map_err(|_| PipelineError::Internal)?;
     Ok(SanitizedCall {
         body: Bytes::from(body),
         shape,
     })
+}
+
+/// Sorts object keys at every depth, so the client's key order never reaches an upstream even
+/// when some crate in the build turns on serde_json's `preserve_order`.
+fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.sort_keys();
+            map.values_mut().for_each(sort_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +105,15 @@ mod tests {
             br#"{"id":7,"jsonrpc":"2.0","method":"eth_blockNumber","params":[]}"#
         );
         assert_eq!(call.shape(), &CallShape::Single { id: Value::from(7) });
+    }
+
+    #[test]
+    fn nested_keys_are_sorted() {
+        let call = parse(br#"{"params":[{"z":1,"a":{"y":2,"b":3}}],"method":"m","id":1}"#).unwrap();
+        assert_eq!(
+            call.body().as_ref(),
+            br#"{"id":1,"method":"m","params":[{"a":{"b":3,"y":2},"z":1}]}"#
+        );
     }
 
     #[test]

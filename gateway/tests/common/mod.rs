@@ -1,0 +1,180 @@
+//! Helpers shared by the gateway's integration tests: a gateway on loopback, and a real RA-TLS
+//! client that pins the gateway's simulated measurement.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName};
+use shroud_gateway::{Config, Gateway, GatewayError};
+use shroud_ra_tls::Policy;
+use shroud_ra_tls::tls::{AttestedServerVerifier, RotatingCertResolver, client_config};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// A running gateway and what a test needs to talk to it.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub measurement: String,
+    pub resolver: Arc<RotatingCertResolver>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), GatewayError>>>,
+}
+
+impl TestGateway {
+    /// Starts a `--dev` gateway on loopback port 0 with `upstreams` (`(chain, url)`).
+    pub async fn start(upstreams: Vec<(String, String)>) -> Self {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let gateway = Gateway::bind(Config::dev(upstreams, loopback, loopback))
+            .await
+            .expect("gateway binds");
+        let (tx, rx) = oneshot::channel::<()>();
+        let addr = gateway.https_addr();
+        let metrics_addr = gateway.metrics_addr();
+        let measurement = gateway.measurement_hex();
+        let resolver = gateway.resolver();
+        let task = tokio::spawn(gateway.run(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            metrics_addr,
+            measurement,
+            resolver,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Starts a gateway with one chain `eth` served by `url`.
+    pub async fn with_eth(url: String) -> Self {
+        Self::start(vec![("eth".to_owned(), url)]).await
+    }
+
+    /// Asks the gateway to stop and waits for `run` to return.
+    pub async fn stop(mut self) -> Result<(), GatewayError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+
+    /// The pin for this gateway.
+    pub fn pin(&self) -> String {
+        format!("simulated:measurement={}", self.measurement)
+    }
+
+    /// An RA-TLS connection with `alpn`, verified against the pin.
+    pub async fn connect(&self, alpn: &[u8]) -> TlsStream<TcpStream> {
+        connect(self.addr, &self.pin(), alpn).await
+    }
+
+    /// One request over a fresh HTTP/1.1 connection.
+    pub async fn http1(&self, request: Request<Full<Bytes>>) -> Reply {
+        let tls = self.connect(b"http/1.1").await;
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Reply::from(sender.send_request(request).await.unwrap()).await
+    }
+
+    /// One request over a fresh HTTP/2 connection.
+    pub async fn http2(&self, mut request: Request<Full<Bytes>>) -> Reply {
+        // HTTP/2 carries :scheme and :authority instead of a host header.
+        let path = request.uri().path_and_query().unwrap().as_str().to_owned();
+        *request.uri_mut() = format!("https://localhost{path}").parse().unwrap();
+        request.headers_mut().remove("host");
+        let tls = self.connect(b"h2").await;
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        Reply::from(sender.send_request(request).await.unwrap()).await
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A collected response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    async fn from(response: http::Response<hyper::body::Incoming>) -> Self {
+        let (parts, body) = response.into_parts();
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// The RA-TLS verifier pinned to `pin`, simulated evidence allowed.
+pub fn verifier(pin: &str) -> Arc<AttestedServerVerifier> {
+    Arc::new(
+        AttestedServerVerifier::new(Policy::from_pins([pin]).unwrap()).danger_allow_simulated(true),
+    )
+}
+
+/// Connects to `addr` over RA-TLS.
+pub async fn connect(addr: SocketAddr, pin: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
+    let config = client_config(verifier(pin), &[alpn]).unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("RA-TLS handshake")
+}
+
+/// The certificate the server presented on `tls`.
+pub fn peer_certificate(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+/// `POST path` with a JSON content type and `body`.
+pub fn post_json(path: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::post(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// `GET path`.
+pub fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}

@@ -1,0 +1,200 @@
+//! Configuration parsing and validation, and what `Gateway::bind` does with a refused one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use shroud_gateway::config::{DEFAULT_METRICS_LISTEN, TeePlatform};
+use shroud_gateway::{Config, ConfigError, Gateway, GatewayError};
+
+const DESIGN_EXAMPLE: &str = r#"
+[listen]
+https = "0.0.0.0:8443"        # RA-TLS over TCP
+h3 = "0.0.0.0:8443"           # RA-TLS over QUIC (optional)
+metrics = "127.0.0.1:9464"
+[tee]
+platform = "auto"             # auto | nitro | tdx | sev-snp | sgx | simulated
+[[chain]]
+name = "eth"
+chain_id = 1                  # checked against eth_chainId of every upstream at start
+upstreams = ["https://node-a.example/v1/KEY", "https://node-b.example/"]
+"#;
+
+#[test]
+fn the_design_example_parses() {
+    let config = Config::from_toml_str(DESIGN_EXAMPLE).unwrap();
+    assert_eq!(config.listen.https.to_string(), "0.0.0.0:8443");
+    assert_eq!(config.listen.h3.unwrap().to_string(), "0.0.0.0:8443");
+    assert_eq!(config.tee.platform, TeePlatform::Auto);
+    assert_eq!(config.chains.len(), 1);
+    assert_eq!(config.chains[0].chain_id, Some(1));
+    assert_eq!(config.chains[0].upstreams.len(), 2);
+    assert_eq!(config.tls.hosts, ["localhost", "127.0.0.1"]);
+}
+
+#[test]
+fn defaults_apply() {
+    let config = Config::from_toml_str("[tee]\nplatform = \"simulated\"\n").unwrap();
+    assert_eq!(config.listen.https.to_string(), "127.0.0.1:8443");
+    assert_eq!(config.listen.metrics, DEFAULT_METRICS_LISTEN);
+    assert!(config.chains.is_empty());
+    let config =
+        Config::from_toml_str("[tee]\nplatform = \"sev-snp\"\n[tls]\nhosts = [\"rpc.example\"]\n")
+            .unwrap();
+    assert_eq!(config.tee.platform, TeePlatform::SevSnp);
+    assert_eq!(config.tls.hosts, ["rpc.example"]);
+}
+
+#[test]
+fn unknown_keys_are_rejected_everywhere() {
+    for text in [
+        "typo = 1\n",
+        "[listen]\nhttps = \"127.0.0.1:1\"\nhttp = \"127.0.0.1:2\"\n",
+        "[tee]\nplatfrom = \"simulated\"\n",
+        "[tls]\nhost = [\"x\"]\n",
+        "[[chain]]\nname = \"eth\"\nupstreams = [\"https://a.example\"]\nchainid = 1\n",
+        "[unknown]\n",
+    ] {
+        let error = Config::from_toml_str(text).unwrap_err();
+        assert!(matches!(error, ConfigError::Parse(_)), "{text}: {error}");
+        assert!(error.to_string().contains("unknown"), "{text}: {error}");
+    }
+}
+
+#[test]
+fn wrong_types_and_values_are_rejected() {
+    for text in [
+        "[tee]\nplatform = \"sgx2\"\n",
+        "[listen]\nhttps = \"not an address\"\n",
+        "[[chain]]\nname = \"eth\"\nchain_id = \"one\"\nupstreams = [\"https://a.example\"]\n",
+        "[[chain]]\nname = \"eth\"\n",
+    ] {
+        assert!(
+            matches!(Config::from_toml_str(text), Err(ConfigError::Parse(_))),
+            "{text}"
+        );
+    }
+}
+
+fn chain(name: &str, upstreams: &str, extra: &str) -> String {
+    format!("[[chain]]\nname = \"{name}\"\nupstreams = [{upstreams}]\n{extra}")
+}
+
+#[test]
+fn plain_http_only_to_loopback_unless_allowed() {
+    for upstream in [
+        "http://127.0.0.1:8545",
+        "http://127.1.2.3:8545/path",
+        "http://localhost:8545",
+        "http://[::1]:8545",
+        "https://node.example/v1/KEY",
+    ] {
+        Config::from_toml_str(&chain("eth", &format!("\"{upstream}\""), "")).unwrap();
+    }
+    for upstream in [
+        "http://node.example/",
+        "http://10.0.0.1:8545",
+        "http://[::2]:8545",
+    ] {
+        let error =
+            Config::from_toml_str(&chain("eth", &format!("\"{upstream}\""), "")).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InsecureUpstream { .. }),
+            "{upstream}: {error}"
+        );
+        assert!(error.to_string().contains("allow_insecure_upstream"));
+        Config::from_toml_str(&chain(
+            "eth",
+            &format!("\"{upstream}\""),
+            "allow_insecure_upstream = true\n",
+        ))
+        .unwrap();
+    }
+}
+
+#[test]
+fn bad_upstreams_are_rejected_without_echoing_the_url() {
+    for upstream in [
+        "ftp://node.example/",
+        "ws://node.example/",
+        "node.example",
+        "https://user:SECRETKEY@node.example/",
+        "",
+        "/relative/SECRETKEY",
+    ] {
+        let error =
+            Config::from_toml_str(&chain("eth", &format!("\"{upstream}\""), "")).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InvalidUpstream { .. }),
+            "{upstream}: {error}"
+        );
+        assert!(!error.to_string().contains("SECRETKEY"), "{error}");
+    }
+    let error = Config::from_toml_str(&chain("eth", "", "")).unwrap_err();
+    assert!(matches!(error, ConfigError::NoUpstreams(_)), "{error}");
+}
+
+#[test]
+fn chain_names_are_path_safe_and_unique() {
+    for name in [
+        "Eth", "eth/main", "eth.main", "", "healthz", "eth main", "%65th",
+    ] {
+        let error = Config::from_toml_str(&chain(name, "\"https://a.example\"", "")).unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InvalidChainName(_)),
+            "{name}: {error}"
+        );
+    }
+    let twice = format!(
+        "{}{}",
+        chain("eth", "\"https://a.example\"", ""),
+        chain("eth", "\"https://b.example\"", "")
+    );
+    assert!(matches!(
+        Config::from_toml_str(&twice),
+        Err(ConfigError::DuplicateChain(_))
+    ));
+}
+
+#[tokio::test]
+async fn bind_refuses_platforms_without_an_attester() {
+    for platform in ["auto", "nitro", "tdx", "sev-snp", "sgx"] {
+        let text = format!(
+            "[listen]\nhttps = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\n[tee]\nplatform = \"{platform}\"\n"
+        );
+        let error = Gateway::bind(Config::from_toml_str(&text).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, GatewayError::AttesterUnavailable { .. }),
+            "{error}"
+        );
+        assert!(error.is_usage_error());
+        assert!(
+            error.to_string().contains(&format!(
+                "platform {platform} attester not available in this build"
+            )),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bind_validates_a_dev_config() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let config = Config::dev(
+        vec![("eth".into(), "http://node.example/".into())],
+        loopback,
+        loopback,
+    );
+    let error = Gateway::bind(config).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            GatewayError::Config(ConfigError::InsecureUpstream { .. })
+        ),
+        "{error}"
+    );
+}
