@@ -1,0 +1,242 @@
+//! Helpers shared by the client's integration tests: attested and plain TLS server configs, a
+//! small RA-TLS JSON-RPC server with a choice of ALPN, and an in-process `--dev` gateway.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{Value, json};
+use shroud_client::{Client, Policy};
+use shroud_gateway::{Config, Gateway, GatewayError};
+use shroud_ra_tls::UnixTime;
+use shroud_ra_tls::attest::simulated::SimulatedAttester;
+use shroud_ra_tls::cert::{AttestedCertificate, IssueParams, issue_certificate};
+use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The measurement the test servers' simulated attester reports.
+pub const MEASUREMENT: [u8; 48] = [1; 48];
+
+/// Both HTTP versions, HTTP/2 first, as the client and gateway offer them.
+pub const ALPN_BOTH: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// How long a test waits for a server to see a connection end.
+pub const SETTLE: Duration = Duration::from_secs(5);
+
+/// The pin for `measurement`.
+pub fn pin(measurement: &[u8]) -> String {
+    format!("simulated:measurement={}", hex::encode(measurement))
+}
+
+/// A policy pinning `measurement`.
+pub fn policy(measurement: &[u8]) -> Policy {
+    Policy::from_pins([pin(measurement)]).unwrap()
+}
+
+/// A simulated RA-TLS certificate reporting `measurement`, for `localhost`.
+pub fn simulated_cert(measurement: [u8; 48]) -> AttestedCertificate {
+    let attester = SimulatedAttester::with_measurement(measurement).unwrap();
+    issue_certificate(
+        &attester,
+        &IssueParams::new(vec!["localhost".into()], UnixTime::now()),
+    )
+    .unwrap()
+}
+
+/// The RA-TLS server config serving `cert` with `alpn`.
+pub fn ra_tls_config(cert: &AttestedCertificate, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+    let resolver = Arc::new(RotatingCertResolver::new(cert).unwrap());
+    Arc::new(server_config(resolver, alpn).unwrap())
+}
+
+/// A TLS 1.3 server config with an ordinary self-signed certificate: no evidence extension.
+pub fn plain_tls_config(alpn: &[&[u8]]) -> Arc<ServerConfig> {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![CertificateDer::from(cert.der().to_vec())], key)
+            .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// A client for `url` trusting `measurement`, simulated allowed, with a short timeout.
+pub fn client(url: &str, measurement: &[u8], allow_simulated: bool) -> Client {
+    Client::builder(url)
+        .policy(policy(measurement))
+        .danger_allow_simulated(allow_simulated)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// An RA-TLS JSON-RPC server with the simulated attester: `eth_blockNumber` → `"0x10"`,
+/// `echo` → its params, `fail` → a JSON-RPC error, `http_500` → a plain HTTP 500.
+pub struct JsonRpcServer {
+    pub addr: SocketAddr,
+    versions: Arc<Mutex<Vec<http::Version>>>,
+    task: JoinHandle<()>,
+}
+
+impl JsonRpcServer {
+    pub async fn start(alpn: &[&[u8]]) -> Self {
+        let config = ra_tls_config(&simulated_cert(MEASUREMENT), alpn);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let versions = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&versions);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |request| {
+                        answer(request, Arc::clone(&seen))
+                    });
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await
+                        .ok();
+                });
+            }
+        });
+        Self {
+            addr,
+            versions,
+            task,
+        }
+    }
+
+    pub fn url(&self, chain: &str) -> String {
+        format!("https://{}/{chain}", self.addr)
+    }
+
+    /// The HTTP versions of the requests served so far.
+    pub fn versions(&self) -> Vec<http::Version> {
+        self.versions.lock().unwrap().clone()
+    }
+}
+
+impl Drop for JsonRpcServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(
+    request: http::Request<Incoming>,
+    seen: Arc<Mutex<Vec<http::Version>>>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    seen.lock().unwrap().push(request.version());
+    let content_type_ok = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json");
+    let path = request.uri().path().to_owned();
+    let body = request.into_body().collect().await.unwrap().to_bytes();
+    let call: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = call.get("id").cloned().unwrap_or(Value::Null);
+    let reply = |value: Value| {
+        http::Response::builder()
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(value.to_string())))
+            .unwrap()
+    };
+    if !content_type_ok || path != "/eth" || call.get("jsonrpc") != Some(&json!("2.0")) {
+        return Ok(http::Response::builder()
+            .status(400)
+            .body(Full::new(Bytes::from(format!("bad request to {path}"))))
+            .unwrap());
+    }
+    Ok(match call.get("method").and_then(Value::as_str) {
+        Some("eth_blockNumber") => reply(json!({"jsonrpc": "2.0", "id": id, "result": "0x10"})),
+        Some("echo") => reply(
+            json!({"jsonrpc": "2.0", "id": id, "result": call.get("params").cloned().unwrap_or(Value::Null)}),
+        ),
+        Some("fail") => reply(
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": "execution reverted", "data": "0xdead"}}),
+        ),
+        _ => http::Response::builder()
+            .status(500)
+            .body(Full::new(Bytes::from_static(b"internal failure")))
+            .unwrap(),
+    })
+}
+
+/// A `--dev` gateway in process, with chain `eth` relayed to `upstream_url`.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub measurement: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), GatewayError>>>,
+}
+
+impl TestGateway {
+    pub async fn start(upstream_url: String) -> Self {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let gateway = Gateway::bind(Config::dev(
+            vec![("eth".to_owned(), upstream_url)],
+            loopback,
+            loopback,
+        ))
+        .await
+        .unwrap();
+        let addr = gateway.https_addr();
+        let measurement = gateway.measurement_hex();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway.run(async move {
+            rx.await.ok();
+        }));
+        Self {
+            addr,
+            measurement,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}/eth", self.addr)
+    }
+
+    pub fn pin(&self) -> String {
+        format!("simulated:measurement={}", self.measurement)
+    }
+
+    pub fn measurement_bytes(&self) -> Vec<u8> {
+        hex::decode(&self.measurement).unwrap()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            tx.send(()).ok();
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
