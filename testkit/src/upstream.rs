@@ -79,7 +79,10 @@ impl RecordingUpstream {
     ///
     /// # Panics
     /// When no loopback port can be bound (this is a test helper).
-    #[expect(clippy::panic, reason = "a test helper without a loopback port cannot do its job")]
+    #[expect(
+        clippy::panic,
+        reason = "a test helper without a loopback port cannot do its job"
+    )]
     pub async fn start_with<F>(responder: F) -> Self
     where
         F: Fn(&Value) -> Value + Send + Sync + 'static,

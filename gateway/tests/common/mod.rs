@@ -1,7 +1,12 @@
 //! Helpers shared by the gateway's integration tests: a gateway on loopback, and a real RA-TLS
 //! client that pins the gateway's simulated measurement.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
