@@ -50,7 +50,7 @@ async fn forward_inner(
         let Some(uri) = chain.upstreams.get(index) else {
             continue;
         };
-        let request = upstream_request(uri, call.body().clone())?;
+        let request = upstream_request(uri, call.body().clone());
         match client.request(request).await {
             Ok(response) => return read_answer(response).await,
             Err(e) if e.is_connect() => {
@@ -68,7 +68,7 @@ async fn forward_inner(
 
 /// The upstream request, from scratch: method, URI, body and three fixed headers. The client
 /// library adds `host` and `content-length`; nothing of the client's request is copied.
-fn upstream_request(uri: &http::Uri, body: Bytes) -> Result<Request<Full<Bytes>>, PipelineError> {
+fn upstream_request(uri: &http::Uri, body: Bytes) -> Request<Full<Bytes>> {
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = uri.clone();
@@ -76,7 +76,7 @@ fn upstream_request(uri: &http::Uri, body: Bytes) -> Result<Request<Full<Bytes>>
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     headers.insert(USER_AGENT, HeaderValue::from_static(upstream::USER_AGENT));
-    Ok(request)
+    request
 }
 
 async fn read_answer(
