@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Attest the gateway (TLS handshake only, nothing sent) and print what it proved.
     Attest {
-        /// The gateway, e.g. https://gateway.example:8443/eth
+        #[arg(help = "The gateway, e.g. https://gateway.example:8443/eth")]
         url: String,
         #[command(flatten)]
         trust: TrustArgs,
@@ -37,11 +37,12 @@ enum Command {
     },
     /// Call a JSON-RPC method through an attested connection and print the result.
     Call {
-        /// The gateway and chain, e.g. https://gateway.example:8443/eth
+        #[arg(help = "The gateway and chain, e.g. https://gateway.example:8443/eth")]
         url: String,
         /// The JSON-RPC method, e.g. eth_blockNumber
         method: String,
         /// The params as JSON (default: [])
+        #[arg(value_name = "PARAMS_JSON")]
         params: Option<String>,
         #[command(flatten)]
         trust: TrustArgs,
@@ -56,8 +57,12 @@ struct TrustArgs {
     /// Trust a build with this measurement, e.g. tdx:mrtd=HEX; pins of one platform form one build.
     #[arg(long = "pin", value_name = "P:FIELD=HEX")]
     pins: Vec<String>,
-    /// Trust the builds of a TOML policy file (one [[accept]] table per build).
-    #[arg(long, value_name = "FILE", conflicts_with = "pins")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "pins",
+        help = "Trust the builds of a TOML policy file (one [[accept]] table per build)"
+    )]
     policy: Option<PathBuf>,
     /// DEVELOPMENT ONLY: accept the simulated TEE of `shroud-gateway --dev`, which proves nothing.
     #[arg(long)]

@@ -1,6 +1,11 @@
 //! Helpers shared by the client's integration tests: attested and plain TLS server configs, a
 //! small RA-TLS JSON-RPC server with a choice of ALPN, and an in-process `--dev` gateway.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup is a failed test"
+)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,0 +1,291 @@
+//! The `shroud` CLI, run as a process, against an in-process `--dev` gateway relaying to a
+//! recording upstream, all on loopback. Exit codes: 0 ok, 1 refused or failed, 2 usage.
+
+mod common;
+
+use std::process::Output;
+
+use serde_json::Value;
+use shroud_testkit::upstream::RecordingUpstream;
+
+use common::TestGateway;
+
+#[expect(
+    clippy::expect_used,
+    reason = "test helper: a binary that cannot run is a failed test"
+)]
+/// Runs the `shroud` binary off the runtime thread, so the in-process gateway keeps serving.
+async fn shroud(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_shroud"))
+            .args(args)
+            .output()
+            .expect("running the shroud binary")
+    })
+    .await
+    .expect("the blocking task")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn cli_call_prints_the_result() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+
+    let out = shroud(args(&[
+        "call",
+        &gateway.url(),
+        "eth_blockNumber",
+        "--allow-simulated",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("0x10"), "{stdout}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("SIMULATED"),
+        "{stderr}"
+    );
+
+    // With explicit params, compact output.
+    let out = shroud(args(&[
+        "call",
+        &gateway.url(),
+        "eth_blockNumber",
+        "[]",
+        "--compact",
+        "--allow-simulated",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "\"0x10\"\n");
+}
+
+#[tokio::test]
+async fn cli_call_refuses_a_wrong_pin() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+    let wrong_pin = common::pin(&[7; 48]);
+
+    let out = shroud(args(&[
+        "call",
+        &gateway.url(),
+        "eth_blockNumber",
+        "--allow-simulated",
+        "--pin",
+        &wrong_pin,
+    ]))
+    .await;
+
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: ") && stderr.contains("measurement mismatch"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&gateway.measurement),
+        "the actual measurement is named: {stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn cli_call_refuses_simulated_without_opt_in() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+
+    let out = shroud(args(&[
+        "call",
+        &gateway.url(),
+        "eth_blockNumber",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SIMULATED") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn cli_attest_json() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+
+    let out = shroud(args(&[
+        "attest",
+        &gateway.url(),
+        "--json",
+        "--allow-simulated",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["platform"], "simulated");
+    assert_eq!(report["verdict"], "trusted");
+    assert_eq!(report["measurements"]["measurement"], gateway.measurement);
+    assert_eq!(report["tcb_status"], "NotApplicable");
+    assert_eq!(report["spki_sha256"].as_str().map(str::len), Some(64));
+    assert!(
+        report["not_after"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{report}"
+    );
+
+    // Text output carries the same facts.
+    let out = shroud(args(&[
+        "attest",
+        &gateway.url(),
+        "--allow-simulated",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("simulated") && stdout.contains(&gateway.measurement),
+        "{stdout}"
+    );
+
+    // A refusal with --json is a "rejected" object and exit 1.
+    let out = shroud(args(&[
+        "attest",
+        &gateway.url(),
+        "--json",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "rejected");
+    assert!(
+        report["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("SIMULATED")),
+        "{report}"
+    );
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn cli_usage_errors_exit_2() {
+    let pin = common::pin(&[7; 48]);
+    for (case, list) in [
+        (
+            "no pins",
+            args(&["call", "https://127.0.0.1:1/eth", "eth_blockNumber"]),
+        ),
+        (
+            "bad pin",
+            args(&[
+                "call",
+                "https://127.0.0.1:1/eth",
+                "eth_blockNumber",
+                "--pin",
+                "tdx:mrtd=00",
+            ]),
+        ),
+        (
+            "http URL",
+            args(&[
+                "call",
+                "http://127.0.0.1:1/eth",
+                "eth_blockNumber",
+                "--pin",
+                &pin,
+            ]),
+        ),
+        (
+            "bad params",
+            args(&[
+                "call",
+                "https://127.0.0.1:1/eth",
+                "eth_blockNumber",
+                "[",
+                "--pin",
+                &pin,
+            ]),
+        ),
+        (
+            "pin and policy",
+            args(&[
+                "attest",
+                "https://127.0.0.1:1/eth",
+                "--pin",
+                &pin,
+                "--policy",
+                "policy.toml",
+            ]),
+        ),
+        (
+            "missing policy file",
+            args(&[
+                "attest",
+                "https://127.0.0.1:1/eth",
+                "--policy",
+                "/nonexistent/policy.toml",
+            ]),
+        ),
+    ] {
+        let out = shroud(list).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+        assert!(stderr.contains("error"), "{case}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn cli_policy_file() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[accept]]\nplatform = \"simulated\"\nmeasurement = \"{}\"\n\n[[accept]]\nplatform = \"simulated\"\nmeasurement = \"{}\"\n",
+            "07".repeat(48),
+            gateway.measurement
+        ),
+    )
+    .unwrap();
+
+    let out = shroud(args(&[
+        "call",
+        &gateway.url(),
+        "eth_blockNumber",
+        "--allow-simulated",
+        "--policy",
+        file.to_str().unwrap(),
+    ]))
+    .await;
+
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("0x10"));
+}
