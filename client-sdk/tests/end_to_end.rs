@@ -9,6 +9,7 @@ use shroud_testkit::upstream::RecordingUpstream;
 
 use common::TestGateway;
 
+#[expect(clippy::unwrap_used, reason = "test helper")]
 fn gateway_client(gateway: &TestGateway, allow_simulated: bool) -> Client {
     Client::builder(gateway.url())
         .policy(Policy::from_pins([gateway.pin()]).unwrap())
