@@ -4,7 +4,7 @@
 //! setting. [`Config::validate`] checks what serde cannot: chain names, upstream URLs and the
 //! plain-HTTP rule.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -34,9 +34,246 @@ pub struct Config {
     /// The certificate's subject alternative names.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Request, connection and rate limits, and timeouts towards clients.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The response cache for immutable calls.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// The chains served, each at `POST /{name}`.
     #[serde(default, rename = "chain")]
     pub chains: Vec<ChainConfig>,
+}
+
+/// `[limits]`: what one client may ask of the gateway. Sizes in bytes, times in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted; larger bodies get HTTP 413.
+    pub max_request_bytes: usize,
+    /// Most calls in one batch; longer batches get one -32600 error.
+    pub max_batch_len: usize,
+    /// Largest upstream answer relayed; larger answers become -32000 errors.
+    pub max_response_bytes: usize,
+    /// Most client connections open at once; further connections are closed at accept.
+    pub max_connections: usize,
+    /// How long a TLS handshake may take.
+    pub handshake_timeout_ms: u64,
+    /// How long an HTTP/1.1 client may take to send its request headers (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send its request body; slower bodies get HTTP 408.
+    pub body_read_timeout_ms: u64,
+    /// Deadline of the whole upstream exchange of one request, all retries included.
+    pub request_timeout_ms: u64,
+    /// JSON-RPC calls per second allowed per client IP (a batch counts each call); 0 disables
+    /// rate limiting. Over the limit: HTTP 429 with a -32005 error.
+    pub rate_limit_per_second: u32,
+    /// Calls a client may burst above the steady rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 1024 * 1024,
+            max_batch_len: 100,
+            max_response_bytes: 32 * 1024 * 1024,
+            max_connections: 10_000,
+            handshake_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            request_timeout_ms: 30_000,
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+        }
+    }
+}
+
+/// `[cache]`: answers to immutable calls (`eth_chainId`, `net_version`, lookups by block or
+/// transaction hash) served without asking an upstream again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Whether the cache is used.
+    pub enabled: bool,
+    /// Most answers kept (all chains together).
+    pub max_entries: u64,
+    /// How long an answer is kept, in seconds.
+    pub ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entries: 10_000,
+            ttl_seconds: 600,
+        }
+    }
+}
+
+/// The methods denied on every chain unless `deny_methods` says otherwise (DESIGN §5): node
+/// administration, debugging, key management, mining, mempool inspection, consensus engine.
+pub const DEFAULT_DENY_METHODS: [&str; 6] = [
+    "admin_*",
+    "debug_*",
+    "personal_*",
+    "miner_*",
+    "txpool_*",
+    "engine_*",
+];
+
+fn default_deny_methods() -> Vec<String> {
+    DEFAULT_DENY_METHODS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect()
+}
+
+fn default_health_check_interval_ms() -> u64 {
+    10_000
+}
+
+/// Default per-upstream timeout of one exchange, in milliseconds.
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
+/// Default cap on concurrent requests to one upstream.
+pub const DEFAULT_UPSTREAM_MAX_CONCURRENT: usize = 256;
+
+/// One entry of a chain's `upstreams`: a bare URL string, or a table with credentials and
+/// limits. The URL and credentials are never logged, exported or echoed in errors.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UpstreamConfig {
+    /// `"https://node.example/v1/KEY"`.
+    Url(String),
+    /// `{ url = "...", name = "a", headers = { "x-api-key" = "..." }, ... }`.
+    Table(UpstreamTable),
+}
+
+/// The table form of an upstream.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTable {
+    /// The JSON-RPC endpoint.
+    pub url: String,
+    /// The `upstream` metric label and log name (`[a-z0-9_-]`, at most 64); default: the index.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Extra headers sent to this upstream only (API keys).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Sent as `authorization: Bearer TOKEN` to this upstream only.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Timeout of one exchange with this upstream, in milliseconds (default 10 000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Most requests in flight to this upstream at once (default 256).
+    #[serde(default)]
+    pub max_concurrent: Option<usize>,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs and headers carry credentials.
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UpstreamTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTable")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UpstreamConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an upstream URL string or a table with `url`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(UpstreamConfig::Url(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                UpstreamTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(UpstreamConfig::Table)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl From<String> for UpstreamConfig {
+    fn from(url: String) -> Self {
+        Self::Url(url)
+    }
+}
+
+impl UpstreamConfig {
+    /// The endpoint URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Url(url) => url,
+            Self::Table(table) => &table.url,
+        }
+    }
+
+    /// The configured name, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Url(_) => None,
+            Self::Table(table) => table.name.as_deref(),
+        }
+    }
+
+    /// The credential headers sent to this upstream (`headers`, then `bearer_token`).
+    pub fn credential_headers(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Url(_) => Vec::new(),
+            Self::Table(table) => {
+                let mut headers: Vec<(String, String)> = table
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect();
+                if let Some(token) = &table.bearer_token {
+                    headers.push(("authorization".to_owned(), format!("Bearer {token}")));
+                }
+                headers
+            }
+        }
+    }
+
+    /// The timeout of one exchange.
+    pub fn timeout_ms(&self) -> u64 {
+        match self {
+            Self::Table(UpstreamTable {
+                timeout_ms: Some(ms),
+                ..
+            }) => *ms,
+            _ => DEFAULT_UPSTREAM_TIMEOUT_MS,
+        }
+    }
+
+    /// The concurrency cap.
+    pub fn max_concurrent(&self) -> usize {
+        match self {
+            Self::Table(UpstreamTable {
+                max_concurrent: Some(n),
+                ..
+            }) => *n,
+            _ => DEFAULT_UPSTREAM_MAX_CONCURRENT,
+        }
+    }
 }
 
 /// `[listen]`: where the gateway accepts connections.
@@ -152,12 +389,22 @@ pub struct ChainConfig {
     /// `--dev`, where it is unknown).
     #[serde(default)]
     pub chain_id: Option<u64>,
-    /// Upstream JSON-RPC endpoints (`https://`, or `http://` to loopback). They may carry
-    /// credentials in the path, so they are never logged or exported.
-    pub upstreams: Vec<String>,
+    /// Upstream JSON-RPC endpoints (`https://`, or `http://` to loopback), as URL strings or
+    /// tables. They may carry credentials, so they are never logged or exported.
+    pub upstreams: Vec<UpstreamConfig>,
     /// Allows plain `http://` upstreams on non-loopback hosts for this chain.
     #[serde(default)]
     pub allow_insecure_upstream: bool,
+    /// When set, only these methods are relayed (`name` or `prefix_*`); the deny list still
+    /// applies. It is also the set of method names used as metric labels.
+    #[serde(default)]
+    pub allow_methods: Option<Vec<String>>,
+    /// Methods never relayed (`name` or `prefix_*`); replaces [`DEFAULT_DENY_METHODS`] when set.
+    #[serde(default = "default_deny_methods")]
+    pub deny_methods: Vec<String>,
+    /// How often every upstream is probed with `eth_chainId`, in milliseconds.
+    #[serde(default = "default_health_check_interval_ms")]
+    pub health_check_interval_ms: u64,
 }
 
 /// Why a configuration was refused.
@@ -209,6 +456,9 @@ pub enum ConfigError {
         /// The upstream's host.
         host: String,
     },
+    /// A value is out of range or inconsistent.
+    #[error("invalid config: {0}")]
+    Invalid(String),
     /// A `--upstream` argument is not `NAME=URL`.
     #[error("--upstream {0:?}: expected NAME=URL")]
     InvalidDevUpstream(String),
@@ -238,12 +488,15 @@ impl Config {
         let mut chains: Vec<ChainConfig> = Vec::new();
         for (name, url) in upstreams {
             match chains.iter_mut().find(|c| c.name == name) {
-                Some(chain) => chain.upstreams.push(url),
+                Some(chain) => chain.upstreams.push(UpstreamConfig::Url(url)),
                 None => chains.push(ChainConfig {
                     name,
                     chain_id: None,
-                    upstreams: vec![url],
+                    upstreams: vec![UpstreamConfig::Url(url)],
                     allow_insecure_upstream: false,
+                    allow_methods: None,
+                    deny_methods: default_deny_methods(),
+                    health_check_interval_ms: default_health_check_interval_ms(),
                 }),
             }
         }
@@ -257,6 +510,8 @@ impl Config {
                 platform: TeePlatform::Simulated,
             },
             tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
+            cache: CacheConfig::default(),
             chains,
         }
     }
@@ -286,7 +541,48 @@ impl Config {
             }
             for index in 0..chain.upstreams.len() {
                 chain.upstream_uri(index)?;
+                chain.check_upstream_table(index)?;
             }
+            for pattern in chain
+                .deny_methods
+                .iter()
+                .chain(chain.allow_methods.iter().flatten())
+            {
+                if pattern.is_empty() || pattern.trim() != pattern {
+                    return Err(ConfigError::Invalid(format!(
+                        "chain {:?}: method pattern {pattern:?} is empty or has spaces",
+                        chain.name
+                    )));
+                }
+            }
+            if chain.health_check_interval_ms == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "chain {:?}: health_check_interval_ms must be positive",
+                    chain.name
+                )));
+            }
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("max_request_bytes", l.max_request_bytes as u64),
+            ("max_batch_len", l.max_batch_len as u64),
+            ("max_response_bytes", l.max_response_bytes as u64),
+            ("max_connections", l.max_connections as u64),
+            ("handshake_timeout_ms", l.handshake_timeout_ms),
+            ("header_read_timeout_ms", l.header_read_timeout_ms),
+            ("body_read_timeout_ms", l.body_read_timeout_ms),
+            ("request_timeout_ms", l.request_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "[limits] {key} must be positive"
+                )));
+            }
+        }
+        if l.rate_limit_per_second > 0 && l.rate_limit_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "[limits] rate_limit_burst must be positive when rate limiting is on".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -303,7 +599,8 @@ impl ChainConfig {
         let url = self
             .upstreams
             .get(index)
-            .ok_or_else(|| invalid("no such upstream"))?;
+            .ok_or_else(|| invalid("no such upstream"))?
+            .url();
         let uri: Uri = url
             .parse()
             .map_err(|_| invalid("not a URL (expected http:// or https://)"))?;
@@ -333,7 +630,71 @@ impl ChainConfig {
         }
         Ok(uri)
     }
+
+    /// Checks the table form of upstream `index`: name, credential headers, limits. Header
+    /// values are secrets and are never part of the error.
+    fn check_upstream_table(&self, index: usize) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidUpstream {
+            chain: self.name.clone(),
+            index,
+            reason,
+        };
+        let Some(UpstreamConfig::Table(table)) = self.upstreams.get(index) else {
+            return Ok(());
+        };
+        if let Some(name) = &table.name
+            && !is_valid_chain_name(name)
+        {
+            return Err(invalid(format!(
+                "name {name:?} must be 1 to {MAX_CHAIN_NAME_LEN} characters of [a-z0-9_-]"
+            )));
+        }
+        if table.name.is_some()
+            && self
+                .upstreams
+                .iter()
+                .take(index)
+                .any(|u| u.name() == table.name.as_deref())
+        {
+            return Err(invalid("the name is used twice in this chain".to_owned()));
+        }
+        for (name, value) in self
+            .upstreams
+            .get(index)
+            .map(UpstreamConfig::credential_headers)
+            .unwrap_or_default()
+        {
+            let header = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(format!("header name {name:?} is invalid")))?;
+            if FIXED_UPSTREAM_HEADERS.contains(&header.as_str()) {
+                return Err(invalid(format!(
+                    "header {name:?} is set by the gateway and cannot be configured"
+                )));
+            }
+            if http::HeaderValue::from_str(&value).is_err() {
+                return Err(invalid(format!("the value of header {name:?} is invalid")));
+            }
+        }
+        if table.timeout_ms == Some(0) || table.max_concurrent == Some(0) {
+            return Err(invalid(
+                "timeout_ms and max_concurrent must be positive".to_owned(),
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// Headers of every upstream request that only the gateway sets.
+const FIXED_UPSTREAM_HEADERS: [&str; 8] = [
+    "host",
+    "content-type",
+    "content-length",
+    "accept",
+    "user-agent",
+    "connection",
+    "transfer-encoding",
+    "te",
+];
 
 /// `[a-z0-9_-]{1,64}`, and not the name of another route.
 pub fn is_valid_chain_name(name: &str) -> bool {

@@ -13,21 +13,19 @@ use shroud_ra_tls::Platform;
 use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::pipeline::forward::UPSTREAM_TIMEOUT;
+use crate::metrics::Metrics;
+use crate::pipeline::cache::ResponseCache;
+use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes::{self, AppState};
 use crate::{metrics, tls, upstream};
 
-/// A TLS handshake must finish within this long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// An HTTP/1.1 client must send its request headers within this long.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// After shutdown is requested, in-flight requests get this long to finish.
-const SHUTDOWN_GRACE: Duration = UPSTREAM_TIMEOUT.saturating_add(Duration::from_secs(5));
+/// After shutdown is requested, in-flight requests get the request timeout plus this long.
+const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(5);
 
 /// A bound gateway: attested certificate issued, both listeners bound, nothing served yet.
 pub struct Gateway {
@@ -61,6 +59,8 @@ impl Gateway {
             tracing::warn!(%h3, "[listen] h3 is not served by this build yet; ignoring it");
         }
         let chains = upstream::chains(&config)?;
+        let mut chain_list: Vec<Arc<upstream::Chain>> = chains.values().cloned().collect();
+        chain_list.sort_by(|a, b| a.name.cmp(&b.name));
         let client = upstream::http_client(&config)?;
 
         // Hashing the executable and producing evidence block; keep them off the runtime.
@@ -80,11 +80,17 @@ impl Gateway {
         let metrics = bind("metrics", config.listen.metrics).await?;
         let https_addr = https.local_addr()?;
         let metrics_addr = metrics.local_addr()?;
+        let registry = Arc::new(Metrics::new(attester.platform(), &chain_list)?);
         let state = Arc::new(AppState {
             chains,
+            chain_list: Arc::from(chain_list),
             client,
             resolver: Arc::clone(&resolver),
-            upstream_timeout: UPSTREAM_TIMEOUT,
+            request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
+            limits: config.limits.clone(),
+            metrics: registry,
+            limiter: RateLimiter::new(&config.limits),
+            cache: ResponseCache::new(&config.cache),
         });
         Ok(Gateway {
             config,
@@ -146,18 +152,40 @@ impl Gateway {
             Arc::clone(&self.attester),
             self.config.tls.hosts.clone(),
             Arc::clone(&self.resolver),
+            Arc::clone(&self.state.metrics),
         ));
-        let metrics_text: Arc<str> = Arc::from(metrics::render(self.platform()));
-        let metrics = tokio::spawn(metrics::serve(self.metrics, metrics_text, stop_rx.clone()));
+        let health = tokio::spawn(upstream::health_checks(
+            self.state.client.clone(),
+            self.state.chain_list.to_vec(),
+            Arc::clone(&self.state.metrics),
+            stop_rx.clone(),
+        ));
+        let metrics = tokio::spawn(metrics::serve(
+            self.metrics,
+            Arc::clone(&self.state.metrics),
+            Arc::clone(&self.state.chain_list),
+            stop_rx.clone(),
+        ));
+        let limits = &self.config.limits;
+        let timeouts = Timeouts {
+            handshake: Duration::from_millis(limits.handshake_timeout_ms),
+            header_read: Duration::from_millis(limits.header_read_timeout_ms),
+        };
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let grace = Duration::from_millis(limits.request_timeout_ms)
+            .saturating_add(Duration::from_millis(limits.body_read_timeout_ms))
+            .saturating_add(SHUTDOWN_EXTRA_GRACE);
 
         // Every connection task holds a clone of `alive`; when all are dropped, `drained` yields
         // `None` and every in-flight connection has finished.
         let (alive, mut drained) = mpsc::channel::<()>(1);
         let mut stop = stop_rx.clone();
         loop {
-            let stream = tokio::select! {
+            // The peer address is turned into an opaque rate-limit key right here and goes no
+            // further: not into logs, metrics or any other task.
+            let (stream, client) = tokio::select! {
                 accepted = self.https.accept() => match accepted {
-                    Ok((stream, _peer)) => stream,
+                    Ok((stream, peer)) => (stream, self.state.limiter.key(peer.ip())),
                     Err(error) => {
                         // EMFILE and friends: back off briefly instead of spinning.
                         tracing::warn!(%error, "accept failed");
@@ -167,22 +195,30 @@ impl Gateway {
                 },
                 () = stopped(&mut stop) => break,
             };
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                tracing::debug!("connection limit reached; closing a new connection");
+                drop(stream);
+                continue;
+            };
             tokio::spawn(serve_connection(
                 stream,
+                Connection {
+                    client,
+                    _permit: permit,
+                    _alive: alive.clone(),
+                },
                 self.acceptor.clone(),
                 Arc::clone(&self.state),
+                timeouts,
                 stop_rx.clone(),
-                alive.clone(),
             ));
         }
         tracing::info!("shutting down: no longer accepting connections");
         drop(self.https);
         drop(alive);
         rotation.abort();
-        if tokio::time::timeout(SHUTDOWN_GRACE, drained.recv())
-            .await
-            .is_err()
-        {
+        health.abort();
+        if tokio::time::timeout(grace, drained.recv()).await.is_err() {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
         let _ = metrics.await;
@@ -196,41 +232,69 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Gatew
         .map_err(|source| GatewayError::Bind { what, addr, source })
 }
 
+/// The client-facing timeouts of a connection.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    handshake: Duration,
+    header_read: Duration,
+}
+
+/// What an accepted connection holds while it lives.
+struct Connection {
+    client: ClientKey,
+    /// A slot of the connection limit.
+    _permit: OwnedSemaphorePermit,
+    /// Shutdown waits until every clone is dropped.
+    _alive: mpsc::Sender<()>,
+}
+
 /// Handshake, then HTTP/1.1 or HTTP/2 on one connection. Errors are logged at debug, without
 /// the peer's address.
 async fn serve_connection(
     stream: TcpStream,
+    connection: Connection,
     acceptor: TlsAcceptor,
     state: Arc<AppState>,
+    timeouts: Timeouts,
     mut stop: watch::Receiver<bool>,
-    _alive: mpsc::Sender<()>,
 ) {
+    let client = connection.client;
     let _ = stream.set_nodelay(true);
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let metrics = Arc::clone(&state.metrics);
+    let handshake = tokio::time::timeout(timeouts.handshake, acceptor.accept(stream));
     let tls = tokio::select! {
         result = handshake => match result {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
+                metrics.handshake("failed");
                 tracing::debug!(%error, "TLS handshake failed");
                 return;
             }
             Err(_) => {
+                metrics.handshake("timeout");
                 tracing::debug!("TLS handshake timed out");
                 return;
             }
         },
         () = stopped(&mut stop) => return,
     };
+    metrics.handshake("ok");
+    let protocol = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        "h2"
+    } else {
+        "http1"
+    };
+    let _open = metrics.connection(protocol);
 
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(routes::handle(state, request).await) }
+        async move { Ok::<_, Infallible>(routes::handle(state, client, request).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(timeouts.header_read);
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
@@ -244,6 +308,7 @@ async fn serve_connection(
     if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
+    drop(connection);
 }
 
 /// Completes once shutdown is requested (or the signal is gone). Drops the watch guard before

@@ -6,9 +6,12 @@
 //! * [`config`]: the TOML configuration and `--dev`;
 //! * [`Gateway`]: issues the attested certificate, binds the RA-TLS and metrics listeners and
 //!   serves them until shut down;
-//! * `routes`: the HTTP routes; `pipeline/{parse,forward,respond}`: the relay, where only a
-//!   canonical `SanitizedCall` can reach `forward`;
-//! * `upstream`: the pooled client shared by every user; `tls`: attester, issuing and rotation.
+//! * `routes`: the HTTP routes; `pipeline/{parse,policy,strip,cache,select,forward,restore,
+//!   respond}`: the relay, where only a canonical `SanitizedCall` can reach the cache and
+//!   `forward`;
+//! * `upstream`: the pooled client shared by every user, upstream health and the health
+//!   checker; `ratelimit`: per-client limits on a keyed hash of the address; `metrics`: the
+//!   Prometheus families and the metrics listener; `tls`: attester, issuing and rotation.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -16,6 +19,7 @@ mod error;
 mod gateway;
 mod metrics;
 mod pipeline;
+mod ratelimit;
 mod routes;
 mod tls;
 mod upstream;

@@ -13,29 +13,45 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::json;
 use shroud_ra_tls::tls::RotatingCertResolver;
 
+use crate::config::LimitsConfig;
+use crate::metrics::{self, Metrics};
+use crate::pipeline::cache::ResponseCache;
 use crate::pipeline::respond::{self, Body};
-use crate::pipeline::{PipelineError, forward, parse};
+use crate::pipeline::{self, PipelineError};
+use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::upstream::{Chain, HttpClient};
 
-/// Largest request body accepted.
-pub(crate) const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// The attestation bundle route (DESIGN §4.2).
 pub(crate) const ATTESTATION_PATH: &str = "/.well-known/shroud/attestation";
 
 /// What every connection shares.
 pub(crate) struct AppState {
     /// The chains, by name.
-    pub(crate) chains: HashMap<String, Chain>,
+    pub(crate) chains: HashMap<String, Arc<Chain>>,
+    /// The same chains, for readiness and health checks.
+    pub(crate) chain_list: Arc<[Arc<Chain>]>,
     /// The pooled upstream client.
     pub(crate) client: HttpClient,
     /// The certificate currently served, for the attestation bundle.
     pub(crate) resolver: Arc<RotatingCertResolver>,
-    /// Deadline of the whole upstream exchange.
-    pub(crate) upstream_timeout: Duration,
+    /// Deadline of the whole upstream exchange of one request.
+    pub(crate) request_timeout: Duration,
+    /// The configured limits.
+    pub(crate) limits: LimitsConfig,
+    /// The metrics registry.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The per-client rate limiter.
+    pub(crate) limiter: RateLimiter,
+    /// The response cache.
+    pub(crate) cache: ResponseCache,
 }
 
-/// Routes one request.
-pub(crate) async fn handle<B>(state: Arc<AppState>, request: Request<B>) -> Response<Body>
+/// Routes one request of the client known by `client`.
+pub(crate) async fn handle<B>(
+    state: Arc<AppState>,
+    client: ClientKey,
+    request: Request<B>,
+) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -45,46 +61,33 @@ where
         (&Method::GET, "/healthz") => {
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
+        (&Method::GET, "/readyz") => metrics::readiness(&state.chain_list),
         (&Method::GET, ATTESTATION_PATH) => attestation(&state),
-        (_, "/healthz" | ATTESTATION_PATH) => {
+        (_, "/healthz" | "/readyz" | ATTESTATION_PATH) => {
             respond::error_response(&PipelineError::MethodNotAllowed)
         }
         _ => {
             let Some(chain_name) = path.strip_prefix('/').filter(|p| !p.contains('/')) else {
                 return respond::error_response(&PipelineError::NotFound);
             };
-            let Some(chain) = state.chains.get(chain_name) else {
+            let Some(chain) = state.chains.get(chain_name).cloned() else {
                 return respond::error_response(&PipelineError::UnknownChain);
             };
             if request.method() != Method::POST {
                 return respond::error_response(&PipelineError::MethodNotAllowed);
             }
-            relay(&state, chain, request).await
+            if !is_json(request.headers()) {
+                return respond::error_response(&PipelineError::UnsupportedMediaType);
+            }
+            let body = match read_body(&state.limits, request).await {
+                Ok(body) => body,
+                Err(e) => {
+                    state.metrics.call(&chain.name, "other", e.outcome());
+                    return respond::error_response(&e);
+                }
+            };
+            pipeline::relay(&state, &chain, client, body).await
         }
-    }
-}
-
-/// `POST /{chain}`: parse, forward, respond.
-async fn relay<B>(state: &AppState, chain: &Chain, request: Request<B>) -> Response<Body>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    if !is_json(request.headers()) {
-        return respond::error_response(&PipelineError::UnsupportedMediaType);
-    }
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(e) => return respond::error_response(&e),
-    };
-    let call = match parse::parse(&body) {
-        Ok(call) => call,
-        Err(e) => return respond::error_response(&e),
-    };
-    drop(body);
-    match forward::forward(&state.client, chain, &call, state.upstream_timeout).await {
-        Ok(answer) => respond::json_bytes_response(answer),
-        Err(e) => respond::call_error_response(&e, call.shape()),
     }
 }
 
@@ -97,30 +100,30 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-async fn read_body<B>(request: Request<B>) -> Result<Bytes, PipelineError>
+/// Reads the body within the size limit and the body read timeout.
+async fn read_body<B>(limits: &LimitsConfig, request: Request<B>) -> Result<Bytes, PipelineError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let limit = limits.max_request_bytes;
     let declared = request
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_REQUEST_BYTES as u64) {
-        return Err(PipelineError::PayloadTooLarge);
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(PipelineError::PayloadTooLarge { limit });
     }
-    Limited::new(request.into_body(), MAX_REQUEST_BYTES)
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes())
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                PipelineError::PayloadTooLarge
-            } else {
-                PipelineError::BodyRead
-            }
-        })
+    let read = Limited::new(request.into_body(), limit).collect();
+    match tokio::time::timeout(Duration::from_millis(limits.body_read_timeout_ms), read).await {
+        Err(_) => Err(PipelineError::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(PipelineError::PayloadTooLarge { limit })
+        }
+        Ok(Err(_)) => Err(PipelineError::BodyRead),
+    }
 }
 
 /// `GET /.well-known/shroud/attestation`: the certificate currently served. Endorsements and

@@ -62,6 +62,7 @@ pub(crate) async fn rotate_forever(
     attester: Arc<dyn Attester>,
     hosts: Vec<String>,
     resolver: Arc<RotatingCertResolver>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut wait = ROTATION_INTERVAL;
     loop {
@@ -77,6 +78,7 @@ pub(crate) async fn rotate_forever(
         };
         wait = match rotated {
             Ok(()) => {
+                metrics.certificate_issued();
                 tracing::info!("RA-TLS certificate rotated with fresh evidence");
                 ROTATION_INTERVAL
             }

@@ -1,19 +1,26 @@
-//! The upstream side: one pooled HTTP client shared by every client of the gateway, and the
-//! configured chains with their upstream URIs.
+//! The upstream side: one pooled HTTP client shared by every client of the gateway, the
+//! configured chains with their upstreams, each upstream's health, and the health checker.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::Uri;
-use http_body_util::Full;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rand::Rng;
+use tokio::sync::{Semaphore, watch};
 
-use crate::config::Config;
+use crate::config::{ChainConfig, Config};
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::pipeline::policy::MethodPolicy;
 
 /// The fixed `user-agent` of every upstream request; never the client's.
 pub(crate) const USER_AGENT: &str = concat!("shroud-gateway/", env!("CARGO_PKG_VERSION"));
@@ -21,36 +28,179 @@ pub(crate) const USER_AGENT: &str = concat!("shroud-gateway/", env!("CARGO_PKG_V
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Largest health-check answer read.
+const MAX_HEALTH_ANSWER: usize = 64 * 1024;
 
 /// The HTTP client type used for upstreams.
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A configured chain: its name and its upstreams. The URIs may carry credentials in their path
-/// and are therefore never logged; upstreams are referred to by index.
-#[derive(Debug, Clone)]
+/// What the gateway currently believes about an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// Not probed yet; used, but it only counts as ready when the chain has no `chain_id`.
+    Unknown = 0,
+    /// The last probe (and the last exchange) succeeded.
+    Healthy = 1,
+    /// The last probe or exchange failed to connect or timed out; used only as a last resort.
+    Unhealthy = 2,
+    /// It reports another chain id; never used until a probe sees the right one.
+    WrongChain = 3,
+}
+
+impl Health {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Healthy,
+            2 => Self::Unhealthy,
+            3 => Self::WrongChain,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One configured upstream. The URI and the credential headers are secrets: never logged,
+/// never exported; logs and metrics use `label`.
+pub(crate) struct Upstream {
+    /// The `upstream` metric label: the configured name, or the index.
+    pub(crate) label: String,
+    uri: Uri,
+    credentials: HeaderMap,
+    /// Timeout of one exchange.
+    pub(crate) timeout: Duration,
+    /// Caps the requests in flight to this upstream.
+    pub(crate) permits: Semaphore,
+    health: AtomicU8,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("label", &self.label)
+            .field("health", &self.health())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// The current health.
+    pub(crate) fn health(&self) -> Health {
+        Health::from_u8(self.health.load(Ordering::Relaxed))
+    }
+
+    /// Sets the health and returns the previous one.
+    pub(crate) fn set_health(&self, health: Health) -> Health {
+        Health::from_u8(self.health.swap(health as u8, Ordering::Relaxed))
+    }
+
+    /// Marks a failed exchange: a healthy or unknown upstream becomes unhealthy (a wrong-chain
+    /// one stays so). The health checker brings it back.
+    pub(crate) fn mark_failed(&self, chain: &str) {
+        let _ = self
+            .health
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                (h != Health::WrongChain as u8).then_some(Health::Unhealthy as u8)
+            })
+            .inspect(|previous| {
+                if *previous != Health::Unhealthy as u8 {
+                    tracing::warn!(chain, upstream = %self.label, "upstream marked unhealthy");
+                }
+            });
+    }
+
+    /// The upstream request, from scratch: method, URI, body, the fixed headers and this
+    /// upstream's own credentials. The client library adds `host` and `content-length`; nothing
+    /// of the client's request is copied.
+    pub(crate) fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(USER_AGENT),
+        );
+        for (name, value) in &self.credentials {
+            headers.insert(name.clone(), value.clone());
+        }
+        request
+    }
+}
+
+/// A configured chain: its name, chain id, method policy and upstreams.
+#[derive(Debug)]
 pub(crate) struct Chain {
     /// The chain name (the route and the metric label).
     pub(crate) name: String,
-    /// The upstream URIs, validated.
-    pub(crate) upstreams: Vec<Uri>,
+    /// The same, shared by cache keys.
+    pub(crate) name_arc: Arc<str>,
+    /// The chain id every upstream must report, when configured.
+    pub(crate) chain_id: Option<u64>,
+    /// Which methods are relayed, and which are metric labels.
+    pub(crate) policy: MethodPolicy,
+    /// The upstreams, in configuration order.
+    pub(crate) upstreams: Vec<Upstream>,
+    /// How often the health checker probes.
+    pub(crate) health_interval: Duration,
+}
+
+impl Chain {
+    /// Ready: some upstream is healthy (or, without a configured chain id, not yet probed and
+    /// not failed).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.upstreams.iter().any(|u| match u.health() {
+            Health::Healthy => true,
+            Health::Unknown => self.chain_id.is_none(),
+            Health::Unhealthy | Health::WrongChain => false,
+        })
+    }
 }
 
 /// Builds the chains of a validated configuration, by name.
-pub(crate) fn chains(config: &Config) -> Result<HashMap<String, Chain>, GatewayError> {
+pub(crate) fn chains(config: &Config) -> Result<HashMap<String, Arc<Chain>>, GatewayError> {
     let mut chains = HashMap::new();
     for chain in &config.chains {
-        let upstreams = (0..chain.upstreams.len())
-            .map(|index| chain.upstream_uri(index))
-            .collect::<Result<Vec<_>, _>>()?;
-        chains.insert(
-            chain.name.clone(),
-            Chain {
-                name: chain.name.clone(),
-                upstreams,
-            },
-        );
+        chains.insert(chain.name.clone(), Arc::new(build_chain(chain)?));
     }
     Ok(chains)
+}
+
+fn build_chain(chain: &ChainConfig) -> Result<Chain, GatewayError> {
+    let mut upstreams = Vec::with_capacity(chain.upstreams.len());
+    for (index, config) in chain.upstreams.iter().enumerate() {
+        let uri = chain.upstream_uri(index)?;
+        let mut credentials = HeaderMap::new();
+        for (name, value) in config.credential_headers() {
+            // Validation checked both; a failure here is a bug, reported without the value.
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                GatewayError::UpstreamClient(format!("upstream #{index}: invalid header name"))
+            })?;
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                GatewayError::UpstreamClient(format!("upstream #{index}: invalid header value"))
+            })?;
+            value.set_sensitive(true);
+            credentials.insert(name, value);
+        }
+        upstreams.push(Upstream {
+            label: config
+                .name()
+                .map_or_else(|| index.to_string(), str::to_owned),
+            uri,
+            credentials,
+            timeout: Duration::from_millis(config.timeout_ms()),
+            permits: Semaphore::new(config.max_concurrent()),
+            health: AtomicU8::new(Health::Unknown as u8),
+        });
+    }
+    Ok(Chain {
+        name: chain.name.clone(),
+        name_arc: Arc::from(chain.name.as_str()),
+        chain_id: chain.chain_id,
+        policy: MethodPolicy::new(chain.allow_methods.clone(), chain.deny_methods.clone()),
+        upstreams,
+        health_interval: Duration::from_millis(chain.health_check_interval_ms),
+    })
 }
 
 /// The shared, pooled upstream client: HTTPS with the web PKI roots (ring), HTTP/1.1 and HTTP/2
@@ -68,8 +218,10 @@ pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
         .chains
         .iter()
         .flat_map(|c| c.upstreams.iter())
-        .any(|url| {
-            url.get(..7)
+        .any(|upstream| {
+            upstream
+                .url()
+                .get(..7)
                 .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
         });
     let builder = if any_plain_http {
@@ -81,4 +233,108 @@ pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build(connector))
+}
+
+/// Probes every upstream of every chain with `eth_chainId`, at once for chains with a
+/// configured `chain_id` (the start-up check) and then every `health_interval`; runs until
+/// `stop` turns true.
+pub(crate) async fn health_checks(
+    client: HttpClient,
+    chains: Vec<Arc<Chain>>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut tasks = Vec::new();
+    for chain in chains {
+        let client = client.clone();
+        let metrics = Arc::clone(&metrics);
+        let mut stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut first = chain.chain_id.is_some();
+            loop {
+                if !first {
+                    tokio::select! {
+                        () = tokio::time::sleep(chain.health_interval) => {}
+                        () = crate::gateway::stopped(&mut stop) => return,
+                    }
+                }
+                first = false;
+                let probes = chain
+                    .upstreams
+                    .iter()
+                    .map(|upstream| probe(&client, &chain, upstream, &metrics));
+                futures_util::future::join_all(probes).await;
+            }
+        }));
+    }
+    let mut stop = stop;
+    crate::gateway::stopped(&mut stop).await;
+    for task in tasks {
+        task.abort();
+    }
+}
+
+/// One probe: `eth_chainId`, compared with the configured chain id.
+async fn probe(client: &HttpClient, chain: &Chain, upstream: &Upstream, metrics: &Metrics) {
+    let id: u64 = rand::thread_rng().gen_range(1..(1 << 53));
+    let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_chainId","params":[]}}"#);
+    let started = Instant::now();
+    let exchange = async {
+        let response = client
+            .request(upstream.request(Bytes::from(body)))
+            .await
+            .map_err(|_| "unreachable")?;
+        if !response.status().is_success() {
+            return Err("HTTP error");
+        }
+        let body = Limited::new(response.into_body(), MAX_HEALTH_ANSWER)
+            .collect()
+            .await
+            .map_err(|_| "unreadable answer")?
+            .to_bytes();
+        let answer: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| "answer is not JSON")?;
+        let reported = answer
+            .get("result")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|hex| hex.strip_prefix("0x"))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .ok_or("answer has no chain id")?;
+        Ok(reported)
+    };
+    let result = match tokio::time::timeout(upstream.timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err("timed out"),
+    };
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics.upstream_exchange(&chain.name, &upstream.label, outcome, started.elapsed());
+    let (health, reason, reported) = match result {
+        Ok(reported) if chain.chain_id.is_some_and(|want| want != reported) => {
+            (Health::WrongChain, "chain id mismatch", Some(reported))
+        }
+        Ok(_) => (Health::Healthy, "ok", None),
+        Err(reason) => (Health::Unhealthy, reason, None),
+    };
+    let previous = upstream.set_health(health);
+    if previous == health {
+        return;
+    }
+    match health {
+        Health::Healthy => {
+            tracing::info!(chain = %chain.name, upstream = %upstream.label, "upstream healthy");
+        }
+        Health::WrongChain => tracing::error!(
+            chain = %chain.name,
+            upstream = %upstream.label,
+            expected = chain.chain_id,
+            reported,
+            "{reason}: upstream serves another chain; not using it"
+        ),
+        Health::Unhealthy | Health::Unknown => tracing::warn!(
+            chain = %chain.name,
+            upstream = %upstream.label,
+            reason,
+            "upstream health check failed"
+        ),
+    }
 }

@@ -1,107 +1,174 @@
-//! `forward`: sends a [`SanitizedCall`] to one of the chain's upstreams in a request built from
-//! scratch, and reads back a bounded JSON answer.
+//! `forward`: sends a group of [`SanitizedCall`]s, under gateway-chosen ids, to one upstream in
+//! a request built from scratch, and fails over to the chain's other upstreams.
+//!
+//! Failover rules: a connection that cannot be established is always retried elsewhere (nothing
+//! was sent); a timeout, a broken exchange, a 5xx/429 or a non-JSON answer is retried elsewhere
+//! only when every call in the group is retry-safe ([`select::retry_safe`]). Each attempt is
+//! bounded by the upstream's timeout and its concurrency cap; the whole request by the caller's
+//! deadline.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, USER_AGENT};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
-use rand::Rng;
+use http_body_util::{BodyExt, Limited};
 
 use super::PipelineError;
-use super::parse::SanitizedCall;
-use crate::upstream::{self, Chain, HttpClient};
+use super::restore::{self, Answers};
+use super::select;
+use super::strip::SanitizedCall;
+use crate::metrics::Metrics;
+use crate::upstream::{Chain, HttpClient, Upstream};
 
-/// The whole exchange with the upstreams (all connection attempts, the request and reading the
-/// answer) must finish within this long.
-pub(crate) const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest upstream answer relayed (`eth_getLogs` answers can be large).
-pub(crate) const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-
-/// Sends `call` to a random upstream of `chain`, trying the next one when a connection cannot be
-/// established (the request has not been sent then, so retrying is safe). Returns the upstream's
-/// JSON answer.
-pub(crate) async fn forward(
-    client: &HttpClient,
-    chain: &Chain,
-    call: &SanitizedCall,
-    timeout: Duration,
-) -> Result<Bytes, PipelineError> {
-    match tokio::time::timeout(timeout, forward_inner(client, chain, call)).await {
-        Ok(result) => result,
-        Err(_) => Err(PipelineError::UpstreamTimeout),
-    }
+/// What one exchange needs besides the calls.
+pub(crate) struct Exchange<'a> {
+    /// The pooled client.
+    pub(crate) client: &'a HttpClient,
+    /// Where outcomes are counted.
+    pub(crate) metrics: &'a Metrics,
+    /// The chain and its upstreams.
+    pub(crate) chain: &'a Chain,
+    /// Largest answer body accepted.
+    pub(crate) max_response_bytes: usize,
 }
 
-async fn forward_inner(
-    client: &HttpClient,
-    chain: &Chain,
-    call: &SanitizedCall,
-) -> Result<Bytes, PipelineError> {
-    let count = chain.upstreams.len();
-    if count == 0 {
-        return Err(PipelineError::UpstreamUnavailable);
+/// The canonical upstream body of `calls`: one object for one call, else an array.
+pub(crate) fn upstream_body(calls: &[(u64, &SanitizedCall)]) -> Bytes {
+    let mut out = Vec::with_capacity(64 * calls.len());
+    if let [(id, call)] = calls {
+        call.write_upstream_json(*id, &mut out);
+    } else {
+        out.push(b'[');
+        for (n, (id, call)) in calls.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            call.write_upstream_json(*id, &mut out);
+        }
+        out.push(b']');
     }
-    let start = rand::thread_rng().gen_range(0..count);
+    Bytes::from(out)
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Answered(Answers),
+    /// Nothing was sent: always safe to try elsewhere.
+    NotSent(PipelineError),
+    /// Sent (or maybe sent) and failed: try elsewhere only when retry-safe. The answers, when
+    /// the upstream sent a JSON-RPC body with its HTTP error, are relayed if nothing better
+    /// comes.
+    Failed(PipelineError, Option<Answers>),
+    /// Final: no other upstream would do better.
+    Fatal(PipelineError),
+}
+
+/// Sends `calls` to upstream `first`, then to the others in [`select::order`] as the failover
+/// rules allow. Returns the answers of the first upstream that answered.
+pub(crate) async fn forward(
+    exchange: &Exchange<'_>,
+    first: usize,
+    calls: &[(u64, &SanitizedCall)],
+) -> Result<Answers, PipelineError> {
+    let body = upstream_body(calls);
+    let retry_safe = calls.iter().all(|(_, c)| select::retry_safe(c.method()));
+    let mut order = vec![first];
+    order.extend(
+        select::order(exchange.chain)
+            .into_iter()
+            .filter(|&i| i != first),
+    );
     let mut last_error = PipelineError::UpstreamUnavailable;
-    for attempt in 0..count {
-        let index = (start + attempt) % count;
-        let Some(uri) = chain.upstreams.get(index) else {
+    let mut fallback: Option<Answers> = None;
+    for index in order {
+        let Some(upstream) = exchange.chain.upstreams.get(index) else {
             continue;
         };
-        let request = upstream_request(uri, call.body().clone());
-        match client.request(request).await {
-            Ok(response) => return read_answer(response).await,
-            Err(e) if e.is_connect() => {
-                tracing::debug!(chain = %chain.name, upstream = index, "upstream connect failed");
-                last_error = PipelineError::UpstreamUnavailable;
+        match attempt(exchange, upstream, body.clone()).await {
+            Attempt::Answered(answers) => return Ok(answers),
+            Attempt::NotSent(error) => last_error = error,
+            Attempt::Failed(error, answers) => {
+                if answers.is_some() {
+                    fallback = answers;
+                }
+                last_error = error;
+                if !retry_safe {
+                    break;
+                }
             }
-            Err(_) => {
-                tracing::debug!(chain = %chain.name, upstream = index, "upstream request failed");
-                return Err(PipelineError::UpstreamFailed);
-            }
+            Attempt::Fatal(error) => return Err(error),
         }
     }
-    Err(last_error)
+    fallback.ok_or(last_error)
 }
 
-/// The upstream request, from scratch: method, URI, body and three fixed headers. The client
-/// library adds `host` and `content-length`; nothing of the client's request is copied.
-fn upstream_request(uri: &http::Uri, body: Bytes) -> Request<Full<Bytes>> {
-    let mut request = Request::new(Full::new(body));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = uri.clone();
-    let headers = request.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    headers.insert(USER_AGENT, HeaderValue::from_static(upstream::USER_AGENT));
-    request
-}
-
-async fn read_answer(
-    response: http::Response<hyper::body::Incoming>,
-) -> Result<Bytes, PipelineError> {
-    let status = response.status();
-    let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                PipelineError::UpstreamInvalidResponse
-            } else {
-                PipelineError::UpstreamFailed
+async fn attempt(exchange: &Exchange<'_>, upstream: &Upstream, body: Bytes) -> Attempt {
+    let chain = exchange.chain.name.as_str();
+    let started = Instant::now();
+    let count = |outcome: &str| {
+        exchange
+            .metrics
+            .upstream_exchange(chain, &upstream.label, outcome, started.elapsed());
+    };
+    let run = async {
+        let Ok(_permit) = upstream.permits.acquire().await else {
+            return Attempt::NotSent(PipelineError::UpstreamUnavailable);
+        };
+        let response = match exchange.client.request(upstream.request(body)).await {
+            Ok(response) => response,
+            Err(error) if error.is_connect() => {
+                count("connect_error");
+                upstream.mark_failed(chain);
+                return Attempt::NotSent(PipelineError::UpstreamUnavailable);
             }
-        })?
-        .to_bytes();
-    // A JSON answer is relayed whatever the status (JSON-RPC servers put errors in 4xx/5xx
-    // bodies too); anything else is an upstream failure, never an empty 200.
-    if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
-        return Ok(body);
-    }
-    if status.is_success() {
-        Err(PipelineError::UpstreamInvalidResponse)
+            Err(_) => {
+                count("failed");
+                upstream.mark_failed(chain);
+                return Attempt::Failed(PipelineError::UpstreamFailed, None);
+            }
+        };
+        let status = response.status();
+        let body = match Limited::new(response.into_body(), exchange.max_response_bytes)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                count("too_large");
+                return Attempt::Fatal(PipelineError::UpstreamTooLarge {
+                    max: exchange.max_response_bytes,
+                });
+            }
+            Err(_) => {
+                count("failed");
+                return Attempt::Failed(PipelineError::UpstreamFailed, None);
+            }
+        };
+        let answers = restore::parse_answers(&body);
+        if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
+            count("http_error");
+            return Attempt::Failed(PipelineError::UpstreamStatus(status.as_u16()), answers);
+        }
+        match answers {
+            Some(answers) => {
+                count("ok");
+                Attempt::Answered(answers)
+            }
+            None => {
+                count("invalid_response");
+                let error = if status.is_success() {
+                    PipelineError::UpstreamInvalidResponse
+                } else {
+                    PipelineError::UpstreamStatus(status.as_u16())
+                };
+                Attempt::Failed(error, None)
+            }
+        }
+    };
+    if let Ok(attempt) = tokio::time::timeout(upstream.timeout, run).await {
+        attempt
     } else {
-        Err(PipelineError::UpstreamStatus(status.as_u16()))
+        count("timeout");
+        upstream.mark_failed(chain);
+        Attempt::Failed(PipelineError::UpstreamTimeout, None)
     }
 }

@@ -1,80 +1,142 @@
-//! `parse`: the client's body becomes a [`SanitizedCall`], the only thing `forward` accepts.
+//! `parse`: the client's body becomes a [`ParsedRequest`]: one entry per call, each either a
+//! well-formed [`ClientCall`] or an [`Entry::Invalid`] that is answered with -32600.
+//!
+//! JSON-RPC 2.0 rules applied here: invalid JSON anywhere → -32700 for the whole request; an
+//! empty batch or a top level that is neither object nor array → one -32600; in a batch every
+//! member is judged on its own. The client's `id` is kept as the exact bytes it sent (any
+//! string, any number however large or precise, or `null`), so it can be restored verbatim.
 
-use bytes::Bytes;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 use super::PipelineError;
 
-/// A JSON-RPC call re-serialised canonically: no client whitespace, no client key order, no
-/// duplicate members. It remembers the ids so that errors can answer in the client's shape.
-#[derive(Debug, Clone)]
-pub(crate) struct SanitizedCall {
-    body: Bytes,
-    shape: CallShape,
+/// A parsed request: a single call or a batch, and its entries in client order.
+#[derive(Debug)]
+pub(crate) struct ParsedRequest {
+    /// Whether the client sent an array (answered with an array) or one object.
+    pub(crate) batch: bool,
+    /// One entry per call, in client order.
+    pub(crate) entries: Vec<Entry>,
 }
 
-/// Whether the client sent one call or a batch, and the ids to answer with.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum CallShape {
-    /// One call; `id` is `null` for a notification or a missing id.
-    Single {
-        /// The client's id.
-        id: Value,
+/// One member of the request.
+#[derive(Debug)]
+pub(crate) enum Entry {
+    /// A well-formed call.
+    Call(ClientCall),
+    /// Not a valid request object; answered with -32600 under `id` (`null` when unusable).
+    Invalid {
+        /// The client's id when it was a legal one, else `null`.
+        id: Box<RawValue>,
+        /// What is wrong, for the error message.
+        reason: &'static str,
     },
-    /// A batch; `None` marks a notification, which gets no answer.
-    Batch {
-        /// The client's ids, in order.
-        ids: Vec<Option<Value>>,
-    },
 }
 
-impl SanitizedCall {
-    /// The canonical body sent upstream.
-    pub(crate) fn body(&self) -> &Bytes {
-        &self.body
-    }
+/// A well-formed call as the client sent it, minus everything but `id`, `method`, `params`.
+#[derive(Debug)]
+pub(crate) struct ClientCall {
+    /// The exact id bytes; `None` for a notification (no `id` member at all).
+    pub(crate) id: Option<Box<RawValue>>,
+    /// The method name.
+    pub(crate) method: String,
+    /// The parameters (array or object), keys sorted at every depth; `[]` when absent.
+    pub(crate) params: Value,
+}
 
-    /// The call's shape and ids.
-    pub(crate) fn shape(&self) -> &CallShape {
-        &self.shape
+/// `null` (the default raw value).
+fn null() -> Box<RawValue> {
+    Box::<RawValue>::default()
+}
+
+/// Parses a request body as JSON-RPC 2.0.
+pub(crate) fn parse(body: &[u8], max_batch_len: usize) -> Result<ParsedRequest, PipelineError> {
+    // Validate the whole text first: invalid JSON anywhere is a parse error for everything.
+    let top: &RawValue = serde_json::from_slice(body).map_err(|_| PipelineError::Parse)?;
+    let text = top.get();
+    match text.as_bytes().first() {
+        Some(b'[') => {
+            let members: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(|_| PipelineError::Parse)?;
+            if members.is_empty() {
+                return Err(PipelineError::InvalidRequest("empty batch"));
+            }
+            if members.len() > max_batch_len {
+                return Err(PipelineError::BatchTooLarge {
+                    len: members.len(),
+                    max: max_batch_len,
+                });
+            }
+            Ok(ParsedRequest {
+                batch: true,
+                entries: members.into_iter().map(entry).collect(),
+            })
+        }
+        Some(b'{') => Ok(ParsedRequest {
+            batch: false,
+            entries: vec![entry(top)],
+        }),
+        _ => Err(PipelineError::InvalidRequest(
+            "expected a request object or a batch array",
+        )),
     }
 }
 
-/// Parses a request body as JSON-RPC and re-serialises it canonically.
-///
-/// Not JSON → [`PipelineError::Parse`] (-32700). JSON that is neither an object nor a non-empty
-/// array → [`PipelineError::InvalidRequest`] (-32600).
-pub(crate) fn parse(body: &[u8]) -> Result<SanitizedCall, PipelineError> {
-    let mut value: Value = serde_json::from_slice(body).map_err(|_| PipelineError::Parse)?;
-    sort_keys(&mut value);
-    let shape = match &value {
-        Value::Object(call) => CallShape::Single {
-            id: call.get("id").cloned().unwrap_or(Value::Null),
-        },
-        Value::Array(calls) if !calls.is_empty() => CallShape::Batch {
-            ids: calls
-                .iter()
-                .map(|call| {
-                    call.as_object()
-                        .map(|c| c.get("id").cloned().unwrap_or(Value::Null))
-                })
-                .map(|id| match id {
-                    // A batch element without an id is a notification; a non-object element is
-                    // still answered (with an error, by the upstream), under id null.
-                    None => Some(Value::Null),
-                    Some(Value::Null) => None,
-                    Some(id) => Some(id),
-                })
-                .collect(),
-        },
-        _ => return Err(PipelineError::InvalidRequest),
+fn entry(member: &RawValue) -> Entry {
+    let Ok(object) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(member.get()) else {
+        return Entry::Invalid {
+            id: null(),
+            reason: "a request must be an object",
+        };
     };
-    // Keys sorted at every level and no whitespace (`to_vec`): the canonical form.
-    let body = serde_json::to_vec(&value).map_err(|_| PipelineError::Internal)?;
-    Ok(SanitizedCall {
-        body: Bytes::from(body),
-        shape,
-    })
+    let id = match object.get("id") {
+        None => None,
+        Some(id) if is_legal_id(id) => Some(id.clone()),
+        Some(_) => {
+            return Entry::Invalid {
+                id: null(),
+                reason: "id must be a string, a number or null",
+            };
+        }
+    };
+    let invalid = |reason| Entry::Invalid {
+        id: id.clone().unwrap_or_else(null),
+        reason,
+    };
+    let version_ok = object
+        .get("jsonrpc")
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        .is_some_and(|v| v == "2.0");
+    if !version_ok {
+        return invalid("jsonrpc must be \"2.0\"");
+    }
+    let Some(method) = object
+        .get("method")
+        .and_then(|m| serde_json::from_str::<String>(m.get()).ok())
+    else {
+        return invalid("method must be a string");
+    };
+    let params = match object.get("params") {
+        None => Value::Array(Vec::new()),
+        Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+            Ok(mut params @ (Value::Array(_) | Value::Object(_))) => {
+                sort_keys(&mut params);
+                params
+            }
+            _ => return invalid("params must be an array or an object"),
+        },
+    };
+    Entry::Call(ClientCall { id, method, params })
+}
+
+/// A string, a number or `null` (JSON-RPC 2.0 §4).
+fn is_legal_id(id: &RawValue) -> bool {
+    matches!(
+        id.get().as_bytes().first(),
+        Some(b'"' | b'-' | b'0'..=b'9' | b'n')
+    )
 }
 
 /// Sorts object keys at every depth, so the client's key order never reaches an upstream even
@@ -94,51 +156,95 @@ fn sort_keys(value: &mut Value) {
 mod tests {
     use super::*;
 
+    fn call(entry: &Entry) -> &ClientCall {
+        match entry {
+            Entry::Call(call) => call,
+            Entry::Invalid { reason, .. } => panic!("invalid: {reason}"),
+        }
+    }
+
     #[test]
-    fn canonicalises_whitespace_and_key_order() {
-        let call = parse(
-            br#" { "params" : [ ], "id" : 7 ,"method":"eth_blockNumber", "jsonrpc":"2.0" } "#,
+    fn ids_are_kept_verbatim() {
+        for id in [
+            "7",
+            "\"a b\"",
+            "null",
+            "1.50",
+            "123456789012345678901234567890",
+            "-0",
+            "1e400",
+        ] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"m"}}"#);
+            let parsed = parse(body.as_bytes(), 10).unwrap();
+            assert!(!parsed.batch);
+            assert_eq!(call(&parsed.entries[0]).id.as_ref().unwrap().get(), id);
+        }
+    }
+
+    #[test]
+    fn notifications_have_no_id() {
+        let parsed = parse(br#"{"jsonrpc":"2.0","method":"m"}"#, 10).unwrap();
+        assert!(call(&parsed.entries[0]).id.is_none());
+    }
+
+    #[test]
+    fn params_are_canonical() {
+        let parsed = parse(
+            br#" { "params" : [{"z":1,"a":{"y":2,"b":3}}], "id" : 7 ,"method":"m", "jsonrpc":"2.0" } "#,
+            10,
         )
         .unwrap();
         assert_eq!(
-            call.body().as_ref(),
-            br#"{"id":7,"jsonrpc":"2.0","method":"eth_blockNumber","params":[]}"#
-        );
-        assert_eq!(call.shape(), &CallShape::Single { id: Value::from(7) });
-    }
-
-    #[test]
-    fn nested_keys_are_sorted() {
-        let call = parse(br#"{"params":[{"z":1,"a":{"y":2,"b":3}}],"method":"m","id":1}"#).unwrap();
-        assert_eq!(
-            call.body().as_ref(),
-            br#"{"id":1,"method":"m","params":[{"a":{"b":3,"y":2},"z":1}]}"#
+            serde_json::to_string(&call(&parsed.entries[0]).params).unwrap(),
+            r#"[{"a":{"b":3,"y":2},"z":1}]"#
         );
     }
 
     #[test]
-    fn duplicate_members_collapse() {
-        let call = parse(br#"{"id":1,"id":2,"method":"m"}"#).unwrap();
-        assert_eq!(call.body().as_ref(), br#"{"id":2,"method":"m"}"#);
-    }
-
-    #[test]
-    fn batch_ids() {
-        let call = parse(br#"[{"id":"a","method":"m"},{"method":"n"},{"id":null,"method":"o"},5]"#)
-            .unwrap();
+    fn invalid_members() {
+        let parsed = parse(
+            br#"[1,{"jsonrpc":"2.0","id":{},"method":"m"},{"jsonrpc":"1.0","id":3,"method":"m"},{"jsonrpc":"2.0","id":4,"method":5},{"jsonrpc":"2.0","id":5,"method":"m","params":"x"},{"jsonrpc":"2.0","id":6,"method":"m"}]"#,
+            10,
+        )
+        .unwrap();
+        assert!(parsed.batch);
+        let ids: Vec<String> = parsed
+            .entries
+            .iter()
+            .map(|e| match e {
+                Entry::Invalid { id, .. } => format!("invalid {}", id.get()),
+                Entry::Call(c) => format!("call {}", c.id.as_ref().unwrap().get()),
+            })
+            .collect();
         assert_eq!(
-            call.shape(),
-            &CallShape::Batch {
-                ids: vec![Some(Value::from("a")), None, None, Some(Value::Null)]
-            }
+            ids,
+            [
+                "invalid null",
+                "invalid null",
+                "invalid 3",
+                "invalid 4",
+                "invalid 5",
+                "call 6"
+            ]
         );
     }
 
     #[test]
     fn rejects() {
-        assert!(matches!(parse(b"{"), Err(PipelineError::Parse)));
-        assert!(matches!(parse(b""), Err(PipelineError::Parse)));
-        assert!(matches!(parse(b"[]"), Err(PipelineError::InvalidRequest)));
-        assert!(matches!(parse(b"42"), Err(PipelineError::InvalidRequest)));
+        assert!(matches!(parse(b"{", 10), Err(PipelineError::Parse)));
+        assert!(matches!(parse(b"", 10), Err(PipelineError::Parse)));
+        assert!(matches!(parse(b"[{},", 10), Err(PipelineError::Parse)));
+        assert!(matches!(
+            parse(b"[]", 10),
+            Err(PipelineError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b" 42", 10),
+            Err(PipelineError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            parse(b"[1,2,3]", 2),
+            Err(PipelineError::BatchTooLarge { len: 3, max: 2 })
+        ));
     }
 }

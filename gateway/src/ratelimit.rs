@@ -1,0 +1,129 @@
+//! Per-client rate limiting without keeping who the client is.
+//!
+//! The client's IP address is turned into a [`ClientKey`] at accept time: SipHash with random
+//! keys drawn at start (`RandomState`), so the key cannot be reversed or correlated across
+//! restarts, and the address itself never leaves the accept loop. The token buckets live in
+//! memory only, in a moka cache that forgets idle clients.
+
+use std::hash::BuildHasher as _;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::config::LimitsConfig;
+
+/// An opaque per-client key: a keyed hash of the client's IP address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ClientKey(u64);
+
+/// A token bucket.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// The rate limiter (a no-op when the rate is 0).
+pub(crate) struct RateLimiter {
+    hasher: std::collections::hash_map::RandomState,
+    buckets: moka::future::Cache<ClientKey, Arc<Mutex<Bucket>>>,
+    rate: f64,
+    burst: f64,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    /// A limiter as configured.
+    pub(crate) fn new(limits: &LimitsConfig) -> Self {
+        let rate = f64::from(limits.rate_limit_per_second);
+        let burst = f64::from(limits.rate_limit_burst.max(1));
+        // A bucket idle for the time it takes to refill is full again: forget it.
+        let idle = Duration::from_secs_f64((burst / rate.max(1.0)).clamp(1.0, 3600.0));
+        Self {
+            hasher: std::collections::hash_map::RandomState::new(),
+            buckets: moka::future::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(idle)
+                .build(),
+            rate,
+            burst,
+        }
+    }
+
+    /// The key of a client address.
+    pub(crate) fn key(&self, ip: IpAddr) -> ClientKey {
+        // An IPv4 client over a dual-stack socket counts as its IPv4 address.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        ClientKey(self.hasher.hash_one(ip))
+    }
+
+    /// Takes `cost` tokens (at most a full bucket) from the client's bucket; `false` when there
+    /// are not enough (and then takes none).
+    pub(crate) async fn allow(&self, client: ClientKey, cost: usize) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let burst = self.burst;
+        let bucket = self
+            .buckets
+            .get_with(client, async move {
+                Arc::new(Mutex::new(Bucket {
+                    tokens: burst,
+                    updated: Instant::now(),
+                }))
+            })
+            .await;
+        let mut bucket = bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.updated = now;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "costs are batch lengths, far below 2^52"
+        )]
+        let cost = (cost as f64).min(self.burst);
+        if bucket.tokens >= cost {
+            bucket.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn buckets_per_key() {
+        let limits = LimitsConfig {
+            rate_limit_per_second: 1,
+            rate_limit_burst: 2,
+            ..LimitsConfig::default()
+        };
+        let limiter = RateLimiter::new(&limits);
+        let a = limiter.key("127.0.0.1".parse().unwrap());
+        let b = limiter.key("127.0.0.2".parse().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a, limiter.key("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(limiter.allow(a, 2).await);
+        assert!(!limiter.allow(a, 1).await);
+        assert!(limiter.allow(b, 1).await);
+        // Keyed: another limiter hashes the same address differently.
+        let other = RateLimiter::new(&limits);
+        assert_ne!(a, other.key("127.0.0.1".parse().unwrap()));
+    }
+}
