@@ -82,6 +82,24 @@ pub enum Error {
         /// The platform whose evidence lacks collateral.
         platform: Platform,
     },
+    /// The collateral (endorsements) supplied for the evidence does not decode.
+    #[error("{platform} collateral does not parse: {reason}")]
+    MalformedCollateral {
+        /// The platform whose collateral is malformed.
+        platform: Platform,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The evidence failed verification to the pinned vendor root: a broken or expired
+    /// certificate chain, stale or badly signed collateral, a revoked key, a TCB level the
+    /// collateral does not know, or a report that does not match its endorsements.
+    #[error("{platform} evidence rejected: {reason}")]
+    EvidenceRejected {
+        /// The platform whose evidence was rejected.
+        platform: Platform,
+        /// The verifier's reason (for Intel, dcap-qvl's error chain).
+        reason: String,
+    },
     /// No verifier for this platform is compiled in.
     #[error("no verifier for {platform} evidence is available in this build")]
     UnsupportedPlatform {

@@ -1,6 +1,12 @@
 //! The verification sequence of DESIGN §3 as one function, [`verify_certificate`].
 
+mod intel;
+mod nitro;
+mod pki;
 pub mod simulated;
+
+pub use intel::INTEL_SGX_ROOT_CA_DER;
+pub use nitro::{AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256};
 
 use rustls_pki_types::UnixTime;
 
@@ -111,6 +117,10 @@ pub fn verify_certificate(
 }
 
 /// Step 2 alone: checks the evidence to its vendor root and returns what it reports.
+///
+/// Debug enclaves, TDs and guests are refused here already ([`Error::DebugEnclave`]), so a
+/// returned report is never a debug build; TCB status and measurements are for the caller's
+/// policy.
 pub fn verify_platform_evidence(
     evidence: &Evidence,
     endorsements: Option<&[u8]>,
@@ -120,15 +130,50 @@ pub fn verify_platform_evidence(
     match platform {
         Platform::Simulated if !options.danger_allow_simulated => Err(Error::SimulatedRefused),
         Platform::Simulated => simulated::verify(evidence.platform_evidence()),
+        _ => verify_hardware_evidence(
+            platform,
+            evidence.platform_evidence(),
+            endorsements,
+            options.now,
+        ),
+    }
+}
+
+/// Verifies raw platform evidence without a certificate (`shroud verify --evidence`): a DCAP
+/// quote (sgx, tdx), a Nitro COSE_Sign1 attestation document, or an SEV-SNP report, to the
+/// pinned vendor root at `now`.
+///
+/// `collateral` is what the platform needs besides the evidence: for sgx and tdx dcap-qvl's
+/// `QuoteCollateralV3` JSON; for sev-snp the VCEK (DER or PEM) or the CBOR endorsements of
+/// [`sev_snp`]; nothing for nitro. Like [`verify_platform_evidence`] it refuses debug builds;
+/// the caller applies [`Policy::check_tcb`] and the measurement pins to the returned report.
+/// Simulated evidence proves nothing and is refused.
+pub fn verify_raw_evidence(
+    platform: Platform,
+    evidence: &[u8],
+    collateral: Option<&[u8]>,
+    now: UnixTime,
+) -> Result<PlatformReport, Error> {
+    match platform {
+        Platform::Simulated => Err(Error::SimulatedRefused),
+        _ => verify_hardware_evidence(platform, evidence, collateral, now),
+    }
+}
+
+fn verify_hardware_evidence(
+    platform: Platform,
+    evidence: &[u8],
+    endorsements: Option<&[u8]>,
+    now: UnixTime,
+) -> Result<PlatformReport, Error> {
+    match platform {
+        Platform::Sgx | Platform::Tdx => intel::verify(platform, evidence, endorsements, now),
+        // Nitro needs no collateral: the cabundle is in the document, the root is pinned.
+        Platform::Nitro => nitro::verify(evidence, now),
         // Intel and AMD evidence is authentic only together with collateral (TCB info, CRLs,
         // the VCEK): without it nothing can be checked, so that is the first thing to say.
-        Platform::Sgx | Platform::Tdx | Platform::SevSnp if endorsements.is_none() => {
-            Err(Error::MissingCollateral { platform })
-        }
-        // The hardware verifiers plug in here (dcap-qvl, sev, Nitro COSE).
-        Platform::Sgx | Platform::Tdx | Platform::SevSnp | Platform::Nitro => {
-            Err(Error::UnsupportedPlatform { platform })
-        }
+        Platform::SevSnp if endorsements.is_none() => Err(Error::MissingCollateral { platform }),
+        _ => Err(Error::UnsupportedPlatform { platform }),
     }
 }
 

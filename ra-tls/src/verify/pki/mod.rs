@@ -1,0 +1,121 @@
+//! X.509 checks shared by the Nitro and SEV-SNP verifiers: parsing, validity at the verifier's
+//! clock, and ECDSA P-384 issuer signatures. ASN.1 is x509-parser's; signatures are p384's.
+
+use rustls_pki_types::UnixTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::{Error, Platform};
+
+const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+const OID_BASIC_CONSTRAINTS: &str = "2.5.29.19";
+
+/// Parses one DER certificate, refusing trailing bytes.
+pub(crate) fn parse<'a>(
+    platform: Platform,
+    what: &str,
+    der: &'a [u8],
+) -> Result<X509Certificate<'a>, Error> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok(_) => Err(rejected(
+            platform,
+            format!("{what}: trailing bytes after the certificate"),
+        )),
+        Err(e) => Err(rejected(platform, format!("{what} does not parse: {e}"))),
+    }
+}
+
+/// The certificate must be valid at `now` (notBefore <= now <= notAfter).
+pub(crate) fn check_validity(
+    platform: Platform,
+    what: &str,
+    cert: &X509Certificate<'_>,
+    now: UnixTime,
+) -> Result<(), Error> {
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = cert.validity();
+    let (not_before, not_after) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    if now < not_before {
+        return Err(rejected(
+            platform,
+            format!(
+                "{what} is not valid before {not_before} (unix seconds), verifier clock is {now}"
+            ),
+        ));
+    }
+    if now > not_after {
+        return Err(rejected(
+            platform,
+            format!("{what} expired at {not_after} (unix seconds), verifier clock is {now}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `cert` must name `issuer` as its issuer and carry an ECDSA P-384/SHA-384 signature by
+/// `issuer`'s key; `issuer` must be a CA.
+pub(crate) fn check_issued_by_p384(
+    platform: Platform,
+    what: &str,
+    cert: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+) -> Result<(), Error> {
+    use p384::ecdsa::signature::hazmat::PrehashVerifier;
+    use p384::pkcs8::DecodePublicKey;
+    use sha2::Digest;
+
+    if cert.issuer().as_raw() != issuer.subject().as_raw() {
+        return Err(rejected(
+            platform,
+            format!(
+                "{what}: issuer {} is not the subject {} of the next certificate up",
+                cert.issuer(),
+                issuer.subject()
+            ),
+        ));
+    }
+    if !is_ca(issuer) {
+        return Err(rejected(
+            platform,
+            format!("{what}: issuer {} is not a CA", issuer.subject()),
+        ));
+    }
+    let algorithm = cert.signature_algorithm.algorithm.to_id_string();
+    if algorithm != OID_ECDSA_SHA384 {
+        return Err(rejected(
+            platform,
+            format!("{what}: signature algorithm {algorithm}, expected ecdsa-with-SHA384"),
+        ));
+    }
+    let key = p384::ecdsa::VerifyingKey::from_public_key_der(issuer.public_key().raw)
+        .map_err(|e| rejected(platform, format!("{what}: issuer key is not P-384: {e}")))?;
+    let digest = sha2::Sha384::digest(cert.tbs_certificate.as_ref());
+    let valid = p384::ecdsa::DerSignature::try_from(cert.signature_value.data.as_ref())
+        .is_ok_and(|sig| key.verify_prehash(&digest, &sig).is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(rejected(
+            platform,
+            format!("{what}: signature by {} does not verify", issuer.subject()),
+        ))
+    }
+}
+
+fn is_ca(cert: &X509Certificate<'_>) -> bool {
+    cert.extensions()
+        .iter()
+        .filter(|e| e.oid.to_id_string() == OID_BASIC_CONSTRAINTS)
+        .any(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::BasicConstraints(bc) => bc.ca,
+            _ => false,
+        })
+}
+
+/// [`Error::EvidenceRejected`] for `platform`.
+pub(crate) fn rejected(platform: Platform, reason: String) -> Error {
+    Error::EvidenceRejected { platform, reason }
+}
