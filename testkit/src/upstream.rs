@@ -4,10 +4,17 @@
 //! path, headers and body of every request, so tests can assert what a gateway sent upstream,
 //! and answers JSON-RPC: by default `eth_blockNumber` → `"0x10"`, `eth_chainId` → `"0x1"` and
 //! anything else → `"0x0"`, echoing each call's `id`, for single calls and batches alike.
+//!
+//! Fault injection (DESIGN §7): [`RecordingUpstream::kill`] stops it like a crashed node (the
+//! port refuses connections, open connections are dropped), [`RecordingUpstream::set_delay`]
+//! makes it slow, [`RecordingUpstream::set_garbage`] makes it answer non-JSON, and
+//! [`fixture_responder`] answers recorded request/response pairs.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -56,6 +63,7 @@ impl RecordedRequest {
 pub struct RecordingUpstream {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    faults: Arc<Faults>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -66,6 +74,13 @@ impl std::fmt::Debug for RecordingUpstream {
             .field("addr", &self.addr)
             .finish_non_exhaustive()
     }
+}
+
+/// Faults switched on at run time.
+#[derive(Debug, Default)]
+struct Faults {
+    delay: Mutex<Option<Duration>>,
+    garbage: AtomicBool,
 }
 
 impl RecordingUpstream {
@@ -96,10 +111,18 @@ impl RecordingUpstream {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (stop, stop_rx) = watch::channel(false);
         let responder: Responder = Arc::new(responder);
-        let task = tokio::spawn(serve(listener, Arc::clone(&requests), responder, stop_rx));
+        let faults = Arc::new(Faults::default());
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::clone(&requests),
+            responder,
+            Arc::clone(&faults),
+            stop_rx,
+        ));
         Self {
             addr,
             requests,
+            faults,
             stop,
             task,
         }
@@ -113,6 +136,36 @@ impl RecordingUpstream {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Stops serving like a crashed node: the port refuses new connections and open ones are
+    /// dropped.
+    pub fn kill(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Delays every answer by `delay` (`None`: answer at once).
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        *self
+            .faults
+            .delay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = delay;
+    }
+
+    /// Answers `200 text/plain` garbage instead of JSON-RPC while `on`.
+    pub fn set_garbage(&self, on: bool) {
+        self.faults.garbage.store(on, Ordering::Relaxed);
+    }
+
+    /// The JSON bodies received so far that are not the gateway's health probes
+    /// (`eth_chainId` sent on its own).
+    pub fn calls(&self) -> Vec<Value> {
+        self.requests()
+            .iter()
+            .filter_map(RecordedRequest::json)
+            .filter(|v| v.get("method").and_then(Value::as_str) != Some("eth_chainId"))
+            .collect()
     }
 
     /// Every request received so far, in arrival order.
@@ -155,6 +208,7 @@ async fn serve(
     listener: TcpListener,
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
     responder: Responder,
+    faults: Arc<Faults>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -167,12 +221,14 @@ async fn serve(
         };
         let requests = Arc::clone(&requests);
         let responder = Arc::clone(&responder);
+        let faults = Arc::clone(&faults);
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let requests = Arc::clone(&requests);
                 let responder = Arc::clone(&responder);
-                async move { Ok::<_, Infallible>(handle(request, &requests, &responder).await) }
+                let faults = Arc::clone(&faults);
+                async move { Ok::<_, Infallible>(handle(request, &requests, &responder, &faults).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -189,6 +245,7 @@ async fn handle(
     request: Request<Incoming>,
     requests: &Mutex<Vec<RecordedRequest>>,
     responder: &Responder,
+    faults: &Faults,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body
@@ -218,6 +275,13 @@ async fn handle(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(recorded);
+    let delay = *faults.delay.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if faults.garbage.load(Ordering::Relaxed) {
+        return Response::new(Full::new(Bytes::from_static(b"<html>502 garbage</html>")));
+    }
     let answer = match serde_json::from_slice::<Value>(&body) {
         Ok(value) => responder(&value),
         Err(_) => json!({
@@ -240,4 +304,57 @@ async fn handle(
         http::HeaderValue::from_static("upstream=1"),
     );
     response
+}
+
+/// One recorded exchange: a request and the response a real node gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedExchange {
+    /// The request (its `method` and `params` are what is matched).
+    pub request: Value,
+    /// The recorded response.
+    pub response: Value,
+}
+
+/// A responder answering from `exchanges`: each call is matched on `method` and `params` (a
+/// missing `params` counts as `[]`), and answered with the recorded response under the id the
+/// call carried. Unmatched calls get a -32601 error; a batch gets an array in order.
+pub fn fixture_responder(
+    exchanges: Vec<RecordedExchange>,
+) -> impl Fn(&Value) -> Value + Send + Sync + 'static {
+    let params = |v: &Value| v.get("params").cloned().unwrap_or_else(|| json!([]));
+    let table: Vec<(Value, Value, Value)> = exchanges
+        .into_iter()
+        .map(|e| {
+            let method = e.request.get("method").cloned().unwrap_or(Value::Null);
+            (method, params(&e.request), e.response)
+        })
+        .collect();
+    move |request: &Value| {
+        let answer = |call: &Value| {
+            let id = call.get("id").cloned().unwrap_or(Value::Null);
+            let method = call.get("method").cloned().unwrap_or(Value::Null);
+            let wanted = params(call);
+            let found = table
+                .iter()
+                .find(|(m, p, _)| *m == method && *p == wanted)
+                .map(|(_, _, response)| response.clone());
+            match found {
+                Some(mut response) => {
+                    if let Some(object) = response.as_object_mut() {
+                        object.insert("id".to_owned(), id);
+                    }
+                    response
+                }
+                None => json!({
+                    "jsonrpc": "2.0",
+                    "id": id,
+                    "error": { "code": -32601, "message": "no recorded exchange" },
+                }),
+            }
+        };
+        match request {
+            Value::Array(calls) => Value::Array(calls.iter().map(answer).collect()),
+            call => answer(call),
+        }
+    }
 }

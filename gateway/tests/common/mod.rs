@@ -38,10 +38,12 @@ pub struct TestGateway {
 impl TestGateway {
     /// Starts a `--dev` gateway on loopback port 0 with `upstreams` (`(chain, url)`).
     pub async fn start(upstreams: Vec<(String, String)>) -> Self {
-        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let gateway = Gateway::bind(Config::dev(upstreams, loopback, loopback))
-            .await
-            .expect("gateway binds");
+        Self::start_config(dev_config(upstreams)).await
+    }
+
+    /// Starts a gateway with `config` (whose listeners should be on loopback port 0).
+    pub async fn start_config(config: Config) -> Self {
+        let gateway = Gateway::bind(config).await.expect("gateway binds");
         let (tx, rx) = oneshot::channel::<()>();
         let addr = gateway.https_addr();
         let metrics_addr = gateway.metrics_addr();
@@ -94,6 +96,33 @@ impl TestGateway {
         Reply::from(sender.send_request(request).await.unwrap()).await
     }
 
+    /// One request over a fresh HTTP/1.1 connection from the local address `local_ip`.
+    pub async fn http1_from(&self, local_ip: &str, request: Request<Full<Bytes>>) -> Reply {
+        let tls = connect_from(self.addr, local_ip, &self.pin(), b"http/1.1").await;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Reply::from(sender.send_request(request).await.unwrap()).await
+    }
+
+    /// `GET path` on the metrics listener.
+    pub async fn metrics_get(&self, path: &str) -> Reply {
+        let tcp = TcpStream::connect(self.metrics_addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Reply::from(sender.send_request(get(path)).await.unwrap()).await
+    }
+
+    /// The metrics exposition text.
+    pub async fn metrics_text(&self) -> String {
+        let reply = self.metrics_get("/metrics").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        String::from_utf8(reply.body.to_vec()).unwrap()
+    }
+
     /// One request over a fresh HTTP/2 connection.
     pub async fn http2(&self, mut request: Request<Full<Bytes>>) -> Reply {
         // HTTP/2 carries :scheme and :authority instead of a host header.
@@ -141,6 +170,49 @@ impl Reply {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
+}
+
+/// The `--dev` configuration on loopback port 0.
+pub fn dev_config(upstreams: Vec<(String, String)>) -> Config {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    Config::dev(upstreams, loopback, loopback)
+}
+
+/// Polls `check` every 20 ms until it holds or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Connects to `addr` over RA-TLS from the local address `local_ip` (port 0).
+pub async fn connect_from(
+    addr: SocketAddr,
+    local_ip: &str,
+    pin: &str,
+    alpn: &[u8],
+) -> TlsStream<TcpStream> {
+    let config = client_config(verifier(pin), &[alpn]).unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(local_ip.parse().unwrap(), 0))
+        .unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("RA-TLS handshake")
 }
 
 /// The RA-TLS verifier pinned to `pin`, simulated evidence allowed.
