@@ -34,7 +34,7 @@ pub enum ClientError {
     },
     /// The gateway's evidence was refused: the TLS handshake was aborted and no request byte
     /// was sent. The inner error names the check that failed.
-    #[error("gateway refused: attestation failed: {0}")]
+    #[error("gateway not trusted, nothing was sent: attestation failed: {0}")]
     Attestation(shroud_ra_tls::Error),
     /// The TLS handshake failed for a reason other than attestation.
     #[error("TLS handshake with {authority} failed: {source}")]
