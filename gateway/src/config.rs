@@ -385,8 +385,9 @@ fn default_hosts() -> Vec<String> {
 pub struct ChainConfig {
     /// URL-path-safe name (`[a-z0-9_-]`), also the `chain` metric label.
     pub name: String,
-    /// The chain id every upstream must report (checked at start by a later release; `None` in
-    /// `--dev`, where it is unknown).
+    /// The chain id every upstream must report to `eth_chainId`: checked at start and by every
+    /// health check (so on recovery too); an upstream reporting another id is not used. `None`
+    /// (the default, and `--dev`) skips the check.
     #[serde(default)]
     pub chain_id: Option<u64>,
     /// Upstream JSON-RPC endpoints (`https://`, or `http://` to loopback), as URL strings or

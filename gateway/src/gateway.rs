@@ -290,12 +290,24 @@ async fn serve_connection(
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(routes::handle(state, client, request).await) }
     });
+    // The protocol comes from ALPN, never from sniffing the first bytes: sniffing waits for
+    // them without a deadline, which would let a silent client hold a connection forever. Over
+    // HTTP/1.1 the header read timeout runs from the moment the connection waits for a request.
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(timeouts.header_read)
+        .keep_alive_timeout(timeouts.header_read);
+    let builder = if protocol == "h2" {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
+    };
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
     let result = tokio::select! {

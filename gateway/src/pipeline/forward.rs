@@ -5,7 +5,8 @@
 //! was sent); a timeout, a broken exchange, a 5xx/429 or a non-JSON answer is retried elsewhere
 //! only when every call in the group is retry-safe ([`select::retry_safe`]). Each attempt is
 //! bounded by the upstream's timeout and its concurrency cap; the whole request by the caller's
-//! deadline.
+//! deadline. `eth_sendRawTransaction` is not failed over but [`broadcast`] to every usable
+//! upstream at once.
 
 use std::time::Instant;
 
@@ -99,6 +100,39 @@ pub(crate) async fn forward(
         }
     }
     fallback.ok_or(last_error)
+}
+
+/// Sends one idempotent call (`eth_sendRawTransaction`, idempotent by transaction hash) to
+/// every usable upstream of the chain at once, so that the transaction propagates even when
+/// one provider drops it. Answers with the first `result`, else the first JSON-RPC error an
+/// upstream gave (a transaction that is invalid everywhere), else the last transport error.
+pub(crate) async fn broadcast(
+    exchange: &Exchange<'_>,
+    call: (u64, &SanitizedCall),
+) -> Result<Answers, PipelineError> {
+    let body = upstream_body(&[call]);
+    let attempts = select::order(exchange.chain).into_iter().filter_map(|index| {
+        let upstream = exchange.chain.upstreams.get(index)?;
+        Some(attempt(exchange, upstream, body.clone()))
+    });
+    let mut error_answer: Option<Answers> = None;
+    let mut last_error = PipelineError::UpstreamUnavailable;
+    for outcome in futures_util::future::join_all(attempts).await {
+        match outcome {
+            Attempt::Answered(answers) if answers.has_result(call.0) => return Ok(answers),
+            Attempt::Answered(answers) => {
+                error_answer.get_or_insert(answers);
+            }
+            Attempt::Failed(error, Some(answers)) => {
+                error_answer.get_or_insert(answers);
+                last_error = error;
+            }
+            Attempt::NotSent(error) | Attempt::Failed(error, None) | Attempt::Fatal(error) => {
+                last_error = error;
+            }
+        }
+    }
+    error_answer.ok_or(last_error)
 }
 
 async fn attempt(exchange: &Exchange<'_>, upstream: &Upstream, body: Bytes) -> Attempt {

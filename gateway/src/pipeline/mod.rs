@@ -223,8 +223,11 @@ async fn dispatch(
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut results: Vec<Result<Answer, PipelineError>> =
         vec![Err(PipelineError::UpstreamUnavailable); pending.len()];
-    for (n, _) in pending.iter().enumerate() {
-        if let Some(upstream) = select::pick(chain) {
+    let mut broadcasts: Vec<usize> = Vec::new();
+    for (n, p) in pending.iter().enumerate() {
+        if select::broadcast(p.call.method()) {
+            broadcasts.push(n);
+        } else if let Some(upstream) = select::pick(chain) {
             groups.entry(upstream).or_default().push(n);
         }
     }
@@ -245,7 +248,20 @@ async fn dispatch(
             (members, result)
         }
     });
-    for (members, result) in futures_util::future::join_all(exchanges).await {
+    let broadcasts = broadcasts.into_iter().filter_map(|n| {
+        let p = pending.get(n)?;
+        let exchange = &exchange;
+        Some(async move {
+            let result = forward::broadcast(exchange, (p.gateway_id, &p.call)).await;
+            (vec![n], result)
+        })
+    });
+    let (grouped, broadcast) = futures_util::future::join(
+        futures_util::future::join_all(exchanges),
+        futures_util::future::join_all(broadcasts),
+    )
+    .await;
+    for (members, result) in grouped.into_iter().chain(broadcast) {
         match result {
             Ok(mut answers) => {
                 for n in members {

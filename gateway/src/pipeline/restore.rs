@@ -25,6 +25,11 @@ pub(crate) struct Answers {
 }
 
 impl Answers {
+    /// Whether the upstream answered the call sent with gateway id `id` with a `result`.
+    pub(crate) fn has_result(&self, id: u64) -> bool {
+        matches!(self.by_id.get(&id), Some(Answer::Result(_)))
+    }
+
     /// The answer to the call sent with gateway id `id`.
     pub(crate) fn take(&mut self, id: u64) -> Option<Answer> {
         self.by_id

@@ -50,6 +50,12 @@ pub(crate) fn pick(chain: &Chain) -> Option<usize> {
     candidates.get(rng.gen_range(0..candidates.len())).copied()
 }
 
+/// Whether a call is sent to every usable upstream at once rather than to one: a signed
+/// transaction, idempotent by its hash, propagates best when several providers relay it.
+pub(crate) fn broadcast(method: &str) -> bool {
+    method == "eth_sendRawTransaction"
+}
+
 /// Whether a call may be sent again after a timeout or a failure mid-exchange: everything but
 /// the methods that act with node-held keys or are not idempotent. `eth_sendRawTransaction` is
 /// idempotent (by transaction hash), so it may reach several upstreams.
