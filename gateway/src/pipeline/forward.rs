@@ -111,10 +111,12 @@ pub(crate) async fn broadcast(
     call: (u64, &SanitizedCall),
 ) -> Result<Answers, PipelineError> {
     let body = upstream_body(&[call]);
-    let attempts = select::order(exchange.chain).into_iter().filter_map(|index| {
-        let upstream = exchange.chain.upstreams.get(index)?;
-        Some(attempt(exchange, upstream, body.clone()))
-    });
+    let attempts = select::order(exchange.chain)
+        .into_iter()
+        .filter_map(|index| {
+            let upstream = exchange.chain.upstreams.get(index)?;
+            Some(attempt(exchange, upstream, body.clone()))
+        });
     let mut error_answer: Option<Answers> = None;
     let mut last_error = PipelineError::UpstreamUnavailable;
     for outcome in futures_util::future::join_all(attempts).await {
