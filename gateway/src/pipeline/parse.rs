@@ -5,8 +5,11 @@
 //! empty batch or a top level that is neither object nor array → one -32600; in a batch every
 //! member is judged on its own. The client's `id` is kept as the exact bytes it sent (any
 //! string, any number however large or precise, or `null`), so it can be restored verbatim.
+//!
+//! `params` are re-serialised canonically ([`canonical`]): no whitespace, object keys sorted at
+//! every depth, strings re-escaped. Numbers keep their digits, because a JSON number read into
+//! an `f64` or `u64` would silently change a large or precise value on its way upstream.
 
-use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
@@ -42,8 +45,8 @@ pub(crate) struct ClientCall {
     pub(crate) id: Option<Box<RawValue>>,
     /// The method name.
     pub(crate) method: String,
-    /// The parameters (array or object), keys sorted at every depth; `[]` when absent.
-    pub(crate) params: Value,
+    /// The parameters (an array or an object) in canonical form; `[]` when absent.
+    pub(crate) params: String,
 }
 
 /// `null` (the default raw value).
@@ -119,14 +122,15 @@ fn entry(member: &RawValue) -> Entry {
         return invalid("method must be a string");
     };
     let params = match object.get("params") {
-        None => Value::Array(Vec::new()),
-        Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
-            Ok(mut params @ (Value::Array(_) | Value::Object(_))) => {
-                sort_keys(&mut params);
-                params
+        None => "[]".to_owned(),
+        Some(raw) if matches!(raw.get().as_bytes().first(), Some(b'[' | b'{')) => {
+            let mut out = String::with_capacity(raw.get().len());
+            if canonical(raw, &mut out).is_err() {
+                return invalid("params are not valid JSON");
             }
-            _ => return invalid("params must be an array or an object"),
-        },
+            out
+        }
+        Some(_) => return invalid("params must be an array or an object"),
     };
     Entry::Call(ClientCall { id, method, params })
 }
@@ -139,17 +143,45 @@ fn is_legal_id(id: &RawValue) -> bool {
     )
 }
 
-/// Sorts object keys at every depth, so the client's key order never reaches an upstream even
-/// when some crate in the build turns on serde_json's `preserve_order`.
-fn sort_keys(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.sort_keys();
-            map.values_mut().for_each(sort_keys);
+/// Appends the canonical form of `value`: objects with their keys sorted (a repeated key keeps
+/// its last value), arrays in order, strings decoded and re-escaped, numbers and literals with
+/// their exact text. No whitespace anywhere, so the client's formatting never reaches an
+/// upstream. The depth is bounded by serde_json's recursion limit on the first parse.
+fn canonical(value: &RawValue, out: &mut String) -> Result<(), serde_json::Error> {
+    let text = value.get();
+    match text.as_bytes().first() {
+        Some(b'{') => {
+            let members: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
+            out.push('{');
+            for (n, (key, member)) in members.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(key)?);
+                out.push(':');
+                canonical(member, out)?;
+            }
+            out.push('}');
         }
-        Value::Array(items) => items.iter_mut().for_each(sort_keys),
-        _ => {}
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text)?;
+            out.push('[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                canonical(item, out)?;
+            }
+            out.push(']');
+        }
+        Some(b'"') => {
+            let string: String = serde_json::from_str(text)?;
+            out.push_str(&serde_json::to_string(&string)?);
+        }
+        // Numbers, true, false, null: already one token without whitespace.
+        _ => out.push_str(text),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -195,8 +227,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            serde_json::to_string(&call(&parsed.entries[0]).params).unwrap(),
+            call(&parsed.entries[0]).params,
             r#"[{"a":{"b":3,"y":2},"z":1}]"#
+        );
+    }
+
+    #[test]
+    fn params_keep_numbers_and_lose_formatting() {
+        let parsed = parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"m","params":{ "n" : [ 123456789012345678901234567890 , 1.50, -0, 1e400 ], "s" : "\u0041\n", "a" : {"k":1,"k":2}, "t":true, "z":null }}"#,
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            call(&parsed.entries[0]).params,
+            r#"{"a":{"k":2},"n":[123456789012345678901234567890,1.50,-0,1e400],"s":"A\n","t":true,"z":null}"#
         );
     }
 
