@@ -141,6 +141,118 @@ impl Evidence {
     }
 }
 
+/// Media type of Intel SGX/TDX collateral in the endorsements extension: dcap-qvl's
+/// `QuoteCollateralV3` as JSON (PCK CRL and chain, root CA CRL, TCB info, QE identity).
+pub const MEDIA_INTEL_COLLATERAL: &str = "application/vnd.shroud.intel-collateral+json";
+/// Media type of SEV-SNP endorsements: `cbor [* bstr DER certificate]`, the VCEK or VLEK first,
+/// then optionally the ASK/ASVK and ARK (the ARK is never trusted from here: it is pinned).
+pub const MEDIA_SEV_SNP_ENDORSEMENTS: &str = "application/vnd.shroud.sev-snp-endorsements+cbor";
+/// Most certificates accepted in SEV-SNP endorsements.
+const MAX_ENDORSEMENT_CERTIFICATES: usize = 4;
+
+/// The collateral in the endorsements extension (OID 2.23.133.5.4.2), wrapped like the evidence:
+/// `[media-type, bstr]`. It lets a verifier check Intel and SEV-SNP evidence offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endorsements {
+    /// Intel SGX/TDX collateral: dcap-qvl `QuoteCollateralV3` JSON.
+    Intel {
+        /// The JSON bytes.
+        collateral: Vec<u8>,
+    },
+    /// SEV-SNP certificates (DER), the VCEK or VLEK first.
+    SevSnp {
+        /// The DER certificates.
+        certificates: Vec<Vec<u8>>,
+    },
+}
+
+impl Endorsements {
+    /// Whether this collateral is for evidence of `platform`.
+    pub fn is_for(&self, platform: Platform) -> bool {
+        match self {
+            Self::Intel { .. } => matches!(platform, Platform::Sgx | Platform::Tdx),
+            Self::SevSnp { .. } => platform == Platform::SevSnp,
+        }
+    }
+
+    /// The bytes the platform verifier takes as collateral: the JSON for Intel, the CBOR array
+    /// of DER certificates for SEV-SNP.
+    pub fn verifier_collateral(&self) -> Vec<u8> {
+        match self {
+            Self::Intel { collateral } => collateral.clone(),
+            Self::SevSnp { certificates } => encode_certificate_list(certificates),
+        }
+    }
+
+    /// Encodes the extension value.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let (media, body) = match self {
+            Self::Intel { collateral } => (MEDIA_INTEL_COLLATERAL, collateral.clone()),
+            Self::SevSnp { certificates } => (
+                MEDIA_SEV_SNP_ENDORSEMENTS,
+                encode_certificate_list(certificates),
+            ),
+        };
+        encode(&Value::Array(vec![
+            Value::Text(media.to_owned()),
+            Value::Bytes(body),
+        ]))
+    }
+
+    /// Decodes an endorsements extension value.
+    pub fn from_cbor(buf: &[u8]) -> Result<Self, Error> {
+        let Value::Array(items) = decode(buf)? else {
+            return Err(malformed(
+                "endorsements: expected [media-type, bstr]".into(),
+            ));
+        };
+        let mut items = items.into_iter();
+        let (Some(Value::Text(media)), Some(Value::Bytes(body)), None) =
+            (items.next(), items.next(), items.next())
+        else {
+            return Err(malformed(
+                "endorsements: expected [media-type, bstr]".into(),
+            ));
+        };
+        match media.as_str() {
+            MEDIA_INTEL_COLLATERAL => Ok(Self::Intel { collateral: body }),
+            MEDIA_SEV_SNP_ENDORSEMENTS => Ok(Self::SevSnp {
+                certificates: decode_certificate_list(&body)?,
+            }),
+            other => Err(malformed(format!(
+                "unknown endorsements media type {other:?}"
+            ))),
+        }
+    }
+}
+
+fn encode_certificate_list(certificates: &[Vec<u8>]) -> Vec<u8> {
+    encode(&Value::Array(
+        certificates.iter().cloned().map(Value::Bytes).collect(),
+    ))
+}
+
+/// Decodes `cbor [* bstr]`, the SEV-SNP certificate list, bounded.
+pub(crate) fn decode_certificate_list(buf: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    let Value::Array(items) = decode(buf)? else {
+        return Err(malformed("expected a CBOR array of certificates".into()));
+    };
+    if items.is_empty() || items.len() > MAX_ENDORSEMENT_CERTIFICATES {
+        return Err(malformed(format!(
+            "{} certificates in the endorsements, expected 1 to {MAX_ENDORSEMENT_CERTIFICATES}",
+            items.len()
+        )));
+    }
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::Bytes(der) => Ok(der),
+            _ => Err(malformed("a certificate is not a byte string".into())),
+        })
+        .collect()
+}
+
 fn evidence_pair(value: Value) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let Value::Array(items) = value else {
         return Err(malformed("expected [evidence, claims-buffer]".into()));
@@ -236,6 +348,36 @@ mod tests {
             assert_eq!(decoded, evidence);
             assert_eq!(decoded.platform().unwrap(), platform);
         }
+    }
+
+    #[test]
+    fn endorsements_round_trip_and_name_their_platform() {
+        let intel = Endorsements::Intel {
+            collateral: b"{}".to_vec(),
+        };
+        let snp = Endorsements::SevSnp {
+            certificates: vec![vec![0x30, 1], vec![0x30, 2]],
+        };
+        for e in [&intel, &snp] {
+            assert_eq!(&Endorsements::from_cbor(&e.to_cbor()).unwrap(), e);
+        }
+        assert!(intel.is_for(Platform::Sgx) && intel.is_for(Platform::Tdx));
+        assert!(!intel.is_for(Platform::SevSnp) && !snp.is_for(Platform::Tdx));
+        assert_eq!(intel.verifier_collateral(), b"{}");
+        assert_eq!(
+            decode_certificate_list(&snp.verifier_collateral()).unwrap(),
+            vec![vec![0x30, 1], vec![0x30, 2]]
+        );
+        // Evidence is not endorsements, and empty or oversized lists are refused.
+        let evidence = Evidence::SevSnp {
+            report: vec![1],
+            claims: vec![2],
+        };
+        assert!(Endorsements::from_cbor(&evidence.to_cbor()).is_err());
+        assert!(decode_certificate_list(&encode(&Value::Array(vec![]))).is_err());
+        assert!(
+            decode_certificate_list(&encode(&Value::Array(vec![Value::Bytes(vec![]); 5]))).is_err()
+        );
     }
 
     #[test]

@@ -435,3 +435,400 @@ fn tampered_nitro_documents_are_refused() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// AMD SEV-SNP
+
+/// 2025-01-01T00:00:00Z, the README's instant for the Milan report.
+const SNP_AT: u64 = 1_735_689_600;
+/// notBefore and notAfter of `vcek_milan.der` (2023-04-03T19:23:43Z, 2030-04-03T19:23:43Z).
+const VCEK_NOT_BEFORE: u64 = 1_680_549_823;
+const VCEK_NOT_AFTER: u64 = 1_901_474_623;
+
+/// Offsets in an SEV-SNP report: policy at 0x08, report_data at 0x50, measurement at 0x90,
+/// host_data at 0xc0, the signature at 0x2a0.
+const SNP_POLICY: usize = 0x08;
+const SNP_REPORT_DATA: usize = 0x50;
+const SNP_MEASUREMENT: usize = 0x90;
+const SNP_SIGNATURE: usize = 0x2a0;
+
+const SNP_MEASUREMENTS: &[(&str, &str)] = &[
+    (
+        "measurement",
+        "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f",
+    ),
+    (
+        "host_data",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ),
+    // 0x30000 as the report stores it (little endian): SMT allowed, reserved bit 17, no debug.
+    ("policy", "0000030000000000"),
+];
+const SNP_REPORT_DATA_HEX: &str = "d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c645810b0f2cdfca0040433be063fc1a8293f0f3f8dae7b79fecb3d1cd82bd6a93ebfd";
+
+fn snp_vector() -> Option<(Vec<u8>, Vec<u8>)> {
+    let dir = vectors()?;
+    Some((
+        read(&dir, "sev-snp/report_milan.bin"),
+        read(&dir, "sev-snp/vcek_milan.der"),
+    ))
+}
+
+fn pem(der: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n").into_bytes()
+}
+
+#[test]
+fn snp_report_verifies_to_the_pinned_milan_ark_at_its_instant() {
+    let Some((report, vcek)) = snp_vector() else {
+        return;
+    };
+    let dir = vectors().unwrap();
+    let ask = read(&dir, "sev-snp/ask_milan.pem");
+    let ask_der = x509_parser::pem::parse_x509_pem(&ask).unwrap().1.contents;
+    let cbor = shroud_ra_tls::cmw::Endorsements::SevSnp {
+        certificates: vec![vcek.clone(), ask_der],
+    }
+    .verifier_collateral();
+    let pem_with_ask = [pem(&vcek), ask].concat();
+    // The VCEK alone as DER or PEM, with its ASK as PEM, and as the endorsements' CBOR list.
+    for (form, collateral) in [
+        ("der", vcek.clone()),
+        ("pem", pem(&vcek)),
+        ("pem+ask", pem_with_ask),
+        ("cbor", cbor),
+    ] {
+        let report = verify_raw_evidence(Platform::SevSnp, &report, Some(&collateral), at(SNP_AT))
+            .unwrap_or_else(|e| panic!("{form}: {e}"));
+        show(&report);
+        assert_eq!(report.platform, Platform::SevSnp);
+        assert!(!report.debug);
+        assert_eq!(report.tcb_status, TcbStatus::UpToDate, "{form}");
+        assert_measurements(&report, SNP_MEASUREMENTS);
+        assert_eq!(hex::encode(&report.report_data), SNP_REPORT_DATA_HEX);
+    }
+    let measurement = SNP_MEASUREMENTS[0].1;
+    let policy = Policy::from_pins([format!("sev-snp:measurement={measurement}")]).unwrap();
+    let report = verify_raw_evidence(Platform::SevSnp, &report, Some(&vcek), at(SNP_AT)).unwrap();
+    policy
+        .check_tcb(Platform::SevSnp, report.tcb_status)
+        .unwrap();
+    policy
+        .check_measurements(Platform::SevSnp, &report.measurements, report.tcb_status)
+        .unwrap();
+}
+
+/// The Milan VCEK is valid until 2030-04-03, so at today's date the chain has not expired yet
+/// (AMD publishes no expiring collateral for SNP); the expiry is checked at the verifier's clock.
+#[test]
+fn snp_report_is_refused_outside_the_vcek_validity() {
+    let Some((report, vcek)) = snp_vector() else {
+        return;
+    };
+    rejected_because(
+        verify_raw_evidence(
+            Platform::SevSnp,
+            &report,
+            Some(&vcek),
+            at(VCEK_NOT_AFTER + 1),
+        ),
+        Platform::SevSnp,
+        "VCEK/VLEK expired",
+    );
+    rejected_because(
+        verify_raw_evidence(
+            Platform::SevSnp,
+            &report,
+            Some(&vcek),
+            at(VCEK_NOT_BEFORE - 1),
+        ),
+        Platform::SevSnp,
+        "VCEK/VLEK is not valid before",
+    );
+    let now = real_now();
+    let result = verify_raw_evidence(Platform::SevSnp, &report, Some(&vcek), now);
+    if now.as_secs() > VCEK_NOT_AFTER {
+        rejected_because(result, Platform::SevSnp, "expired");
+    } else {
+        assert_eq!(result.unwrap().tcb_status, TcbStatus::UpToDate);
+    }
+}
+
+#[test]
+fn snp_report_needs_its_vcek() {
+    let Some((report, _)) = snp_vector() else {
+        return;
+    };
+    let dir = vectors().unwrap();
+    assert_eq!(
+        verify_raw_evidence(Platform::SevSnp, &report, None, at(SNP_AT)),
+        Err(Error::MissingCollateral {
+            platform: Platform::SevSnp
+        })
+    );
+    // The ASK alone is no VCEK.
+    assert!(matches!(
+        verify_raw_evidence(
+            Platform::SevSnp,
+            &report,
+            Some(&read(&dir, "sev-snp/ask_milan.pem")),
+            at(SNP_AT)
+        ),
+        Err(Error::MalformedCollateral {
+            platform: Platform::SevSnp,
+            ..
+        })
+    ));
+    assert!(matches!(
+        verify_raw_evidence(Platform::SevSnp, &report, Some(b"{}"), at(SNP_AT)),
+        Err(Error::MalformedCollateral { .. })
+    ));
+    // A Nitro leaf is not an AMD key: no product, refused.
+    let nitro_root = read(&dir, "nitro/aws_nitro_root_g1.pem");
+    assert!(verify_raw_evidence(Platform::SevSnp, &report, Some(&nitro_root), at(SNP_AT)).is_err());
+    // A truncated report does not parse.
+    assert!(matches!(
+        verify_raw_evidence(Platform::SevSnp, &report[..1000], None, at(SNP_AT)),
+        Err(Error::MalformedEvidence(_))
+    ));
+}
+
+#[test]
+fn snp_debug_policy_is_refused() {
+    let Some((report, vcek)) = snp_vector() else {
+        return;
+    };
+    // Policy bit 19 (DEBUG) is bit 3 of the policy's third byte. No real debug report is in the
+    // vectors; setting the bit shows the refusal comes before (and regardless of) the signature.
+    let mut debug = report.clone();
+    debug[SNP_POLICY + 2] |= 0x08;
+    assert_eq!(
+        verify_raw_evidence(Platform::SevSnp, &debug, Some(&vcek), at(SNP_AT)),
+        Err(Error::DebugEnclave {
+            platform: Platform::SevSnp
+        })
+    );
+}
+
+#[test]
+fn tampered_snp_reports_are_refused() {
+    let Some((report, vcek)) = snp_vector() else {
+        return;
+    };
+    for (what, offset) in [
+        ("signature", SNP_SIGNATURE + 5),
+        ("measurement", SNP_MEASUREMENT + 3),
+        ("report data", SNP_REPORT_DATA + 7),
+        // reported_tcb.snp: the TCB the VCEK was issued for is signed too.
+        ("reported TCB", 0x180 + 6),
+    ] {
+        let result = verify_raw_evidence(
+            Platform::SevSnp,
+            &flip(&report, offset),
+            Some(&vcek),
+            at(SNP_AT),
+        );
+        println!("sev-snp tampered {what}: {result:?}");
+        assert_eq!(
+            result,
+            Err(Error::BadEvidenceSignature {
+                platform: Platform::SevSnp
+            }),
+            "{what}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RA-TLS certificates carrying real evidence and its endorsements.
+//
+// A certificate whose evidence verifies end to end cannot be built from the vectors: their
+// report data binds someone else's claims. These certificates carry the real evidence with our
+// claims, so a verifier that got as far as step 4 (report data) has verified the evidence with
+// the collateral from the certificate's endorsements extension, offline.
+
+mod certificates {
+    use shroud_ra_tls::attest::Attester;
+    use shroud_ra_tls::cert::{IssueParams, issue_certificate};
+    use shroud_ra_tls::cmw::{Endorsements, Evidence};
+    use shroud_ra_tls::{Measurements, VerifyOptions, verify_certificate};
+
+    use super::*;
+
+    /// Replays a real piece of evidence with whatever claims it is asked to bind.
+    struct Replay {
+        platform: Platform,
+        evidence: Vec<u8>,
+    }
+
+    impl Attester for Replay {
+        fn platform(&self) -> Platform {
+            self.platform
+        }
+
+        fn measurements(&self) -> Measurements {
+            Measurements::new()
+        }
+
+        fn attest(&self, claims: &[u8]) -> Result<Evidence, Error> {
+            let (evidence, claims) = (self.evidence.clone(), claims.to_vec());
+            Ok(match self.platform {
+                Platform::SevSnp => Evidence::SevSnp {
+                    report: evidence,
+                    claims,
+                },
+                Platform::Nitro => Evidence::Nitro {
+                    document: evidence,
+                    claims,
+                },
+                _ => Evidence::Intel {
+                    quote: evidence,
+                    claims,
+                },
+            })
+        }
+    }
+
+    fn certificate(
+        platform: Platform,
+        evidence: &[u8],
+        endorsements: Option<&Endorsements>,
+        now: u64,
+    ) -> Vec<u8> {
+        let mut params = IssueParams::new(vec!["localhost".into()], at(now));
+        params.endorsements = endorsements.map(Endorsements::to_cbor);
+        let attester = Replay {
+            platform,
+            evidence: evidence.to_vec(),
+        };
+        issue_certificate(&attester, &params)
+            .unwrap()
+            .certificate
+            .to_vec()
+    }
+
+    /// Pins that match none of the vectors: every test here fails before step 5.
+    fn any_policy() -> Policy {
+        Policy::from_pins([
+            format!("sev-snp:measurement={}", "00".repeat(48)),
+            format!("tdx:mrtd={}", "00".repeat(48)),
+            format!("nitro:pcr0={}", "00".repeat(48)),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn snp_certificate_is_verified_with_its_endorsements_offline() {
+        let Some((report, vcek)) = snp_vector() else {
+            return;
+        };
+        let options = VerifyOptions::at(at(SNP_AT));
+        let snp = Endorsements::SevSnp {
+            certificates: vec![vcek.clone()],
+        };
+        // With the VCEK in the endorsements, the report verifies and the claims binding is what
+        // fails (the report signs another key's claims).
+        let with = certificate(Platform::SevSnp, &report, Some(&snp), SNP_AT);
+        assert_eq!(
+            verify_certificate(&with, &any_policy(), &options),
+            Err(Error::ReportDataMismatch)
+        );
+        // Without endorsements and without caller collateral nothing can be checked.
+        let without = certificate(Platform::SevSnp, &report, None, SNP_AT);
+        assert_eq!(
+            verify_certificate(&without, &any_policy(), &options),
+            Err(Error::MissingCollateral {
+                platform: Platform::SevSnp
+            })
+        );
+        // Collateral supplied by the caller stands in for the extension.
+        let supplied = VerifyOptions {
+            collateral: Some(&vcek),
+            ..options
+        };
+        assert_eq!(
+            verify_certificate(&without, &any_policy(), &supplied),
+            Err(Error::ReportDataMismatch)
+        );
+        // Collateral for another platform is refused as such.
+        let intel = Endorsements::Intel {
+            collateral: b"{}".to_vec(),
+        };
+        let wrong = certificate(Platform::SevSnp, &report, Some(&intel), SNP_AT);
+        assert!(matches!(
+            verify_certificate(&wrong, &any_policy(), &options),
+            Err(Error::MalformedCollateral {
+                platform: Platform::SevSnp,
+                ..
+            })
+        ));
+        // The endorsements are checked at the verifier's clock like everything else: a tampered
+        // report is refused even with its VCEK at hand.
+        let tampered = certificate(
+            Platform::SevSnp,
+            &flip(&report, SNP_MEASUREMENT),
+            Some(&snp),
+            SNP_AT,
+        );
+        assert_eq!(
+            verify_certificate(&tampered, &any_policy(), &options),
+            Err(Error::BadEvidenceSignature {
+                platform: Platform::SevSnp
+            })
+        );
+    }
+
+    #[test]
+    fn intel_certificate_is_verified_with_its_endorsements_offline() {
+        let Some((quote, collateral)) = tdx_vector() else {
+            return;
+        };
+        let options = VerifyOptions::at(at(INTEL_AT));
+        let intel = Endorsements::Intel { collateral };
+        let with = certificate(Platform::Tdx, &quote, Some(&intel), INTEL_AT);
+        assert_eq!(
+            verify_certificate(&with, &any_policy(), &options),
+            Err(Error::ReportDataMismatch)
+        );
+        let without = certificate(Platform::Tdx, &quote, None, INTEL_AT);
+        assert_eq!(
+            verify_certificate(&without, &any_policy(), &options),
+            Err(Error::MissingCollateral {
+                platform: Platform::Tdx
+            })
+        );
+        // Garbage in the extension is malformed collateral, not a pass.
+        let mut params = IssueParams::new(vec!["localhost".into()], at(INTEL_AT));
+        params.endorsements = Some(vec![0xff]);
+        let garbage = issue_certificate(
+            &Replay {
+                platform: Platform::Tdx,
+                evidence: quote.clone(),
+            },
+            &params,
+        )
+        .unwrap()
+        .certificate;
+        assert!(matches!(
+            verify_certificate(&garbage, &any_policy(), &options),
+            Err(Error::MalformedCollateral {
+                platform: Platform::Tdx,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn nitro_certificate_needs_no_endorsements() {
+        let Some(doc) = nitro_document() else {
+            return;
+        };
+        let cert = certificate(Platform::Nitro, &doc, None, NITRO_AT);
+        assert_eq!(
+            verify_certificate(&cert, &any_policy(), &VerifyOptions::at(at(NITRO_AT))),
+            Err(Error::ReportDataMismatch)
+        );
+    }
+}

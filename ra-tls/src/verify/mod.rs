@@ -3,6 +3,7 @@
 mod intel;
 mod nitro;
 mod pki;
+mod sev_snp;
 pub mod simulated;
 
 pub use intel::INTEL_SGX_ROOT_CA_DER;
@@ -12,7 +13,7 @@ use rustls_pki_types::UnixTime;
 
 use crate::cert::ParsedCertificate;
 use crate::claims::Claims;
-use crate::cmw::Evidence;
+use crate::cmw::{Endorsements, Evidence};
 use crate::{Error, Measurements, Platform, Policy, TcbStatus};
 
 /// What the caller allows beyond the policy, and the clock.
@@ -87,7 +88,8 @@ pub fn verify_certificate(
     cert.check_validity(options.now)?;
     let evidence = Evidence::from_cbor(&cert.evidence)?;
     // 2. authenticity of the platform evidence, at the verifier's clock.
-    let endorsements = cert.endorsements.as_deref().or(options.collateral);
+    let endorsements = certificate_collateral(cert.endorsements.as_deref(), &evidence)?;
+    let endorsements = endorsements.as_deref().or(options.collateral);
     let report = verify_platform_evidence(&evidence, endorsements, options)?;
     // 3. debug and TCB status.
     if report.debug {
@@ -114,6 +116,30 @@ pub fn verify_certificate(
         not_before: cert.not_before,
         not_after: cert.not_after,
     })
+}
+
+/// The collateral the certificate's endorsements extension carries for its evidence, in the
+/// form the platform verifier takes ([`Endorsements::verifier_collateral`]).
+fn certificate_collateral(
+    extension: Option<&[u8]>,
+    evidence: &Evidence,
+) -> Result<Option<Vec<u8>>, Error> {
+    let Some(extension) = extension else {
+        return Ok(None);
+    };
+    let platform = evidence.platform()?;
+    let endorsements =
+        Endorsements::from_cbor(extension).map_err(|e| Error::MalformedCollateral {
+            platform,
+            reason: format!("endorsements extension: {e}"),
+        })?;
+    if !endorsements.is_for(platform) {
+        return Err(Error::MalformedCollateral {
+            platform,
+            reason: "the endorsements extension carries collateral for another platform".into(),
+        });
+    }
+    Ok(Some(endorsements.verifier_collateral()))
 }
 
 /// Step 2 alone: checks the evidence to its vendor root and returns what it reports.
@@ -144,8 +170,8 @@ pub fn verify_platform_evidence(
 /// pinned vendor root at `now`.
 ///
 /// `collateral` is what the platform needs besides the evidence: for sgx and tdx dcap-qvl's
-/// `QuoteCollateralV3` JSON; for sev-snp the VCEK (DER or PEM) or the CBOR endorsements of
-/// [`sev_snp`]; nothing for nitro. Like [`verify_platform_evidence`] it refuses debug builds;
+/// `QuoteCollateralV3` JSON; for sev-snp the VCEK or VLEK (DER, or PEM possibly followed by its
+/// ASK/ASVK) or the certificate list of [`Endorsements::SevSnp`] as CBOR; nothing for nitro. Like [`verify_platform_evidence`] it refuses debug builds;
 /// the caller applies [`Policy::check_tcb`] and the measurement pins to the returned report.
 /// Simulated evidence proves nothing and is refused.
 pub fn verify_raw_evidence(
@@ -172,8 +198,8 @@ fn verify_hardware_evidence(
         Platform::Nitro => nitro::verify(evidence, now),
         // Intel and AMD evidence is authentic only together with collateral (TCB info, CRLs,
         // the VCEK): without it nothing can be checked, so that is the first thing to say.
-        Platform::SevSnp if endorsements.is_none() => Err(Error::MissingCollateral { platform }),
-        _ => Err(Error::UnsupportedPlatform { platform }),
+        Platform::SevSnp => sev_snp::verify(evidence, endorsements, now),
+        Platform::Simulated => Err(Error::UnsupportedPlatform { platform }),
     }
 }
 

@@ -105,7 +105,8 @@ pub(crate) fn check_issued_by_p384(
     }
 }
 
-fn is_ca(cert: &X509Certificate<'_>) -> bool {
+/// Whether `cert` carries basicConstraints with `cA` set.
+pub(crate) fn is_ca(cert: &X509Certificate<'_>) -> bool {
     cert.extensions()
         .iter()
         .filter(|e| e.oid.to_id_string() == OID_BASIC_CONSTRAINTS)
