@@ -27,7 +27,9 @@ mod client;
 #[cfg(feature = "transport")]
 pub mod connect;
 mod error;
+pub mod bundle;
 pub mod jsonrpc;
+pub mod ohttp;
 pub mod policy;
 
 #[cfg(feature = "transport")]

@@ -1,0 +1,286 @@
+//! Key configurations (RFC 9458 §3) and their list form `application/ohttp-keys` (RFC 9540 §3),
+//! and the gateway's private half, [`ServerKey`].
+
+use zeroize::Zeroizing;
+
+use super::OhttpError;
+use super::suite;
+
+/// The only KDF offered: HKDF-SHA256 (HPKE KDF id 1).
+pub const KDF_HKDF_SHA256: u16 = 0x0001;
+
+/// The HPKE KEMs offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kem {
+    /// DHKEM(X25519, HKDF-SHA256), id 0x0020.
+    X25519Sha256,
+    /// DHKEM(P-256, HKDF-SHA256), id 0x0010.
+    P256Sha256,
+}
+
+impl Kem {
+    /// The IANA HPKE KEM id.
+    pub fn id(self) -> u16 {
+        match self {
+            Kem::X25519Sha256 => 0x0020,
+            Kem::P256Sha256 => 0x0010,
+        }
+    }
+
+    /// The KEM of an id, when offered.
+    pub fn from_id(id: u16) -> Option<Kem> {
+        match id {
+            0x0020 => Some(Kem::X25519Sha256),
+            0x0010 => Some(Kem::P256Sha256),
+            _ => None,
+        }
+    }
+
+    /// Length of a public key and of an encapsulated key (`Npk` = `Nenc`).
+    pub fn public_key_len(self) -> usize {
+        match self {
+            Kem::X25519Sha256 => 32,
+            Kem::P256Sha256 => 65,
+        }
+    }
+
+    /// Length of a private key (`Nsk`), which is also how much randomness one encapsulation draws.
+    pub fn secret_key_len(self) -> usize {
+        32
+    }
+}
+
+/// The AEADs offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Aead {
+    /// AES-128-GCM, id 0x0001.
+    Aes128Gcm,
+    /// ChaCha20Poly1305, id 0x0003.
+    ChaCha20Poly1305,
+}
+
+impl Aead {
+    /// The IANA HPKE AEAD id.
+    pub fn id(self) -> u16 {
+        match self {
+            Aead::Aes128Gcm => 0x0001,
+            Aead::ChaCha20Poly1305 => 0x0003,
+        }
+    }
+
+    /// The AEAD of an id, when offered.
+    pub fn from_id(id: u16) -> Option<Aead> {
+        match id {
+            0x0001 => Some(Aead::Aes128Gcm),
+            0x0003 => Some(Aead::ChaCha20Poly1305),
+            _ => None,
+        }
+    }
+
+    /// Key length `Nk`.
+    pub fn key_len(self) -> usize {
+        match self {
+            Aead::Aes128Gcm => 16,
+            Aead::ChaCha20Poly1305 => 32,
+        }
+    }
+
+    /// Nonce length `Nn`.
+    pub fn nonce_len(self) -> usize {
+        12
+    }
+
+    /// Length of the response nonce and of the exported response secret: `max(Nn, Nk)`.
+    pub fn response_nonce_len(self) -> usize {
+        self.key_len().max(self.nonce_len())
+    }
+}
+
+/// One key configuration: a key id, a KEM public key and the symmetric suites offered with it
+/// (always HKDF-SHA256 here, so only the AEADs are kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyConfig {
+    /// The key id the client puts in the request header.
+    pub key_id: u8,
+    /// The KEM of `public_key`.
+    pub kem: Kem,
+    /// The encoded KEM public key (`Npk` bytes).
+    pub public_key: Vec<u8>,
+    /// The AEADs offered with HKDF-SHA256, in the server's order of preference.
+    pub aeads: Vec<Aead>,
+}
+
+impl KeyConfig {
+    /// The RFC 9458 §3 encoding of this one configuration.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(7 + self.public_key.len() + 4 * self.aeads.len());
+        out.push(self.key_id);
+        out.extend_from_slice(&self.kem.id().to_be_bytes());
+        out.extend_from_slice(&self.public_key);
+        let suites_len = u16::try_from(4 * self.aeads.len()).unwrap_or(0);
+        out.extend_from_slice(&suites_len.to_be_bytes());
+        for aead in &self.aeads {
+            out.extend_from_slice(&KDF_HKDF_SHA256.to_be_bytes());
+            out.extend_from_slice(&aead.id().to_be_bytes());
+        }
+        out
+    }
+
+    /// The `application/ohttp-keys` encoding of a list (RFC 9540 §3): each configuration
+    /// preceded by its length as a 2-byte integer.
+    pub fn encode_list(configs: &[KeyConfig]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for config in configs {
+            let one = config.encode();
+            out.extend_from_slice(&u16::try_from(one.len()).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(&one);
+        }
+        out
+    }
+
+    /// Decodes one RFC 9458 §3 configuration. Unsupported KEMs are
+    /// [`OhttpError::NoSupportedConfig`]; unsupported symmetric suites are skipped.
+    pub fn decode(bytes: &[u8]) -> Result<KeyConfig, OhttpError> {
+        let mut r = Reader(bytes);
+        let key_id = r.u8().ok_or(OhttpError::KeyConfig("truncated header"))?;
+        let kem_id = r.u16().ok_or(OhttpError::KeyConfig("truncated header"))?;
+        let kem = Kem::from_id(kem_id).ok_or(OhttpError::NoSupportedConfig)?;
+        let public_key = r
+            .take(kem.public_key_len())
+            .ok_or(OhttpError::KeyConfig("truncated public key"))?
+            .to_vec();
+        let suites_len = r.u16().ok_or(OhttpError::KeyConfig("truncated suites"))?;
+        if suites_len == 0 || suites_len % 4 != 0 {
+            return Err(OhttpError::KeyConfig("symmetric suites length"));
+        }
+        let mut suites = Reader(
+            r.take(usize::from(suites_len))
+                .ok_or(OhttpError::KeyConfig("truncated suites"))?,
+        );
+        if !r.0.is_empty() {
+            return Err(OhttpError::KeyConfig("trailing bytes"));
+        }
+        let mut aeads = Vec::new();
+        while let (Some(kdf), Some(aead)) = (suites.u16(), suites.u16()) {
+            if let (KDF_HKDF_SHA256, Some(aead)) = (kdf, Aead::from_id(aead)) {
+                aeads.push(aead);
+            }
+        }
+        if aeads.is_empty() {
+            return Err(OhttpError::NoSupportedConfig);
+        }
+        suite::check_public_key(kem, &public_key)?;
+        Ok(KeyConfig {
+            key_id,
+            kem,
+            public_key,
+            aeads,
+        })
+    }
+
+    /// Decodes an `application/ohttp-keys` list, keeping the configurations this client supports
+    /// (in the server's order); refuses a malformed list and a list with none supported.
+    pub fn decode_list(bytes: &[u8]) -> Result<Vec<KeyConfig>, OhttpError> {
+        let mut r = Reader(bytes);
+        let mut configs = Vec::new();
+        while !r.0.is_empty() {
+            let len = r.u16().ok_or(OhttpError::KeyConfig("truncated length"))?;
+            let one = r
+                .take(usize::from(len))
+                .ok_or(OhttpError::KeyConfig("truncated configuration"))?;
+            match KeyConfig::decode(one) {
+                Ok(config) => configs.push(config),
+                Err(OhttpError::NoSupportedConfig) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if configs.is_empty() {
+            return Err(OhttpError::NoSupportedConfig);
+        }
+        Ok(configs)
+    }
+}
+
+/// The gateway's half of a key configuration: the configuration and its private key.
+#[derive(Clone)]
+pub struct ServerKey {
+    config: KeyConfig,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerKey")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerKey {
+    /// A fresh key pair from the operating system's randomness, offering every AEAD.
+    pub fn generate(key_id: u8, kem: Kem) -> Result<ServerKey, OhttpError> {
+        let mut ikm = Zeroizing::new(vec![0_u8; kem.secret_key_len()]);
+        getrandom::fill(&mut ikm).map_err(|e| OhttpError::Random(e.to_string()))?;
+        let (secret, public_key) = suite::derive_key_pair(kem, &ikm);
+        Ok(ServerKey {
+            config: KeyConfig {
+                key_id,
+                kem,
+                public_key,
+                aeads: vec![Aead::Aes128Gcm, Aead::ChaCha20Poly1305],
+            },
+            secret: Zeroizing::new(secret),
+        })
+    }
+
+    /// A key from a serialized private key (`Nsk` bytes), offering `aeads`. Used to load the RFC
+    /// test vectors; a gateway generates its keys.
+    pub fn from_secret(
+        key_id: u8,
+        kem: Kem,
+        secret: &[u8],
+        aeads: Vec<Aead>,
+    ) -> Result<ServerKey, OhttpError> {
+        let public_key = suite::public_key_of(kem, secret)?;
+        Ok(ServerKey {
+            config: KeyConfig {
+                key_id,
+                kem,
+                public_key,
+                aeads,
+            },
+            secret: Zeroizing::new(secret.to_vec()),
+        })
+    }
+
+    /// The public configuration.
+    pub fn config(&self) -> &KeyConfig {
+        &self.config
+    }
+
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+/// A bounds-checked reader over a byte slice.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        self.take(1).and_then(|b| b.first().copied())
+    }
+
+    pub(crate) fn u16(&mut self) -> Option<u16> {
+        let b = self.take(2)?;
+        Some(u16::from_be_bytes(b.try_into().ok()?))
+    }
+}

@@ -1,0 +1,42 @@
+//! Oblivious HTTP (RFC 9458) with binary HTTP (RFC 9292) inside: the channel of clients that
+//! cannot see the gateway's TLS certificate, browsers first (DESIGN §4.3).
+//!
+//! Both roles live here, as pure functions over bytes (no I/O, no clock, no tokio), so that the
+//! native SDK, the wasm client and the gateway share one implementation of the wire format:
+//!
+//! * [`KeyConfig`]: the `application/ohttp-keys` format (RFC 9458 §3, RFC 9540 §3);
+//! * the client: [`seal_request`] → [`SealedRequest`], whose [`ResponseOpener`] opens the answer;
+//! * the gateway: [`ServerKey::open_request`] → [`OpenedRequest`], whose [`ResponseSealer`]
+//!   encapsulates the answer;
+//! * [`message`]: the binary HTTP request and response that travel inside.
+//!
+//! HPKE (RFC 9180) comes from the `hpke` crate with pure-Rust primitives. Suites: DHKEM(X25519,
+//! HKDF-SHA256) or DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM or ChaCha20Poly1305.
+//! Randomness is drawn by the callers of the `*_with_*` functions, which is what the RFC 9458
+//! Appendix A and RFC 9180 conformance tests use to reproduce the published bytes.
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod conformance_tests;
+mod error;
+mod keys;
+pub mod message;
+mod request;
+mod response;
+mod suite;
+
+pub use error::OhttpError;
+pub use keys::{Aead, KDF_HKDF_SHA256, Kem, KeyConfig, ServerKey};
+pub use request::{
+    OpenedRequest, SealedRequest, request_enc, request_key_id, seal_request, seal_request_with_ikm,
+};
+pub use response::{ResponseOpener, ResponseSealer};
+
+/// Media type of an encapsulated request.
+pub const REQUEST_MEDIA_TYPE: &str = "message/ohttp-req";
+/// Media type of an encapsulated response.
+pub const RESPONSE_MEDIA_TYPE: &str = "message/ohttp-res";
+/// Media type of a key configuration list (RFC 9540).
+pub const KEYS_MEDIA_TYPE: &str = "application/ohttp-keys";
+/// The problem type of a request to an unknown key (RFC 9458 §5.3).
+pub const PROBLEM_KEY: &str = "https://iana.org/assignments/http-problem-types#ohttp-key";
