@@ -7,8 +7,9 @@
 //!
 //! Fault injection (DESIGN §7): [`RecordingUpstream::kill`] stops it like a crashed node (the
 //! port refuses connections, open connections are dropped), [`RecordingUpstream::set_delay`]
-//! makes it slow, [`RecordingUpstream::set_garbage`] makes it answer non-JSON, and
-//! [`fixture_responder`] answers recorded request/response pairs.
+//! makes it slow, [`RecordingUpstream::set_garbage`] makes it answer non-JSON,
+//! [`RecordingUpstream::set_status`] makes it answer an HTTP error, [`fixture_responder`] answers
+//! recorded request/response pairs, and [`RecordingUpstream::start_raw`] answers exact bytes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +31,9 @@ use tokio::task::JoinHandle;
 
 /// Computes the whole response body from the whole parsed request body.
 pub type Responder = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+
+/// Computes the exact response bytes from the exact request bytes (for byte-for-byte replays).
+pub type RawResponder = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,7 @@ impl std::fmt::Debug for RecordingUpstream {
 struct Faults {
     delay: Mutex<Option<Duration>>,
     garbage: AtomicBool,
+    status: Mutex<Option<http::StatusCode>>,
 }
 
 impl RecordingUpstream {
@@ -91,6 +96,26 @@ impl RecordingUpstream {
 
     /// Starts an upstream whose answer is `responder(parsed request body)`. A body that is not
     /// JSON is answered with a JSON-RPC parse error without calling the responder.
+    pub async fn start_with<F>(responder: F) -> Self
+    where
+        F: Fn(&Value) -> Value + Send + Sync + 'static,
+    {
+        Self::start_raw(move |body: &[u8]| {
+            let answer = match serde_json::from_slice::<Value>(body) {
+                Ok(value) => responder(&value),
+                Err(_) => json!({
+                    "jsonrpc": "2.0",
+                    "id": null,
+                    "error": { "code": -32700, "message": "parse error" },
+                }),
+            };
+            answer.to_string().into_bytes()
+        })
+        .await
+    }
+
+    /// Starts an upstream whose answer is exactly the bytes `responder(request body bytes)`,
+    /// sent as `application/json`.
     ///
     /// # Panics
     /// When no loopback port can be bound (this is a test helper).
@@ -98,9 +123,9 @@ impl RecordingUpstream {
         clippy::panic,
         reason = "a test helper without a loopback port cannot do its job"
     )]
-    pub async fn start_with<F>(responder: F) -> Self
+    pub async fn start_raw<F>(responder: F) -> Self
     where
-        F: Fn(&Value) -> Value + Send + Sync + 'static,
+        F: Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -110,7 +135,7 @@ impl RecordingUpstream {
             .unwrap_or_else(|e| panic!("recording upstream address: {e}"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (stop, stop_rx) = watch::channel(false);
-        let responder: Responder = Arc::new(responder);
+        let responder: RawResponder = Arc::new(responder);
         let faults = Arc::new(Faults::default());
         let task = tokio::spawn(serve(
             listener,
@@ -151,6 +176,15 @@ impl RecordingUpstream {
             .delay
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = delay;
+    }
+
+    /// Answers with HTTP `status` (and the usual body) instead of 200 (`None`: 200 again).
+    pub fn set_status(&self, status: Option<http::StatusCode>) {
+        *self
+            .faults
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = status;
     }
 
     /// Answers `200 text/plain` garbage instead of JSON-RPC while `on`.
@@ -207,7 +241,7 @@ fn answer_one(call: &Value) -> Value {
 async fn serve(
     listener: TcpListener,
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
-    responder: Responder,
+    responder: RawResponder,
     faults: Arc<Faults>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -244,7 +278,7 @@ async fn serve(
 async fn handle(
     request: Request<Incoming>,
     requests: &Mutex<Vec<RecordedRequest>>,
-    responder: &Responder,
+    responder: &RawResponder,
     faults: &Faults,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
@@ -279,22 +313,20 @@ async fn handle(
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    if faults.garbage.load(Ordering::Relaxed) {
-        return Response::new(Full::new(Bytes::from_static(b"<html>502 garbage</html>")));
-    }
-    let answer = match serde_json::from_slice::<Value>(&body) {
-        Ok(value) => responder(&value),
-        Err(_) => json!({
-            "jsonrpc": "2.0",
-            "id": null,
-            "error": { "code": -32700, "message": "parse error" },
-        }),
+    let status = *faults.status.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut response = if faults.garbage.load(Ordering::Relaxed) {
+        Response::new(Full::new(Bytes::from_static(b"<html>502 garbage</html>")))
+    } else {
+        let mut response = Response::new(Full::new(Bytes::from(responder(&body))));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response
     };
-    let mut response = Response::new(Full::new(Bytes::from(answer.to_string())));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    if let Some(status) = status {
+        *response.status_mut() = status;
+    }
     // Provider-style headers the gateway must not relay to its clients.
     response
         .headers_mut()

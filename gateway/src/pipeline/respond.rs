@@ -197,19 +197,11 @@ impl PipelineError {
     }
 }
 
-/// A JSON-RPC error object with `id`.
-fn error_object(error: &PipelineError, id: Value) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": error.code(), "message": error.to_string() },
-    })
-}
-
 /// The response for `error` when the request's ids are unknown (before or during parsing).
 pub(crate) fn error_response(error: &PipelineError) -> Response<Body> {
     error.log();
-    json_response(error.status(), &error_object(error, Value::Null))
+    let body = error_answer(error, &Box::<RawValue>::default());
+    with_content_type(error.status(), "application/json", Bytes::from(body))
 }
 
 /// The JSON bytes of a gateway error answer under the client's exact `id`.
@@ -305,6 +297,15 @@ mod tests {
         assert_eq!(
             String::from_utf8(answer).unwrap(),
             r#"{"jsonrpc":"2.0","id":1.50,"error":{"code":-32601,"message":"method not found or not allowed by this gateway"}}"#
+        );
+    }
+
+    #[test]
+    fn errors_without_an_id_answer_under_null() {
+        let body = error_answer(&PipelineError::Parse, &Box::<RawValue>::default());
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#
         );
     }
 
