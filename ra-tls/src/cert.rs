@@ -92,6 +92,18 @@ impl ParsedCertificate {
     }
 }
 
+/// A certificate given as PEM (the first `CERTIFICATE` block) or DER, as DER.
+pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    if bytes.first() == Some(&0x30) {
+        return Ok(bytes.to_vec());
+    }
+    x509_parser::pem::Pem::iter_from_buffer(bytes)
+        .filter_map(Result::ok)
+        .find(|pem| pem.label == "CERTIFICATE")
+        .map(|pem| pem.contents)
+        .ok_or_else(|| Error::CertificateParse("neither DER nor a PEM CERTIFICATE block".into()))
+}
+
 fn unix_seconds(ts: i64) -> u64 {
     u64::try_from(ts).unwrap_or(0)
 }

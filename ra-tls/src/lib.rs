@@ -32,7 +32,7 @@ pub use error::Error;
 pub use platform::{Measurements, Platform, TcbStatus};
 pub use policy::Policy;
 pub use rustls_pki_types::UnixTime;
-pub use verify::{Verdict, VerifyOptions, verify_certificate};
+pub use verify::{Verdict, VerifyOptions, verify_certificate, verify_certificate_evidence};
 
 /// SHA-256 of `data`, the hash every binding in the format uses.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

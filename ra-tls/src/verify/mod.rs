@@ -83,14 +83,8 @@ pub fn verify_certificate(
     if policy.is_empty() {
         return Err(Error::EmptyPolicy);
     }
-    // 1. structure, one bounded evidence extension, validity, self-signature.
-    let cert = ParsedCertificate::parse(cert_der)?;
-    cert.check_validity(options.now)?;
-    let evidence = Evidence::from_cbor(&cert.evidence)?;
-    // 2. authenticity of the platform evidence, at the verifier's clock.
-    let endorsements = certificate_collateral(cert.endorsements.as_deref(), &evidence)?;
-    let endorsements = endorsements.as_deref().or(options.collateral);
-    let report = verify_platform_evidence(&evidence, endorsements, options)?;
+    // 1. and 2.
+    let (cert, evidence, report) = authenticate(cert_der, options)?;
     // 3. debug and TCB status.
     if report.debug {
         return Err(Error::DebugEnclave {
@@ -99,11 +93,7 @@ pub fn verify_certificate(
     }
     policy.check_tcb(report.platform, report.tcb_status)?;
     // 4. the claims are what the evidence signed, and they bind this certificate's key.
-    check_report_data(&report.report_data, evidence.claims_buffer())?;
-    let claims = Claims::from_cbor(evidence.claims_buffer())?;
-    if !claims.binds_spki(&cert.spki_der) {
-        return Err(Error::PubkeyHashMismatch);
-    }
+    let claims = bind(&cert, &evidence, &report)?;
     // 5. the pins.
     policy.check_measurements(report.platform, &report.measurements, report.tcb_status)?;
     Ok(Verdict {
@@ -116,6 +106,54 @@ pub fn verify_certificate(
         not_before: cert.not_before,
         not_after: cert.not_after,
     })
+}
+
+/// Steps 1, 2 and 4 of [`verify_certificate`] without a policy: the certificate is well formed
+/// and valid at `options.now`, its evidence is authentic (debug builds refused), and the evidence
+/// binds the claims and the claims the certificate key. The caller applies the TCB policy and
+/// the pins to the returned report (`shroud verify --cert`, which reports what it found).
+pub fn verify_certificate_evidence(
+    cert_der: &[u8],
+    options: &VerifyOptions<'_>,
+) -> Result<(PlatformReport, Claims), Error> {
+    let (cert, evidence, report) = authenticate(cert_der, options)?;
+    if report.debug {
+        return Err(Error::DebugEnclave {
+            platform: report.platform,
+        });
+    }
+    let claims = bind(&cert, &evidence, &report)?;
+    Ok((report, claims))
+}
+
+/// Steps 1 and 2: structure, one bounded evidence extension, validity, self-signature; then the
+/// platform evidence to its vendor root at the verifier's clock.
+fn authenticate(
+    cert_der: &[u8],
+    options: &VerifyOptions<'_>,
+) -> Result<(ParsedCertificate, Evidence, PlatformReport), Error> {
+    let cert = ParsedCertificate::parse(cert_der)?;
+    cert.check_validity(options.now)?;
+    let evidence = Evidence::from_cbor(&cert.evidence)?;
+    let endorsements = certificate_collateral(cert.endorsements.as_deref(), &evidence)?;
+    let endorsements = endorsements.as_deref().or(options.collateral);
+    let report = verify_platform_evidence(&evidence, endorsements, options)?;
+    Ok((cert, evidence, report))
+}
+
+/// Step 4: the report data is SHA-256(claims buffer), and the claims bind the certificate key.
+fn bind(
+    cert: &ParsedCertificate,
+    evidence: &Evidence,
+    report: &PlatformReport,
+) -> Result<Claims, Error> {
+    check_report_data(&report.report_data, evidence.claims_buffer())?;
+    let claims = Claims::from_cbor(evidence.claims_buffer())?;
+    if claims.binds_spki(&cert.spki_der) {
+        Ok(claims)
+    } else {
+        Err(Error::PubkeyHashMismatch)
+    }
 }
 
 /// The collateral the certificate's endorsements extension carries for its evidence, in the
