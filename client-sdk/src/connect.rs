@@ -191,7 +191,7 @@ impl AttestedConnector {
             None => self
                 .verifier
                 .verify(cert, UnixTime::now())
-                .map_err(ClientError::Attestation)?,
+                .map_err(ClientError::from_refusal)?,
         };
         let http_version = match session.alpn_protocol() {
             Some(b"h2") => HttpVersion::Http2,
@@ -214,7 +214,7 @@ fn handshake_error(authority: &str, error: std::io::Error) -> ClientError {
         .and_then(tls::attestation_error)
         .cloned();
     match attestation {
-        Some(refusal) => ClientError::Attestation(refusal),
+        Some(refusal) => ClientError::from_refusal(refusal),
         None => ClientError::Tls {
             authority: authority.to_owned(),
             source: error,

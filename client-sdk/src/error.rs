@@ -8,7 +8,8 @@ use std::time::Duration;
 /// connection, the TLS handshake (where attestation runs, before any request byte is written),
 /// then HTTP and JSON-RPC. Only [`ClientError::Http`], [`ClientError::InvalidResponse`],
 /// [`ClientError::JsonRpc`] and possibly [`ClientError::Transport`] and [`ClientError::Timeout`]
-/// can happen after the request was sent.
+/// can happen after the request was sent. [`ClientError::kind`] sorts the variants into the
+/// coarse [`ErrorKind`]s a caller usually branches on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -23,6 +24,14 @@ pub enum ClientError {
     /// The measurement policy is unusable (empty, or a pin or policy file is invalid).
     #[error("{0}")]
     Policy(shroud_ra_tls::Error),
+    /// A [`ClientBuilder`](crate::ClientBuilder) option is out of range or contradicts another.
+    #[error("invalid client option {option}: {reason}")]
+    InvalidOption {
+        /// The builder method, e.g. `timeout`.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The TCP connection to the gateway could not be made.
     #[error("cannot connect to {authority}: {source}")]
     Connect {
@@ -36,6 +45,11 @@ pub enum ClientError {
     /// was sent. The inner error names the check that failed.
     #[error("gateway not trusted, nothing was sent: attestation failed: {0}")]
     Attestation(shroud_ra_tls::Error),
+    /// The gateway's evidence is authentic, but its measurements are not the pinned ones (a
+    /// different build, or the wrong pin): the TLS handshake was aborted and no request byte was
+    /// sent. Always wraps [`shroud_ra_tls::Error::MeasurementMismatch`], which names both sides.
+    #[error("gateway not trusted, nothing was sent: pin mismatch: {0}")]
+    PinMismatch(shroud_ra_tls::Error),
     /// The TLS handshake failed for a reason other than attestation.
     #[error("TLS handshake with {authority} failed: {source}")]
     Tls {
@@ -75,13 +89,100 @@ pub enum ClientError {
     Timeout(Duration),
 }
 
+/// The coarse class of a [`ClientError`]: what failed, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The client's own configuration: URL, policy, builder options.
+    Config,
+    /// TCP: connection refused, unreachable, reset before the handshake.
+    Network,
+    /// The TLS handshake failed for a reason other than attestation.
+    Tls,
+    /// The gateway's evidence did not verify (simulated, debug, TCB, forged, not RA-TLS, ...).
+    Attestation,
+    /// The evidence verified but reports measurements other than the pinned ones.
+    PinMismatch,
+    /// The attested connection broke, or the answer was not HTTP/JSON-RPC as expected.
+    Transport,
+    /// The gateway answered with an HTTP error status.
+    Http,
+    /// The node (or the gateway's policy) answered with a JSON-RPC error.
+    JsonRpc,
+    /// The operation ran out of time.
+    Timeout,
+}
+
+impl ErrorKind {
+    /// A short lower-case name, e.g. `pin-mismatch`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Network => "network",
+            Self::Tls => "tls",
+            Self::Attestation => "attestation",
+            Self::PinMismatch => "pin-mismatch",
+            Self::Transport => "transport",
+            Self::Http => "http",
+            Self::JsonRpc => "json-rpc",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ClientError {
-    /// The attestation error, when the gateway's evidence was refused.
+    /// The attestation error, when the gateway's evidence was refused (including a pin
+    /// mismatch).
     pub fn attestation(&self) -> Option<&shroud_ra_tls::Error> {
         match self {
-            Self::Attestation(e) => Some(e),
+            Self::Attestation(e) | Self::PinMismatch(e) => Some(e),
             _ => None,
         }
+    }
+
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidUrl { .. } | Self::Policy(_) | Self::InvalidOption { .. } => {
+                ErrorKind::Config
+            }
+            Self::Connect { .. } => ErrorKind::Network,
+            Self::Tls { .. } => ErrorKind::Tls,
+            Self::Attestation(_) => ErrorKind::Attestation,
+            Self::PinMismatch(_) => ErrorKind::PinMismatch,
+            Self::Transport(_) | Self::InvalidResponse(_) => ErrorKind::Transport,
+            Self::Http { .. } => ErrorKind::Http,
+            Self::JsonRpc { .. } => ErrorKind::JsonRpc,
+            Self::Timeout(_) => ErrorKind::Timeout,
+        }
+    }
+
+    /// Sorts a refusal by the verifier: a measurement mismatch is a [`ClientError::PinMismatch`],
+    /// anything else a [`ClientError::Attestation`].
+    pub fn from_refusal(refusal: shroud_ra_tls::Error) -> Self {
+        match refusal {
+            shroud_ra_tls::Error::MeasurementMismatch { .. } => Self::PinMismatch(refusal),
+            other => Self::Attestation(other),
+        }
+    }
+
+    /// Whether nothing of the request can have reached the gateway: the failure happened before
+    /// an attested connection existed.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::Config
+                | ErrorKind::Network
+                | ErrorKind::Tls
+                | ErrorKind::Attestation
+                | ErrorKind::PinMismatch
+        )
     }
 }
 

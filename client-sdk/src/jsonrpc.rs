@@ -21,6 +21,88 @@ pub fn request_body(id: u64, method: &str, params: Value) -> Vec<u8> {
     Value::Object(call).to_string().into_bytes()
 }
 
+/// The body of a JSON-RPC 2.0 batch: the calls get ids `1..=n` in order.
+pub fn batch_body<'a>(calls: impl IntoIterator<Item = (&'a str, Value)>) -> Vec<u8> {
+    let calls: Vec<Value> = calls
+        .into_iter()
+        .zip(1u64..)
+        .map(|((method, params), id)| {
+            let mut call = Map::new();
+            call.insert("jsonrpc".into(), Value::from("2.0"));
+            call.insert("id".into(), Value::from(id));
+            call.insert("method".into(), Value::from(method));
+            if !params.is_null() {
+                call.insert("params".into(), params);
+            }
+            Value::Object(call)
+        })
+        .collect();
+    Value::Array(calls).to_string().into_bytes()
+}
+
+/// Reads the answer to a batch of `len` calls made by [`batch_body`]: one result per call, in
+/// call order, whatever order the answers came in. A missing, duplicated or unknown id, or a
+/// body that is not a batch answer, fails the whole batch.
+pub fn parse_batch_response(
+    len: usize,
+    status: http::StatusCode,
+    body: &[u8],
+) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+    let answers = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(answers)) => answers,
+        // A single error object answers a batch the gateway refused as a whole.
+        Ok(Value::Object(mut object)) if object.contains_key("error") => {
+            let error = object.remove("error").unwrap_or(Value::Null);
+            return Err(json_rpc_error(error));
+        }
+        _ if !status.is_success() => {
+            return Err(ClientError::Http {
+                status,
+                body: quote(body),
+            });
+        }
+        _ => {
+            return Err(ClientError::InvalidResponse(format!(
+                "expected a JSON-RPC batch answer (an array), got {}",
+                quote(body)
+            )));
+        }
+    };
+    let mut results: Vec<Option<Result<Value, ClientError>>> =
+        std::iter::repeat_with(|| None).take(len).collect();
+    for answer in answers {
+        let id = answer.get("id").and_then(Value::as_u64);
+        let slot = id
+            .and_then(|id| usize::try_from(id).ok())
+            .and_then(|id| id.checked_sub(1))
+            .and_then(|index| results.get_mut(index));
+        let Some(slot) = slot else {
+            return Err(ClientError::InvalidResponse(format!(
+                "batch answer has an unknown id: {}",
+                answer.get("id").unwrap_or(&Value::Null)
+            )));
+        };
+        if slot.is_some() {
+            return Err(ClientError::InvalidResponse(format!(
+                "batch answer repeats id {}",
+                id.unwrap_or_default()
+            )));
+        }
+        let id = id.unwrap_or_default();
+        let text = answer.to_string();
+        *slot = Some(parse_response(id, http::StatusCode::OK, text.as_bytes()));
+    }
+    results
+        .into_iter()
+        .zip(1u64..)
+        .map(|(result, id)| {
+            result.ok_or_else(|| {
+                ClientError::InvalidResponse(format!("batch answer lacks the call with id {id}"))
+            })
+        })
+        .collect()
+}
+
 /// Reads the answer to the call with `id`: its `result`, or its `error` as
 /// [`ClientError::JsonRpc`]. An HTTP error status without a JSON-RPC error is
 /// [`ClientError::Http`].
@@ -182,6 +264,52 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "gateway answered HTTP 404 Not Found: no such chain"
+        );
+    }
+
+    #[test]
+    fn batches_are_numbered_and_answers_reordered() {
+        let body: Value = serde_json::from_slice(&batch_body([
+            ("eth_chainId", Value::Null),
+            ("eth_getBalance", json!(["0x01", "latest"])),
+        ]))
+        .unwrap();
+        assert_eq!(
+            body,
+            json!([
+                {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
+                {"jsonrpc": "2.0", "id": 2, "method": "eth_getBalance", "params": ["0x01", "latest"]}
+            ])
+        );
+        let answer = br#"[{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"no"}},{"jsonrpc":"2.0","id":1,"result":"0x1"}]"#;
+        let results = parse_batch_response(2, StatusCode::OK, answer).unwrap();
+        assert_eq!(results[0].as_ref().unwrap(), &json!("0x1"));
+        assert!(matches!(
+            results[1],
+            Err(ClientError::JsonRpc { code: -32000, .. })
+        ));
+    }
+
+    #[test]
+    fn bad_batch_answers_are_refused() {
+        for body in [
+            &br#"[{"jsonrpc":"2.0","id":1,"result":1}]"#[..],
+            br#"[{"jsonrpc":"2.0","id":1,"result":1},{"jsonrpc":"2.0","id":1,"result":1}]"#,
+            br#"[{"jsonrpc":"2.0","id":3,"result":1},{"jsonrpc":"2.0","id":1,"result":1}]"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":1}"#,
+        ] {
+            let err = parse_batch_response(2, StatusCode::OK, body).unwrap_err();
+            assert!(matches!(err, ClientError::InvalidResponse(_)), "{err}");
+        }
+        let err = parse_batch_response(
+            2,
+            StatusCode::BAD_REQUEST,
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch too large"}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ClientError::JsonRpc { code: -32600, .. }),
+            "{err}"
         );
     }
 

@@ -31,9 +31,18 @@ pub mod bundle;
 pub mod jsonrpc;
 pub mod ohttp;
 pub mod policy;
+#[cfg(feature = "transport")]
+mod pool;
+#[cfg(feature = "transport")]
+pub mod proxy;
+pub mod retry;
 
 #[cfg(feature = "transport")]
-pub use client::{Client, ClientBuilder, DEFAULT_TIMEOUT};
-pub use error::ClientError;
+pub use client::{
+    Client, ClientBuilder, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES,
+};
+pub use error::{ClientError, ErrorKind};
 pub use policy::Policy;
+#[cfg(feature = "transport")]
+pub use pool::PoolStats;
 pub use shroud_ra_tls::{Measurements, Platform, TcbStatus, Verdict};

@@ -63,7 +63,7 @@ async fn client_refuses_the_gateway_without_the_right_pin() {
     assert!(
         matches!(
             err,
-            ClientError::Attestation(shroud_ra_tls::Error::MeasurementMismatch { .. })
+            ClientError::PinMismatch(shroud_ra_tls::Error::MeasurementMismatch { .. })
         ),
         "{err:?}"
     );

@@ -1,17 +1,21 @@
-//! `shroud`: attest a Shroud gateway and call it, refusing any gateway whose enclave does not
-//! run a pinned build.
+//! `shroud`: attest a Shroud gateway, call it, or serve it to wallets on a local port, refusing
+//! any gateway whose enclave does not run a pinned build.
 //!
 //! Exit codes: 0 success; 1 the gateway was refused, unreachable, or the call failed; 2 the
 //! command line (arguments, pins, policy file, URL, params) is wrong.
 #![forbid(unsafe_code)]
 
+mod attest;
+mod proxy;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
-use shroud_client::{Client, ClientError, Verdict};
+use shroud_client::{Client, ClientError};
 
 const USAGE_EXIT: u8 = 2;
 
@@ -50,6 +54,24 @@ enum Command {
         #[arg(long)]
         compact: bool,
     },
+    /// Serve a local plain-HTTP JSON-RPC endpoint for wallets; every gateway connection is
+    /// attested before anything is forwarded.
+    Proxy {
+        /// The local address to listen on (loopback only, unless --allow-non-loopback).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8545")]
+        listen: SocketAddr,
+        #[arg(
+            long,
+            value_name = "URL",
+            help = "The gateway and chain, e.g. https://gateway.example:8443/eth"
+        )]
+        gateway: String,
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// Listen on a non-loopback address: the proxy serves PLAIN HTTP to anyone who can reach it.
+        #[arg(long)]
+        allow_non_loopback: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -72,18 +94,19 @@ struct TrustArgs {
     timeout: u64,
 }
 
-/// A failure: the user's input (exit 2) or the gateway's side (exit 1).
+/// A failure: the user's input (exit 2) or the gateway's side or the local system (exit 1).
 enum Failure {
     Usage(String),
     Client(ClientError),
+    Runtime(String),
 }
 
 impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_)
-            | Self::Client(ClientError::InvalidUrl { .. } | ClientError::Policy(_)) => USAGE_EXIT,
-            Self::Client(_) => 1,
+            Self::Usage(_) => USAGE_EXIT,
+            Self::Client(error) if error.kind() == shroud_client::ErrorKind::Config => USAGE_EXIT,
+            Self::Client(_) | Self::Runtime(_) => 1,
         }
     }
 }
@@ -91,7 +114,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Usage(message) => f.write_str(message),
+            Self::Usage(message) | Self::Runtime(message) => f.write_str(message),
             Self::Client(error) => error.fmt(f),
         }
     }
@@ -126,7 +149,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Attest { url, trust, json } => attest(&url, &trust, json).await,
+        Command::Attest { url, trust, json } => attest::attest(&url, &trust, json).await,
         Command::Call {
             url,
             method,
@@ -134,6 +157,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             trust,
             compact,
         } => call(&url, &method, params.as_deref(), &trust, compact).await,
+        Command::Proxy {
+            listen,
+            gateway,
+            trust,
+            allow_non_loopback,
+        } => proxy::proxy(listen, &gateway, &trust, allow_non_loopback).await,
     }
 }
 
@@ -150,24 +179,6 @@ fn client(url: &str, trust: &TrustArgs) -> Result<Client, ClientError> {
         );
     }
     Ok(client)
-}
-
-async fn attest(url: &str, trust: &TrustArgs, as_json: bool) -> Result<(), Failure> {
-    let client = client(url, trust)?;
-    match client.attest().await {
-        Ok(verdict) if as_json => println!("{}", verdict_json(url, &verdict)),
-        Ok(verdict) => print!("{}", verdict_text(url, &verdict)),
-        Err(error) => {
-            if as_json && let Some(reason) = error.attestation() {
-                println!(
-                    "{}",
-                    json!({"url": url, "verdict": "rejected", "reason": reason.to_string()})
-                );
-            }
-            return Err(error.into());
-        }
-    }
-    Ok(())
 }
 
 async fn call(
@@ -196,99 +207,9 @@ async fn call(
     Ok(())
 }
 
-fn verdict_json(url: &str, verdict: &Verdict) -> Value {
-    let measurements: serde_json::Map<String, Value> = verdict
-        .measurements
-        .iter()
-        .map(|(field, value)| (field.to_owned(), Value::from(hex::encode(value))))
-        .collect();
-    json!({
-        "url": url,
-        "verdict": "trusted",
-        "platform": verdict.platform.as_str(),
-        "measurements": measurements,
-        "tcb_status": verdict.tcb_status.as_str(),
-        "not_before": rfc3339(verdict.not_before),
-        "not_after": rfc3339(verdict.not_after),
-        "not_before_unix": verdict.not_before,
-        "not_after_unix": verdict.not_after,
-        "issued_at_unix": verdict.claims.iat,
-        "spki_sha256": hex::encode(verdict.spki_sha256),
-        "cert_sha256": hex::encode(verdict.cert_sha256),
-    })
-}
-
-fn verdict_text(url: &str, verdict: &Verdict) -> String {
-    let mut lines = vec![
-        format!("gateway      {url}"),
-        "verdict      trusted (the policy accepts this enclave)".to_owned(),
-        format!("platform     {}", verdict.platform),
-    ];
-    lines.extend(
-        verdict
-            .measurements
-            .iter()
-            .map(|(field, value)| format!("{field:<12} {}", hex::encode(value))),
-    );
-    lines.push(format!("tcb_status   {}", verdict.tcb_status));
-    lines.push(format!(
-        "not_before   {} ({})",
-        rfc3339(verdict.not_before),
-        verdict.not_before
-    ));
-    lines.push(format!(
-        "not_after    {} ({})",
-        rfc3339(verdict.not_after),
-        verdict.not_after
-    ));
-    if let Some(iat) = verdict.claims.iat {
-        lines.push(format!("issued_at    {} ({iat})", rfc3339(iat)));
-    }
-    lines.push(format!("spki_sha256  {}", hex::encode(verdict.spki_sha256)));
-    lines.push(format!("cert_sha256  {}", hex::encode(verdict.cert_sha256)));
-    let mut text = lines.join("\n");
-    text.push('\n');
-    text
-}
-
-/// Unix seconds as an RFC 3339 UTC timestamp.
-fn rfc3339(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (H. Hinnant's `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 
     #[test]
     fn cli_definition_is_consistent() {
