@@ -6,6 +6,14 @@
 use crate::cmw::Evidence;
 use crate::{Error, Measurements, Platform};
 
+#[cfg(feature = "attest")]
+pub mod configfs_tsm;
+#[cfg(feature = "attest")]
+pub mod detect;
+#[cfg(feature = "attest")]
+pub mod gramine;
+#[cfg(feature = "attest")]
+pub mod nitro;
 #[cfg(feature = "server")]
 pub mod simulated;
 
@@ -19,4 +27,13 @@ pub trait Attester: Send + Sync {
 
     /// Produces evidence whose report data is SHA-256(`claims`) followed by zeros.
     fn attest(&self, claims: &[u8]) -> Result<Evidence, Error>;
+}
+
+/// The 64 bytes of report data that bind `claims`: SHA-256(claims) followed by 32 zero bytes
+/// (DESIGN §3).
+pub fn report_data(claims: &[u8]) -> [u8; 64] {
+    let mut data = [0u8; 64];
+    let (hash, _) = data.split_at_mut(32);
+    hash.copy_from_slice(&crate::sha256(claims));
+    data
 }

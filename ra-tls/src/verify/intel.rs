@@ -79,6 +79,16 @@ pub(crate) fn verify(
     })
 }
 
+/// The platform and measurements a quote states, without verifying it: what an attester reports
+/// about itself at start-up (the verifier never uses this).
+#[cfg(feature = "attest")]
+pub(crate) fn unverified_measurements(quote: &[u8]) -> Result<(Platform, Measurements), Error> {
+    let parsed =
+        Quote::parse(quote).map_err(|e| Error::MalformedEvidence(format!("quote: {e:#}")))?;
+    let (platform, _) = describe(&parsed.report);
+    Ok((platform, measurements(&parsed.report).0))
+}
+
 /// The platform of a quote body and whether it is a debug build.
 fn describe(report: &Report) -> (Platform, bool) {
     match report {

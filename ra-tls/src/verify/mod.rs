@@ -7,6 +7,14 @@ mod sev_snp;
 pub mod simulated;
 
 pub use intel::INTEL_SGX_ROOT_CA_DER;
+
+/// What evidence states about itself, unverified: for attesters to print their own measurements.
+#[cfg(feature = "attest")]
+pub(crate) mod unverified {
+    pub(crate) use super::intel::unverified_measurements as intel_quote;
+    pub(crate) use super::nitro::unverified_measurements as nitro_document;
+    pub(crate) use super::sev_snp::unverified_measurements as sev_snp_report;
+}
 pub use nitro::{AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256};
 
 use rustls_pki_types::UnixTime;

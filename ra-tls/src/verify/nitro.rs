@@ -49,6 +49,40 @@ struct Payload {
     user_data: Option<Vec<u8>>,
 }
 
+/// The PCRs a document states, without verifying it: what an attester reports about itself at
+/// start-up (the verifier never uses this).
+#[cfg(feature = "attest")]
+pub(crate) fn unverified_measurements(document: &[u8]) -> Result<Measurements, Error> {
+    let sign1 = CoseSign1::from_slice(document)
+        .or_else(|_| CoseSign1::from_tagged_slice(document))
+        .map_err(|e| malformed(format!("not a COSE_Sign1: {e}")))?;
+    let payload = sign1
+        .payload
+        .as_deref()
+        .ok_or_else(|| malformed("COSE_Sign1 without payload".into()))?;
+    pcr_measurements(&parse_payload(payload)?)
+}
+
+fn pcr_measurements(payload: &Payload) -> Result<Measurements, Error> {
+    let mut measurements = Measurements::new();
+    for (index, name) in PCRS {
+        let value = payload
+            .pcrs
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, v)| v)
+            .ok_or_else(|| malformed(format!("PCR{index} missing")))?;
+        if value.len() != PCR_LEN {
+            return Err(malformed(format!(
+                "PCR{index} is {} bytes, expected {PCR_LEN}",
+                value.len()
+            )));
+        }
+        measurements.insert(name, value.clone());
+    }
+    Ok(measurements)
+}
+
 /// Verifies a Nitro attestation document at `now`.
 pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, Error> {
     let sign1 = CoseSign1::from_slice(document)
@@ -114,22 +148,7 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
             .map_err(|_| Error::BadEvidenceSignature { platform: PLATFORM })
     })?;
 
-    let mut measurements = Measurements::new();
-    for (index, name) in PCRS {
-        let value = payload
-            .pcrs
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, v)| v)
-            .ok_or_else(|| malformed(format!("PCR{index} missing")))?;
-        if value.len() != PCR_LEN {
-            return Err(malformed(format!(
-                "PCR{index} is {} bytes, expected {PCR_LEN}",
-                value.len()
-            )));
-        }
-        measurements.insert(name, value.clone());
-    }
+    let measurements = pcr_measurements(&payload)?;
     let debug = ["pcr0", "pcr1", "pcr2"].iter().all(|f| {
         measurements
             .get(f)

@@ -190,18 +190,31 @@ pub(crate) fn verify(
         TcbStatus::UpToDate
     };
 
+    Ok(PlatformReport {
+        platform: PLATFORM,
+        measurements: measurements(&report),
+        report_data: report.report_data.to_vec(),
+        debug: false,
+        tcb_status,
+    })
+}
+
+/// The measurements of DESIGN §6.
+fn measurements(report: &AttestationReport) -> Measurements {
     let mut measurements = Measurements::new();
     measurements.insert("measurement", report.measurement);
     measurements.insert("host_data", report.host_data);
     // The policy as it is in the report: a little-endian u64.
     measurements.insert("policy", u64::from(report.policy).to_le_bytes());
-    Ok(PlatformReport {
-        platform: PLATFORM,
-        measurements,
-        report_data: report.report_data.to_vec(),
-        debug: false,
-        tcb_status,
-    })
+    measurements
+}
+
+/// The measurements a report states, without verifying it: what an attester reports about
+/// itself at start-up (the verifier never uses this).
+#[cfg(feature = "attest")]
+pub(crate) fn unverified_measurements(report: &[u8]) -> Result<Measurements, Error> {
+    let report = AttestationReport::from_bytes(report).map_err(|e| malformed(e.to_string()))?;
+    Ok(measurements(&report))
 }
 
 fn check_report_signature(
