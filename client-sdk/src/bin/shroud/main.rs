@@ -7,6 +7,7 @@
 
 mod attest;
 mod proxy;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Verify an RA-TLS certificate or raw platform evidence offline (nothing is sent anywhere).
+    Verify(verify::VerifyArgs),
     /// Attest the gateway (TLS handshake only, nothing sent) and print what it proved.
     Attest {
         #[arg(help = "The gateway, e.g. https://gateway.example:8443/eth")]
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Verify(args) => verify::verify(&args),
         Command::Attest { url, trust, json } => attest::attest(&url, &trust, json).await,
         Command::Call {
             url,
