@@ -40,6 +40,9 @@ pub struct Config {
     /// The response cache for immutable calls.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Oblivious HTTP: replay window and response padding.
+    #[serde(default)]
+    pub ohttp: OhttpConfig,
     /// The chains served, each at `POST /{name}`.
     #[serde(default, rename = "chain")]
     pub chains: Vec<ChainConfig>,
@@ -108,6 +111,31 @@ impl Default for CacheConfig {
             enabled: true,
             max_entries: 10_000,
             ttl_seconds: 600,
+        }
+    }
+}
+
+/// `[ohttp]`: the Oblivious HTTP channel (DESIGN §4.3). Its keys are generated in the enclave
+/// and rotated with the certificate, the previous generation staying valid until the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OhttpConfig {
+    /// Accepted distance, in seconds, between a request's `date` header and the gateway's clock;
+    /// encapsulated keys (`enc`) are remembered twice as long to refuse replays.
+    pub replay_window_secs: u64,
+    /// Most `enc` values remembered for replay detection.
+    pub replay_cache_capacity: u64,
+    /// Sizes, in bytes, that binary HTTP responses are padded up to (the smallest that fits);
+    /// larger responses are sent unpadded. Empty: no padding.
+    pub padding_buckets: Vec<usize>,
+}
+
+impl Default for OhttpConfig {
+    fn default() -> Self {
+        Self {
+            replay_window_secs: 60,
+            replay_cache_capacity: 1_000_000,
+            padding_buckets: vec![512, 2048, 8192, 32_768, 131_072],
         }
     }
 }
@@ -513,6 +541,7 @@ impl Config {
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             cache: CacheConfig::default(),
+            ohttp: OhttpConfig::default(),
             chains,
         }
     }

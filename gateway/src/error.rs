@@ -38,6 +38,9 @@ pub enum GatewayError {
     /// Any other I/O error while serving.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Generating the OHTTP keys failed (no randomness).
+    #[error("OHTTP keys: {0}")]
+    Ohttp(String),
     /// A start-up task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
+use crate::ohttp::OhttpState;
 use crate::pipeline::cache::ResponseCache;
 use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes::{self, AppState};
@@ -63,15 +64,22 @@ impl Gateway {
         chain_list.sort_by(|a, b| a.name.cmp(&b.name));
         let client = upstream::http_client(&config)?;
 
+        // The OHTTP keys are generated here, in the enclave, and bound by the certificate.
+        let ohttp = Arc::new(OhttpState::new(&config.ohttp));
+        let keys = ohttp
+            .generate()
+            .map_err(|e| GatewayError::Ohttp(e.to_string()))?;
+        let key_list = keys.list.clone();
         // Hashing the executable and producing evidence block; keep them off the runtime.
         let startup_config = config.clone();
         let (attester, certificate) = tokio::task::spawn_blocking(move || {
             let attester = tls::attester_for(&startup_config)?;
-            let certificate = tls::issue(attester.as_ref(), &startup_config.tls.hosts)?;
+            let certificate = tls::issue(attester.as_ref(), &startup_config.tls.hosts, &key_list)?;
             Ok::<_, GatewayError>((attester, certificate))
         })
         .await
         .map_err(|e| GatewayError::Task(e.to_string()))??;
+        ohttp.install(keys);
         let resolver = Arc::new(RotatingCertResolver::new(&certificate)?);
         let server_config = server_config(Arc::clone(&resolver), &tls::ALPN)?;
         let acceptor = TlsAcceptor::from(Arc::new(server_config));
@@ -91,6 +99,7 @@ impl Gateway {
             metrics: registry,
             limiter: RateLimiter::new(&config.limits),
             cache: ResponseCache::new(&config.cache),
+            ohttp,
         });
         Ok(Gateway {
             config,
@@ -153,6 +162,7 @@ impl Gateway {
             self.config.tls.hosts.clone(),
             Arc::clone(&self.resolver),
             Arc::clone(&self.state.metrics),
+            Arc::clone(&self.state.ohttp),
         ));
         let health = tokio::spawn(upstream::health_checks(
             self.state.client.clone(),

@@ -18,6 +18,7 @@ pub mod config;
 mod error;
 mod gateway;
 mod metrics;
+mod ohttp;
 mod pipeline;
 mod ratelimit;
 mod routes;

@@ -43,10 +43,6 @@ pub(crate) struct Metrics {
     rate_limited: IntCounter,
     connections_active: IntGaugeVec,
     tls_handshakes: IntCounterVec,
-    #[expect(
-        dead_code,
-        reason = "the OHTTP gateway is not in this build; the family is exported at zero"
-    )]
     ohttp_requests: IntCounterVec,
     attestation_age: Gauge,
     certificate_issued_at: AtomicU64,
@@ -254,6 +250,12 @@ impl Metrics {
         self.tls_handshakes
             .with_label_values(&["tcp", outcome])
             .inc();
+    }
+
+    /// An OHTTP request's outcome (`ok`, `unknown_key`, `invalid`, `replayed`, `bad_body`,
+    /// `error`).
+    pub(crate) fn ohttp(&self, outcome: &str) {
+        self.ohttp_requests.with_label_values(&[outcome]).inc();
     }
 
     /// Counts a connection as open until the guard is dropped.

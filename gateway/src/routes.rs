@@ -15,6 +15,7 @@ use shroud_ra_tls::tls::RotatingCertResolver;
 
 use crate::config::LimitsConfig;
 use crate::metrics::{self, Metrics};
+use crate::ohttp::{self, OhttpState};
 use crate::pipeline::cache::ResponseCache;
 use crate::pipeline::respond::{self, Body};
 use crate::pipeline::{self, PipelineError};
@@ -23,6 +24,9 @@ use crate::upstream::{Chain, HttpClient};
 
 /// The attestation bundle route (DESIGN §4.2).
 pub(crate) const ATTESTATION_PATH: &str = "/.well-known/shroud/attestation";
+
+/// The OHTTP key list route (RFC 9540).
+pub(crate) const OHTTP_KEYS_PATH: &str = "/.well-known/ohttp-gateway";
 
 /// What every connection shares.
 pub(crate) struct AppState {
@@ -44,6 +48,8 @@ pub(crate) struct AppState {
     pub(crate) limiter: RateLimiter,
     /// The response cache.
     pub(crate) cache: ResponseCache,
+    /// The OHTTP keys and replay cache.
+    pub(crate) ohttp: Arc<OhttpState>,
 }
 
 /// Routes one request of the client known by `client`.
@@ -62,8 +68,17 @@ where
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
         (&Method::GET, "/readyz") => metrics::readiness(&state.chain_list),
-        (&Method::GET, ATTESTATION_PATH) => attestation(&state),
-        (_, "/healthz" | "/readyz" | ATTESTATION_PATH) => {
+        (&Method::GET, ATTESTATION_PATH) => ohttp::cors::allow_any_origin(attestation(&state)),
+        (&Method::GET, OHTTP_KEYS_PATH) => ohttp::cors::allow_any_origin(respond::text_response(
+            StatusCode::OK,
+            shroud_client::ohttp::KEYS_MEDIA_TYPE,
+            state.ohttp.served_keys(),
+        )),
+        (&Method::OPTIONS, _) => ohttp::cors::preflight(),
+        (&Method::POST, "/ohttp") if ohttp::handle::is_ohttp_request(request.headers()) => {
+            ohttp::handle::handle(&state, client, None, request).await
+        }
+        (_, "/healthz" | "/readyz" | ATTESTATION_PATH | OHTTP_KEYS_PATH | "/ohttp") => {
             respond::error_response(&PipelineError::MethodNotAllowed)
         }
         _ => {
@@ -75,6 +90,9 @@ where
             };
             if request.method() != Method::POST {
                 return respond::error_response(&PipelineError::MethodNotAllowed);
+            }
+            if ohttp::handle::is_ohttp_request(request.headers()) {
+                return ohttp::handle::handle(&state, client, Some(chain), request).await;
             }
             if !is_json(request.headers()) {
                 return respond::error_response(&PipelineError::UnsupportedMediaType);
@@ -101,7 +119,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Reads the body within the size limit and the body read timeout.
-async fn read_body<B>(limits: &LimitsConfig, request: Request<B>) -> Result<Bytes, PipelineError>
+pub(crate) async fn read_body<B>(
+    limits: &LimitsConfig,
+    request: Request<B>,
+) -> Result<Bytes, PipelineError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -126,16 +147,18 @@ where
     }
 }
 
-/// `GET /.well-known/shroud/attestation`: the certificate currently served. Endorsements and
-/// OHTTP keys arrive with the hardware platforms and the OHTTP gateway.
+/// `GET /.well-known/shroud/attestation`: the certificate currently served and the OHTTP keys
+/// its `ohttp-keys` claim binds. Endorsements arrive with the hardware platforms.
 fn attestation(state: &AppState) -> Response<Body> {
     let Some(certificate) = state.resolver.current_certificate() else {
         return respond::error_response(&PipelineError::Internal);
     };
-    let certificate = base64::engine::general_purpose::STANDARD.encode(certificate.as_ref());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let certificate = b64.encode(certificate.as_ref());
+    let ohttp_keys = b64.encode(state.ohttp.served_keys());
     respond::json_response(
         StatusCode::OK,
-        &json!({ "certificate": certificate, "endorsements": null, "ohttp_keys": null }),
+        &json!({ "certificate": certificate, "endorsements": null, "ohttp_keys": ohttp_keys }),
     )
 }
 

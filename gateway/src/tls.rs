@@ -44,35 +44,47 @@ pub(crate) fn attester_for(config: &Config) -> Result<Arc<dyn Attester>, Gateway
     }
 }
 
-/// Issues a certificate with fresh evidence, valid from now.
+/// Issues a certificate with fresh evidence, valid from now, whose `ohttp-keys` claim binds the
+/// exact `application/ohttp-keys` bytes served.
 pub(crate) fn issue(
     attester: &dyn Attester,
     hosts: &[String],
+    ohttp_keys: &[u8],
 ) -> Result<AttestedCertificate, GatewayError> {
-    Ok(issue_certificate(
-        attester,
-        &IssueParams::new(hosts.to_vec(), UnixTime::now()),
-    )?)
+    let mut params = IssueParams::new(hosts.to_vec(), UnixTime::now());
+    params.ohttp_keys = Some(ohttp_keys.to_vec());
+    Ok(issue_certificate(attester, &params)?)
 }
 
-/// Re-issues the certificate every [`ROTATION_INTERVAL`] and swaps it into `resolver`; runs
-/// until the task is aborted. Evidence generation may block (hardware ioctls), so it runs on the
-/// blocking pool.
+/// Re-issues the certificate every [`ROTATION_INTERVAL`] with a new generation of OHTTP keys and
+/// swaps both in (the previous keys stay valid until the next rotation); runs until the task is
+/// aborted. Evidence generation may block (hardware ioctls), so it runs on the blocking pool.
 pub(crate) async fn rotate_forever(
     attester: Arc<dyn Attester>,
     hosts: Vec<String>,
     resolver: Arc<RotatingCertResolver>,
     metrics: Arc<crate::metrics::Metrics>,
+    ohttp: Arc<crate::ohttp::OhttpState>,
 ) {
     let mut wait = ROTATION_INTERVAL;
     loop {
         tokio::time::sleep(wait).await;
         let attester = Arc::clone(&attester);
         let hosts_now = hosts.clone();
-        let issued =
-            tokio::task::spawn_blocking(move || issue(attester.as_ref(), &hosts_now)).await;
+        let keys = ohttp.generate();
+        let issued = match keys {
+            Ok(keys) => {
+                tokio::task::spawn_blocking(move || {
+                    issue(attester.as_ref(), &hosts_now, &keys.list).map(|cert| (cert, keys))
+                })
+                .await
+            }
+            Err(e) => Ok(Err(GatewayError::Ohttp(e.to_string()))),
+        };
         let rotated = match issued {
-            Ok(Ok(cert)) => resolver.rotate(&cert).map_err(|e| e.to_string()),
+            Ok(Ok((cert, keys))) => resolver.rotate(&cert).map_err(|e| e.to_string()).map(|()| {
+                ohttp.install(keys);
+            }),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         };

@@ -176,7 +176,8 @@ async fn attestation_bundle_is_the_served_certificate_and_verifies() {
         assert_eq!(reply.headers["content-type"], "application/json");
         let bundle = reply.json();
         assert_eq!(bundle["endorsements"], Value::Null);
-        assert_eq!(bundle["ohttp_keys"], Value::Null);
+        // The OHTTP keys the certificate binds (checked in tests/ohttp.rs).
+        assert!(bundle["ohttp_keys"].is_string());
         let der = base64::engine::general_purpose::STANDARD
             .decode(bundle["certificate"].as_str().unwrap())
             .unwrap();
