@@ -166,3 +166,75 @@ async fn help_exits_0() {
     let (code, _) = exit_code(&["--help"], &[]).await;
     assert_eq!(code, 0);
 }
+
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
+    // Slow enough that the request is in flight when SIGTERM arrives.
+    let upstream = RecordingUpstream::start().await;
+    upstream.set_delay(Some(Duration::from_millis(700)));
+    let mut child = Command::new(BIN)
+        .args(["--dev", "--upstream"])
+        .arg(format!("eth={}", upstream.url()))
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .env_remove("SHROUD_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("start-up line")
+        .unwrap()
+        .unwrap();
+    let second = lines.next_line().await.unwrap().unwrap();
+    let addr: std::net::SocketAddr = first
+        .strip_prefix("shroud-gateway listening on https://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pin = format!(
+        "simulated:measurement={}",
+        second.strip_prefix("measurement: simulated ").unwrap()
+    );
+    let tls = common::connect(addr, &pin, b"http/1.1").await;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let in_flight = tokio::spawn(sender.send_request(common::post_json(
+        "/eth",
+        r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#,
+    )));
+    // Wait until the upstream has the call, then ask the gateway to stop.
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            !upstream.calls().is_empty()
+        })
+        .await
+    );
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body, r#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#);
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    // No longer accepting.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
