@@ -294,12 +294,17 @@ mod issue {
             CustomExtension::from_oid_content(&oid(super::OID_EVIDENCE), evidence.to_cbor());
         evidence_ext.set_criticality(false);
         cert_params.custom_extensions.push(evidence_ext);
-        if let Some(endorsements) = &params.endorsements {
+        // The caller's collateral, else what the attester has at hand.
+        if let Some(endorsements) = params
+            .endorsements
+            .clone()
+            .or_else(|| attester.endorsements())
+        {
             cert_params
                 .custom_extensions
                 .push(CustomExtension::from_oid_content(
                     &oid(super::OID_ENDORSEMENTS),
-                    endorsements.clone(),
+                    endorsements,
                 ));
         }
         let cert = cert_params.self_signed(&key).map_err(build)?;

@@ -7,6 +7,8 @@ use crate::cmw::Evidence;
 use crate::{Error, Measurements, Platform};
 
 #[cfg(feature = "attest")]
+pub mod collateral;
+#[cfg(feature = "attest")]
 pub mod configfs_tsm;
 #[cfg(feature = "attest")]
 pub mod detect;
@@ -27,6 +29,12 @@ pub trait Attester: Send + Sync {
 
     /// Produces evidence whose report data is SHA-256(`claims`) followed by zeros.
     fn attest(&self, claims: &[u8]) -> Result<Evidence, Error>;
+
+    /// The endorsements extension value (collateral) certificates should carry, when the
+    /// platform needs one and it is at hand ([`crate::cmw::Endorsements::to_cbor`]).
+    fn endorsements(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// The 64 bytes of report data that bind `claims`: SHA-256(claims) followed by 32 zero bytes
