@@ -22,12 +22,12 @@
 //! ([`policy`], [`jsonrpc`], [`ClientError`]) that the wasm client builds on.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 #[cfg(feature = "transport")]
 mod client;
 #[cfg(feature = "transport")]
 pub mod connect;
 mod error;
-pub mod bundle;
 pub mod jsonrpc;
 pub mod ohttp;
 pub mod policy;
@@ -42,6 +42,10 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES,
 };
 pub use error::{ClientError, ErrorKind};
+/// The jsonrpsee version [`Client::jsonrpsee_client`] builds on, so callers use the matching
+/// `ClientT` trait and `rpc_params!` macro.
+#[cfg(feature = "jsonrpsee")]
+pub use jsonrpsee;
 pub use policy::Policy;
 #[cfg(feature = "transport")]
 pub use pool::PoolStats;

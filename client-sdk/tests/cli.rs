@@ -289,3 +289,84 @@ async fn cli_policy_file() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("0x10"));
 }
+
+#[tokio::test]
+async fn cli_attest_reports_validity_and_bound_keys() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+
+    let out = shroud(args(&[
+        "attest",
+        &gateway.url(),
+        "--json",
+        "--allow-simulated",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["cert_sha256"],
+        hex::encode(gateway.current_cert_sha256())
+    );
+    let (not_before, not_after) = (
+        report["not_before_unix"].as_u64().unwrap(),
+        report["not_after_unix"].as_u64().unwrap(),
+    );
+    assert!(not_before < not_after, "{report}");
+    let bound = &report["bound_keys"];
+    assert_eq!(bound["tls_spki_sha256"], report["spki_sha256"]);
+    match bound["ohttp_keys"].as_bool() {
+        Some(true) => assert_eq!(
+            bound["ohttp_keys_sha256"].as_str().map(str::len),
+            Some(64),
+            "{report}"
+        ),
+        Some(false) => assert!(bound["ohttp_keys_sha256"].is_null(), "{report}"),
+        None => panic!("ohttp_keys is not a boolean: {report}"),
+    }
+
+    let out = shroud(args(&[
+        "attest",
+        &gateway.url(),
+        "--allow-simulated",
+        "--pin",
+        &gateway.pin(),
+    ]))
+    .await;
+    let stdout = text(&out.stdout);
+    for label in [
+        "platform",
+        "tcb_status",
+        "not_before",
+        "not_after",
+        "spki_sha256",
+        "bound keys",
+        "OHTTP keys",
+    ] {
+        assert!(stdout.contains(label), "{label} missing:\n{stdout}");
+    }
+
+    // The wrong pin: exit 1, a "rejected" object naming the pin mismatch.
+    let out = shroud(args(&[
+        "attest",
+        &gateway.url(),
+        "--json",
+        "--allow-simulated",
+        "--pin",
+        &common::pin(&[8; 48]),
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "rejected");
+    assert_eq!(report["kind"], "pin-mismatch");
+    assert!(
+        report["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("measurement mismatch")),
+        "{report}"
+    );
+    assert!(upstream.calls().is_empty());
+}

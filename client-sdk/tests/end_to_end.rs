@@ -86,3 +86,33 @@ async fn client_refuses_the_gateway_without_the_right_pin() {
         "a refused gateway relayed a call"
     );
 }
+
+#[tokio::test]
+async fn batches_come_back_in_call_order() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+    let client = gateway_client(&gateway, true);
+
+    let results = client
+        .batch([
+            ("eth_blockNumber", json!([])),
+            ("admin_peers", json!([])),
+            (
+                "eth_getBalance",
+                json!(["0x0000000000000000000000000000000000000001", "latest"]),
+            ),
+        ])
+        .await
+        .unwrap();
+
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap(), &json!("0x10"));
+    // Denied by the gateway's method policy: a typed JSON-RPC error for that call only.
+    assert!(
+        matches!(&results[1], Err(ClientError::JsonRpc { code: -32601, .. })),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(results[2].as_ref().unwrap(), &json!("0x0"));
+    assert!(client.batch([]).await.unwrap().is_empty());
+}

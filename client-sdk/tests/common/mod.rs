@@ -9,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +65,11 @@ pub fn ra_tls_config(cert: &AttestedCertificate, alpn: &[&[u8]]) -> Arc<ServerCo
     Arc::new(server_config(resolver, alpn).unwrap())
 }
 
+/// SHA-256 of a certificate's DER, as in `Verdict::cert_sha256`.
+pub fn cert_sha256(cert: &[u8]) -> [u8; 32] {
+    shroud_ra_tls::sha256(cert)
+}
+
 /// A TLS 1.3 server config with an ordinary self-signed certificate: no evidence extension.
 pub fn plain_tls_config(alpn: &[&[u8]]) -> Arc<ServerConfig> {
     let rcgen::CertifiedKey { cert, signing_key } =
@@ -95,6 +101,7 @@ pub fn client(url: &str, measurement: &[u8], allow_simulated: bool) -> Client {
 pub struct JsonRpcServer {
     pub addr: SocketAddr,
     versions: Arc<Mutex<Vec<http::Version>>>,
+    handshakes: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -106,6 +113,8 @@ impl JsonRpcServer {
         let addr = listener.local_addr().unwrap();
         let versions = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&versions);
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&handshakes);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -113,10 +122,12 @@ impl JsonRpcServer {
                 };
                 let acceptor = acceptor.clone();
                 let seen = Arc::clone(&seen);
+                let counted = Arc::clone(&counted);
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    counted.fetch_add(1, Ordering::SeqCst);
                     let service = hyper::service::service_fn(move |request| {
                         answer(request, Arc::clone(&seen))
                     });
@@ -130,12 +141,18 @@ impl JsonRpcServer {
         Self {
             addr,
             versions,
+            handshakes,
             task,
         }
     }
 
     pub fn url(&self, chain: &str) -> String {
         format!("https://{}/{chain}", self.addr)
+    }
+
+    /// TLS handshakes completed so far (one per connection).
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::SeqCst)
     }
 
     /// The HTTP versions of the requests served so far.
@@ -194,6 +211,7 @@ async fn answer(
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub measurement: String,
+    pub resolver: Arc<RotatingCertResolver>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), GatewayError>>>,
 }
@@ -210,6 +228,7 @@ impl TestGateway {
         .unwrap();
         let addr = gateway.https_addr();
         let measurement = gateway.measurement_hex();
+        let resolver = gateway.resolver();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway.run(async move {
             rx.await.ok();
@@ -217,6 +236,7 @@ impl TestGateway {
         Self {
             addr,
             measurement,
+            resolver,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -233,6 +253,21 @@ impl TestGateway {
     pub fn measurement_bytes(&self) -> Vec<u8> {
         hex::decode(&self.measurement).unwrap()
     }
+
+    /// The measurement as the simulated attester takes it.
+    pub fn measurement_array(&self) -> [u8; 48] {
+        self.measurement_bytes().try_into().unwrap()
+    }
+
+    /// SHA-256 of the certificate the gateway serves now.
+    pub fn current_cert_sha256(&self) -> [u8; 32] {
+        cert_sha256(&self.resolver.current_certificate().unwrap())
+    }
+
+    /// Rotates the gateway to a fresh certificate reporting `measurement`.
+    pub fn rotate(&self, measurement: [u8; 48]) {
+        self.resolver.rotate(&simulated_cert(measurement)).unwrap();
+    }
 }
 
 impl Drop for TestGateway {
@@ -244,4 +279,28 @@ impl Drop for TestGateway {
             task.abort();
         }
     }
+}
+
+/// POSTs `body` to a plain-HTTP `url` (the proxy) with `host` as the Host header; returns the
+/// status and the body.
+pub async fn post_plain(url: &str, host: Option<&str>, body: &str) -> (http::StatusCode, Bytes) {
+    let uri: http::Uri = url.parse().unwrap();
+    let authority = uri.authority().unwrap().clone();
+    let tcp = tokio::net::TcpStream::connect(authority.as_str())
+        .await
+        .unwrap();
+    let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let driver = tokio::spawn(driver);
+    let request = http::Request::post(uri.path())
+        .header(http::header::HOST, host.unwrap_or(authority.as_str()))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    driver.abort();
+    (status, body)
 }
