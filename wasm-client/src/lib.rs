@@ -16,10 +16,18 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
+mod fetch;
+mod provider;
+pub mod session;
+
 use std::time::Duration;
 
 use shroud_ra_tls::{Policy, UnixTime, Verdict, VerifyOptions};
 use wasm_bindgen::prelude::*;
+
+pub use client::ShroudClient;
+pub use provider::Eip1193Provider;
 
 /// Why [`verify_certificate_summary`] refused a certificate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

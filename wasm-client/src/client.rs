@@ -1,0 +1,144 @@
+//! [`ShroudClient`]: fetch the attestation bundle, verify it in wasm, then seal every call.
+
+use std::rc::Rc;
+
+use js_sys::{Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::fetch;
+use crate::provider::Eip1193Provider;
+use crate::session::{Endpoint, Session, SessionError};
+
+/// A gateway whose attestation bundle verified: every call is sealed with Oblivious HTTP to
+/// the HPKE keys its enclave attested.
+///
+/// ```js
+/// const client = await ShroudClient.connect("https://gateway.example/eth", policyToml, false);
+/// const block = await client.request("eth_blockNumber", []);
+/// const provider = client.provider(); // EIP-1193: viem `custom(provider)`, ethers `BrowserProvider`
+/// ```
+#[wasm_bindgen]
+#[derive(Clone)]
+pub struct ShroudClient {
+    pub(crate) inner: Rc<Session>,
+}
+
+#[wasm_bindgen]
+impl ShroudClient {
+    /// Fetches `GET /.well-known/shroud/attestation` from the gateway of `url`
+    /// (`https://host[:port]/CHAIN`), verifies the certificate against `policy_toml` (one
+    /// `[[accept]]` table per acceptable build) with the real platform verifiers and pinned
+    /// roots, and checks that the served OHTTP keys are the attested ones. Resolves to a client,
+    /// or rejects with an Error naming the failed check (and nothing is sent).
+    /// `allow_simulated` accepts development evidence, which proves nothing.
+    pub fn connect(url: String, policy_toml: String, allow_simulated: bool) -> Promise {
+        future_to_promise(async move {
+            let endpoint = Endpoint::parse(&url).map_err(js_error)?;
+            let bundle = fetch::get(&endpoint.bundle_url()).await?;
+            if bundle.status != 200 {
+                return Err(js_error(SessionError::Transport(format!(
+                    "attestation bundle: HTTP {}",
+                    bundle.status
+                ))));
+            }
+            let session =
+                Session::open(endpoint, &bundle.body, &policy_toml, now(), allow_simulated)
+                    .map_err(js_error)?;
+            Ok(ShroudClient {
+                inner: Rc::new(session),
+            }
+            .into())
+        })
+    }
+
+    /// The verdict, as JSON (the shape of `verify_certificate`).
+    pub fn verdict(&self) -> String {
+        crate::summary(&self.inner.verified.verdict).to_string()
+    }
+
+    /// Sends one JSON-RPC call, sealed; resolves to its `result` or rejects with an Error that
+    /// carries the JSON-RPC `code` and `data`.
+    pub fn request(&self, method: String, params: JsValue) -> Promise {
+        let session = Rc::clone(&self.inner);
+        future_to_promise(async move { call(&session, &method, &params).await })
+    }
+
+    /// An EIP-1193 provider over this client.
+    pub fn provider(&self) -> Eip1193Provider {
+        Eip1193Provider::new(self.clone())
+    }
+}
+
+/// One sealed JSON-RPC call: the `result`, or a rejection carrying `code`, `message`, `data`.
+pub(crate) async fn call(
+    session: &Session,
+    method: &str,
+    params: &JsValue,
+) -> Result<JsValue, JsValue> {
+    let params = if params.is_undefined() || params.is_null() {
+        "[]".to_owned()
+    } else {
+        js_sys::JSON::stringify(params)?
+            .as_string()
+            .unwrap_or_else(|| "[]".to_owned())
+    };
+    let params: serde_json::Value =
+        serde_json::from_str(&params).map_err(|e| rpc_error(-32602, &e.to_string(), None))?;
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let sealed = session
+        .seal(body.to_string().as_bytes(), now())
+        .map_err(js_error)?;
+    let answer = fetch::post(
+        &session.endpoint.ohttp_url(),
+        shroud_client::ohttp::REQUEST_MEDIA_TYPE,
+        &sealed.body,
+    )
+    .await?;
+    if answer.status != 200 || answer.content_type != shroud_client::ohttp::RESPONSE_MEDIA_TYPE {
+        return Err(js_error(SessionError::Http {
+            status: answer.status,
+            body: String::from_utf8_lossy(&answer.body).into_owned(),
+        }));
+    }
+    let json = sealed.open(&answer.body).map_err(js_error)?;
+    let reply: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|e| rpc_error(-32700, &e.to_string(), None))?;
+    if let Some(error) = reply.get("error") {
+        let code = error
+            .get("code")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(-32603);
+        let message = error
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("error");
+        return Err(rpc_error(code, message, error.get("data")));
+    }
+    let result = reply
+        .get("result")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    js_sys::JSON::parse(&result.to_string())
+}
+
+/// A JavaScript Error with EIP-1193 `code` (and `data`).
+pub(crate) fn rpc_error(code: i64, message: &str, data: Option<&serde_json::Value>) -> JsValue {
+    let error = js_sys::Error::new(message);
+    // Setting properties on a fresh Error object cannot fail.
+    let _ = Reflect::set(&error, &"code".into(), &JsValue::from_f64(code as f64));
+    if let Some(data) = data.and_then(|d| js_sys::JSON::parse(&d.to_string()).ok()) {
+        let _ = Reflect::set(&error, &"data".into(), &data);
+    }
+    error.into()
+}
+
+/// A refusal or failure as a JavaScript Error (EIP-1193 code 4900: disconnected).
+pub(crate) fn js_error(error: SessionError) -> JsValue {
+    rpc_error(4900, &error.to_string(), None)
+}
+
+/// The browser's (or Node's) clock, seconds since the epoch.
+pub(crate) fn now() -> f64 {
+    js_sys::Date::now() / 1000.0
+}

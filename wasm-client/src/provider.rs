@@ -1,0 +1,120 @@
+//! An EIP-1193 provider over [`ShroudClient`]: `request({method, params})`, `on`,
+//! `removeListener`. Plugs into viem (`custom(provider)`) and ethers (`new BrowserProvider(provider)`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::client::{ShroudClient, call, rpc_error};
+
+type Listeners = Rc<RefCell<Vec<(String, Function)>>>;
+
+/// The EIP-1193 provider. Emits `connect` (`{chainId}`) on the first answered `eth_chainId` and
+/// `chainChanged` when a later one differs.
+#[wasm_bindgen]
+pub struct Eip1193Provider {
+    client: ShroudClient,
+    listeners: Listeners,
+    chain_id: Rc<RefCell<Option<String>>>,
+}
+
+impl Eip1193Provider {
+    pub(crate) fn new(client: ShroudClient) -> Eip1193Provider {
+        Eip1193Provider {
+            client,
+            listeners: Rc::default(),
+            chain_id: Rc::default(),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Eip1193Provider {
+    /// EIP-1193 `request({method, params})`: resolves to the result, rejects with an Error
+    /// carrying `code` (JSON-RPC codes; 4200 for subscriptions, which OHTTP cannot carry).
+    pub fn request(&self, args: JsValue) -> Promise {
+        let session = Rc::clone(&self.client.inner);
+        let listeners = Rc::clone(&self.listeners);
+        let chain_id = Rc::clone(&self.chain_id);
+        future_to_promise(async move {
+            let method = Reflect::get(&args, &"method".into())?
+                .as_string()
+                .ok_or_else(|| rpc_error(-32600, "request: method must be a string", None))?;
+            if method == "eth_subscribe" || method == "eth_unsubscribe" {
+                return Err(rpc_error(
+                    4200,
+                    "subscriptions are not supported over OHTTP",
+                    None,
+                ));
+            }
+            let params = Reflect::get(&args, &"params".into())?;
+            let result = call(&session, &method, &params).await?;
+            if method == "eth_chainId"
+                && let Some(id) = result.as_string()
+            {
+                let previous = chain_id.borrow_mut().replace(id.clone());
+                match previous {
+                    None => {
+                        let info = Object::new();
+                        Reflect::set(&info, &"chainId".into(), &id.clone().into())?;
+                        emit(&listeners, "connect", &info.into());
+                    }
+                    Some(old) if old != id => emit(&listeners, "chainChanged", &id.into()),
+                    Some(_) => {}
+                }
+            }
+            Ok(result)
+        })
+    }
+
+    /// Registers `listener` for `event`; returns the provider for chaining.
+    pub fn on(&self, event: String, listener: Function) -> Eip1193Provider {
+        self.listeners.borrow_mut().push((event, listener));
+        self.clone_handle()
+    }
+
+    /// Removes a listener registered with [`on`](Self::on).
+    #[wasm_bindgen(js_name = removeListener)]
+    pub fn remove_listener(&self, event: String, listener: Function) -> Eip1193Provider {
+        self.listeners
+            .borrow_mut()
+            .retain(|(e, l)| !(e == &event && l == &listener));
+        self.clone_handle()
+    }
+
+    /// The number of listeners registered for `event`.
+    #[wasm_bindgen(js_name = listenerCount)]
+    pub fn listener_count(&self, event: String) -> usize {
+        self.listeners
+            .borrow()
+            .iter()
+            .filter(|(e, _)| e == &event)
+            .count()
+    }
+}
+
+impl Eip1193Provider {
+    fn clone_handle(&self) -> Eip1193Provider {
+        Eip1193Provider {
+            client: self.client.clone(),
+            listeners: Rc::clone(&self.listeners),
+            chain_id: Rc::clone(&self.chain_id),
+        }
+    }
+}
+
+fn emit(listeners: &Listeners, event: &str, payload: &JsValue) {
+    let targets: Vec<Function> = listeners
+        .borrow()
+        .iter()
+        .filter(|(e, _)| e == event)
+        .map(|(_, l)| l.clone())
+        .collect();
+    for listener in targets {
+        // A listener that throws must not break the provider.
+        let _ = listener.apply(&JsValue::NULL, &Array::of1(payload));
+    }
+}

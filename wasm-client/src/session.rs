@@ -1,0 +1,182 @@
+//! The platform-independent half of [`crate::ShroudClient`]: verify a bundle, seal calls to the
+//! attested keys, open the answers. Pure functions over bytes and a clock, so tests run them
+//! natively too.
+
+use std::time::Duration;
+
+use shroud_client::bundle::{AttestationBundle, BundleError, VerifiedBundle};
+use shroud_client::ohttp::message::{decode_response, encode_request};
+use shroud_client::ohttp::{Aead, KeyConfig, OhttpError, ResponseOpener, seal_request};
+use shroud_ra_tls::{Policy, UnixTime, VerifyOptions};
+
+/// Why a session could not be opened or a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The gateway URL is not `http(s)://host[:port]/{chain}`.
+    #[error("gateway URL must look like https://host[:port]/CHAIN, got {0:?}")]
+    Url(String),
+    /// The clock passed in is not usable.
+    #[error("invalid clock: {0}")]
+    Clock(f64),
+    /// The policy does not parse.
+    #[error("policy: {0}")]
+    Policy(shroud_ra_tls::Error),
+    /// The bundle was refused: nothing is sent to this gateway.
+    #[error("gateway refused, nothing was sent: {0}")]
+    Bundle(#[from] BundleError),
+    /// Sealing or opening failed.
+    #[error(transparent)]
+    Ohttp(#[from] OhttpError),
+    /// The gateway answered with an HTTP error inside the encapsulation.
+    #[error("gateway answered HTTP {status}: {body}")]
+    Http {
+        /// The inner status.
+        status: u16,
+        /// The inner body, as text.
+        body: String,
+    },
+    /// A network or JavaScript error.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// Where a gateway serves a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `scheme://host[:port]`.
+    pub origin: String,
+    /// The chain name, e.g. `eth`.
+    pub chain: String,
+}
+
+impl Endpoint {
+    /// Parses `https://host[:port]/chain` (a trailing slash allowed).
+    pub fn parse(url: &str) -> Result<Endpoint, SessionError> {
+        let bad = || SessionError::Url(url.to_owned());
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(bad)?;
+        let scheme_len = url.len() - rest.len();
+        let (host, path) = rest.split_once('/').ok_or_else(bad)?;
+        let chain = path.trim_end_matches('/');
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        };
+        if host.is_empty() || !valid(chain) {
+            return Err(bad());
+        }
+        Ok(Endpoint {
+            origin: format!("{}{host}", url.get(..scheme_len).unwrap_or("https://")),
+            chain: chain.to_owned(),
+        })
+    }
+
+    /// The attestation bundle URL.
+    pub fn bundle_url(&self) -> String {
+        format!("{}/.well-known/shroud/attestation", self.origin)
+    }
+
+    /// The URL encapsulated requests are posted to.
+    pub fn ohttp_url(&self) -> String {
+        format!("{}/{}", self.origin, self.chain)
+    }
+}
+
+/// A verified gateway: its verdict and the key configuration every call is sealed to.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The verified bundle.
+    pub verified: VerifiedBundle,
+    config: KeyConfig,
+    aead: Aead,
+}
+
+/// A sealed call, and what opens its answer.
+#[derive(Debug)]
+pub struct SealedCall {
+    /// The `message/ohttp-req` body.
+    pub body: Vec<u8>,
+    opener: ResponseOpener,
+}
+
+/// Seconds since the epoch from a JavaScript clock value.
+pub fn unix_time(now_unix_secs: f64) -> Result<UnixTime, SessionError> {
+    Duration::try_from_secs_f64(now_unix_secs)
+        .map(UnixTime::since_unix_epoch)
+        .map_err(|_| SessionError::Clock(now_unix_secs))
+}
+
+impl Session {
+    /// Verifies the bundle body against `policy_toml` at `now_unix_secs`; on success, every
+    /// call will be sealed to the first attested X25519 (else P-256) configuration.
+    pub fn open(
+        endpoint: Endpoint,
+        bundle_json: &[u8],
+        policy_toml: &str,
+        now_unix_secs: f64,
+        allow_simulated: bool,
+    ) -> Result<Session, SessionError> {
+        let policy = Policy::from_toml(policy_toml).map_err(SessionError::Policy)?;
+        let options = VerifyOptions {
+            danger_allow_simulated: allow_simulated,
+            ..VerifyOptions::at(unix_time(now_unix_secs)?)
+        };
+        let verified = AttestationBundle::from_json(bundle_json)?.verify(&policy, &options)?;
+        let config = verified
+            .key_configs
+            .iter()
+            .find(|c| c.kem == shroud_client::ohttp::Kem::X25519Sha256)
+            .or_else(|| verified.key_configs.first())
+            .cloned()
+            .ok_or(OhttpError::NoSupportedConfig)?;
+        let aead = config
+            .aeads
+            .first()
+            .copied()
+            .ok_or(OhttpError::NoSupportedConfig)?;
+        Ok(Session {
+            endpoint,
+            verified,
+            config,
+            aead,
+        })
+    }
+
+    /// Seals one JSON-RPC body as `POST /{chain}` dated `now_unix_secs`.
+    pub fn seal(&self, json_body: &[u8], now_unix_secs: f64) -> Result<SealedCall, SessionError> {
+        let date = unix_time(now_unix_secs)?.as_secs();
+        let path = format!("/{}", self.endpoint.chain);
+        let bhttp = encode_request(&path, json_body, date)?;
+        let sealed = seal_request(&self.config, self.aead, &bhttp)?;
+        Ok(SealedCall {
+            body: sealed.bytes,
+            opener: sealed.opener,
+        })
+    }
+}
+
+impl SealedCall {
+    /// Opens the gateway's `message/ohttp-res` answer: the JSON-RPC response body. An inner
+    /// HTTP error without a JSON-RPC body is [`SessionError::Http`].
+    pub fn open(&self, answer: &[u8]) -> Result<Vec<u8>, SessionError> {
+        let inner = decode_response(&self.opener.open(answer)?)?;
+        let json = inner
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/json"));
+        if inner.status == 200 || json {
+            Ok(inner.body)
+        } else {
+            Err(SessionError::Http {
+                status: inner.status,
+                body: String::from_utf8_lossy(&inner.body).into_owned(),
+            })
+        }
+    }
+}
