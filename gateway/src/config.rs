@@ -338,12 +338,73 @@ fn default_metrics() -> SocketAddr {
 }
 
 /// `[tee]`: which attester produces the certificate's evidence.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeeConfig {
     /// The platform; `auto` detects it at start.
     #[serde(default)]
     pub platform: TeePlatform,
+    /// Where SGX and TDX collateral is fetched: Intel's PCS, or a PCCS (`https://`, or `http://`
+    /// to loopback).
+    #[serde(default = "default_intel_collateral_url")]
+    pub intel_collateral_url: String,
+    /// Where the SEV-SNP VCEK is fetched: AMD's KDS (`https://`, or `http://` to loopback).
+    #[serde(default = "default_amd_kds_url")]
+    pub amd_kds_url: String,
+    /// The AMD product (`Milan`, `Genoa`, `Turin`) for reports that do not name it (version 2).
+    #[serde(default)]
+    pub amd_product: Option<String>,
+}
+
+impl Default for TeeConfig {
+    fn default() -> Self {
+        Self {
+            platform: TeePlatform::default(),
+            intel_collateral_url: default_intel_collateral_url(),
+            amd_kds_url: default_amd_kds_url(),
+            amd_product: None,
+        }
+    }
+}
+
+fn default_intel_collateral_url() -> String {
+    shroud_ra_tls::attest::collateral::INTEL_PCS_URL.to_owned()
+}
+
+fn default_amd_kds_url() -> String {
+    shroud_ra_tls::attest::collateral::AMD_KDS_URL.to_owned()
+}
+
+impl TeeConfig {
+    /// Checks the collateral service URLs: `https://`, or plain `http://` to a loopback host
+    /// (a PCCS on the same machine); and the AMD product name.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, url) in [
+            ("intel_collateral_url", &self.intel_collateral_url),
+            ("amd_kds_url", &self.amd_kds_url),
+        ] {
+            let invalid =
+                |reason: &str| ConfigError::Invalid(format!("[tee] {key} {url:?}: {reason}"));
+            let uri: Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+            let host = uri.host().ok_or_else(|| invalid("the URL has no host"))?;
+            match uri.scheme_str() {
+                Some("https") => {}
+                Some("http") if is_loopback_host(host) => {}
+                Some("http") => {
+                    return Err(invalid("plain http:// is allowed to loopback hosts only"));
+                }
+                _ => return Err(invalid("the scheme must be https")),
+            }
+        }
+        if let Some(product) = &self.amd_product
+            && !["Milan", "Genoa", "Turin"].contains(&product.as_str())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[tee] amd_product {product:?}: expected Milan, Genoa or Turin"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The `[tee] platform` setting.
@@ -537,6 +598,7 @@ impl Config {
             },
             tee: TeeConfig {
                 platform: TeePlatform::Simulated,
+                ..TeeConfig::default()
             },
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
@@ -558,6 +620,7 @@ impl Config {
 
     /// Checks chain names and upstream URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.tee.validate()?;
         let mut seen = HashSet::new();
         for chain in &self.chains {
             if !is_valid_chain_name(&chain.name) {

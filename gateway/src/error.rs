@@ -11,17 +11,12 @@ pub enum GatewayError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The configured TEE platform has no attester in this build.
-    #[error(
-        "platform {platform} attester not available in this build (use --dev or [tee] platform = \"simulated\" for development)"
-    )]
-    AttesterUnavailable {
-        /// The configured platform.
-        platform: String,
-    },
     /// Producing evidence or issuing the RA-TLS certificate failed.
     #[error("attestation: {0}")]
     Attestation(#[from] shroud_ra_tls::Error),
+    /// Collateral for the endorsements extension could not be fetched or does not verify.
+    #[error("collateral: {0}")]
+    Collateral(String),
     /// Building the upstream HTTP client failed.
     #[error("upstream client: {0}")]
     UpstreamClient(String),
@@ -50,6 +45,6 @@ impl GatewayError {
     /// Whether the operator has to fix the configuration or the command line (exit code 64,
     /// `EX_USAGE`), as opposed to a runtime failure.
     pub fn is_usage_error(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::AttesterUnavailable { .. })
+        matches!(self, Self::Config(_))
     }
 }

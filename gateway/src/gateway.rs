@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::collateral::EndorsedAttester;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -31,7 +32,7 @@ const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(5);
 /// A bound gateway: attested certificate issued, both listeners bound, nothing served yet.
 pub struct Gateway {
     config: Config,
-    attester: Arc<dyn Attester>,
+    attester: Arc<EndorsedAttester>,
     resolver: Arc<RotatingCertResolver>,
     acceptor: TlsAcceptor,
     https: TcpListener,
@@ -72,13 +73,17 @@ impl Gateway {
         let key_list = keys.list.clone();
         // Hashing the executable and producing evidence block; keep them off the runtime.
         let startup_config = config.clone();
-        let (attester, certificate) = tokio::task::spawn_blocking(move || {
-            let attester = tls::attester_for(&startup_config)?;
-            let certificate = tls::issue(attester.as_ref(), &startup_config.tls.hosts, &key_list)?;
-            Ok::<_, GatewayError>((attester, certificate))
-        })
-        .await
-        .map_err(|e| GatewayError::Task(e.to_string()))??;
+        let attester = tokio::task::spawn_blocking(move || tls::attester_for(&startup_config))
+            .await
+            .map_err(|e| GatewayError::Task(e.to_string()))??;
+        // Certificates must carry verifiable collateral from the first one on.
+        attester.refresh().await?;
+        let issuer = Arc::clone(&attester);
+        let hosts = config.tls.hosts.clone();
+        let certificate =
+            tokio::task::spawn_blocking(move || tls::issue(issuer.as_ref(), &hosts, &key_list))
+                .await
+                .map_err(|e| GatewayError::Task(e.to_string()))??;
         ohttp.install(keys);
         let resolver = Arc::new(RotatingCertResolver::new(&certificate)?);
         let server_config = server_config(Arc::clone(&resolver), &tls::ALPN)?;

@@ -14,6 +14,7 @@
 //!   Prometheus families and the metrics listener; `tls`: attester, issuing and rotation.
 #![forbid(unsafe_code)]
 
+mod collateral;
 pub mod config;
 mod error;
 mod gateway;

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shroud_ra_tls::UnixTime;
 use shroud_ra_tls::attest::Attester;
+use shroud_ra_tls::attest::detect::DetectPaths;
 use shroud_ra_tls::attest::simulated::SimulatedAttester;
 use shroud_ra_tls::cert::{AttestedCertificate, IssueParams, issue_certificate};
 use shroud_ra_tls::tls::RotatingCertResolver;
+use shroud_ra_tls::{Platform, UnixTime};
 
+use crate::collateral::EndorsedAttester;
 use crate::config::{Config, TeePlatform};
 use crate::error::GatewayError;
 
@@ -30,18 +32,31 @@ pub const INSECURE_WARNING: &str = "\
 !!  DEVELOPMENT ONLY. Never serve real users with this configuration.         !!
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
 
-/// The attester for the configured platform. Only the simulated one exists in this build.
-pub(crate) fn attester_for(config: &Config) -> Result<Arc<dyn Attester>, GatewayError> {
-    match config.tee.platform {
+/// The attester for the configured platform: the simulated one only when asked for by name
+/// (`--dev` or `platform = "simulated"`), else the hardware TEE's, detected for `auto`. Without a
+/// TEE the gateway refuses to start. Blocks (hashing the executable, probing the device).
+pub(crate) fn attester_for(config: &Config) -> Result<Arc<EndorsedAttester>, GatewayError> {
+    let inner: Box<dyn Attester> = match config.tee.platform {
         TeePlatform::Simulated => {
             eprintln!("{INSECURE_WARNING}");
             tracing::warn!("simulated TEE: insecure, not attested, development only");
-            Ok(Arc::new(SimulatedAttester::for_current_executable()?))
+            Box::new(SimulatedAttester::for_current_executable()?)
         }
-        other => Err(GatewayError::AttesterUnavailable {
-            platform: other.to_string(),
-        }),
-    }
+        platform => {
+            let wanted = match platform {
+                TeePlatform::Auto => None,
+                TeePlatform::Nitro => Some(Platform::Nitro),
+                TeePlatform::Tdx => Some(Platform::Tdx),
+                TeePlatform::SevSnp => Some(Platform::SevSnp),
+                TeePlatform::Sgx => Some(Platform::Sgx),
+                TeePlatform::Simulated => Some(Platform::Simulated),
+            };
+            let attester = DetectPaths::default().hardware_attester(wanted)?;
+            tracing::info!(platform = %attester.platform(), "hardware TEE attester ready");
+            attester
+        }
+    };
+    Ok(Arc::new(EndorsedAttester::new(inner, &config.tee)?))
 }
 
 /// Issues a certificate with fresh evidence, valid from now, whose `ohttp-keys` claim binds the
@@ -56,11 +71,13 @@ pub(crate) fn issue(
     Ok(issue_certificate(attester, &params)?)
 }
 
-/// Re-issues the certificate every [`ROTATION_INTERVAL`] with a new generation of OHTTP keys and
-/// swaps both in (the previous keys stay valid until the next rotation); runs until the task is
-/// aborted. Evidence generation may block (hardware ioctls), so it runs on the blocking pool.
+/// Re-issues the certificate every [`ROTATION_INTERVAL`] with fresh collateral (where the
+/// platform has any; on failure the previous collateral is kept) and a new generation of OHTTP
+/// keys, and swaps both in (the previous keys stay valid until the next rotation); runs until
+/// the task is aborted. Evidence generation may block (hardware ioctls), so it runs on the
+/// blocking pool.
 pub(crate) async fn rotate_forever(
-    attester: Arc<dyn Attester>,
+    attester: Arc<EndorsedAttester>,
     hosts: Vec<String>,
     resolver: Arc<RotatingCertResolver>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -69,6 +86,9 @@ pub(crate) async fn rotate_forever(
     let mut wait = ROTATION_INTERVAL;
     loop {
         tokio::time::sleep(wait).await;
+        if let Err(error) = attester.refresh().await {
+            tracing::error!(%error, "collateral refresh failed; certificates keep the previous collateral");
+        }
         let attester = Arc::clone(&attester);
         let hosts_now = hosts.clone();
         let keys = ohttp.generate();

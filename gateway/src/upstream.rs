@@ -207,13 +207,6 @@ fn build_chain(chain: &ChainConfig) -> Result<Chain, GatewayError> {
 /// by ALPN. Plain `http://` is enabled only when the configuration has such an upstream (which
 /// validation allowed: loopback, or `allow_insecure_upstream`).
 pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    http.set_nodelay(true);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| GatewayError::UpstreamClient(e.to_string()))?;
     let any_plain_http = config
         .chains
         .iter()
@@ -224,7 +217,20 @@ pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
                 .get(..7)
                 .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
         });
-    let builder = if any_plain_http {
+    https_client(any_plain_http)
+}
+
+/// A pooled HTTPS client with the web PKI roots (ring), HTTP/1.1 and HTTP/2 by ALPN; plain
+/// `http://` only with `allow_plain_http` (which the configuration allowed).
+pub(crate) fn https_client(allow_plain_http: bool) -> Result<HttpClient, GatewayError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| GatewayError::UpstreamClient(e.to_string()))?;
+    let builder = if allow_plain_http {
         builder.https_or_http()
     } else {
         builder.https_only()
