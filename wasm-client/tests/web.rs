@@ -1,0 +1,283 @@
+//! The wasm client inside a JavaScript host: verification, sealing and the bundle checks run as
+//! wasm, and one test drives a real `shroud-gateway --dev` on loopback through the host's `fetch`.
+//!
+//! One test binary, two hosts: `wasm-bindgen-test-runner` runs it under Node by default and in
+//! headless Chromium (through chromedriver) when `WASM_BINDGEN_USE_BROWSER=1` is set at run time.
+//! There is deliberately no `wasm_bindgen_test_configure!` here: that would pin the binary to one
+//! host. `tests/run.sh` runs it both ways:
+//!
+//! ```sh
+//! CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+//!     cargo test -p shroud-wasm --target wasm32-unknown-unknown            # Node
+//! WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver ...        # Chromium
+//! ```
+//!
+//! The live test learns the gateway at compile time, from `SHROUD_WASM_GATEWAY`
+//! (`https://127.0.0.1:PORT/eth`) and `SHROUD_WASM_MEASUREMENT` (the hex the gateway prints as
+//! `measurement: simulated HEX`): a wasm test cannot read the environment it runs in. Without them
+//! it prints `skipped: ...` (visible with `-- --nocapture`) and passes, unless
+//! `SHROUD_REQUIRE_GATEWAY` was set when compiling, which `tests/run.sh` does.
+//!
+//! The dev gateway serves a self-signed RA-TLS certificate that no browser or Node trusts, so the
+//! run tells them to accept it (`NODE_TLS_REJECT_UNAUTHORIZED=0`, Chromium's
+//! `--ignore-certificate-errors` from `wasm-client/webdriver.json`). That costs nothing here:
+//! what protects these calls is OHTTP, sealed to keys that the attestation bundle binds and that
+//! the client verified in wasm, not the TLS channel underneath.
+#![cfg(target_family = "wasm")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use shroud_client::bundle::BundleError;
+use shroud_client::ohttp::{Kem, KeyConfig, ServerKey, message};
+use shroud_ra_tls::UnixTime;
+use shroud_ra_tls::attest::simulated::SimulatedAttester;
+use shroud_ra_tls::cert::{IssueParams, issue_certificate};
+use shroud_wasm::session::{Endpoint, Session, SessionError};
+use shroud_wasm::{ShroudClient, verify_certificate};
+use wasm_bindgen::convert::TryFromJsValue as _;
+use wasm_bindgen::{JsCast as _, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::{console_log, wasm_bindgen_test};
+
+const NOW: u64 = 1_800_000_000;
+const MEASUREMENT: [u8; 48] = [0x5a; 48];
+const ENDPOINT: &str = "https://gateway.test/eth";
+
+/// A simulated RA-TLS certificate issued in wasm (rcgen and ring compiled for wasm32), binding
+/// `ohttp_keys` when given.
+fn simulated_certificate(ohttp_keys: Option<Vec<u8>>) -> Vec<u8> {
+    let attester = SimulatedAttester::with_measurement(MEASUREMENT).unwrap();
+    let mut params = IssueParams::new(
+        vec!["localhost".into()],
+        UnixTime::since_unix_epoch(Duration::from_secs(NOW)),
+    );
+    params.ohttp_keys = ohttp_keys;
+    issue_certificate(&attester, &params)
+        .unwrap()
+        .certificate
+        .to_vec()
+}
+
+fn policy(measurement: &str) -> String {
+    format!("[[accept]]\nplatform = \"simulated\"\nmeasurement = \"{measurement}\"\n")
+}
+
+/// `GET /.well-known/shroud/attestation` as a gateway would serve it (DESIGN §4.2).
+fn bundle_json(certificate: &[u8], served_keys: Option<&[u8]>) -> Vec<u8> {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    serde_json::json!({
+        "certificate": b64(certificate),
+        "endorsements": null,
+        "ohttp_keys": served_keys.map(b64),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A gateway's OHTTP key and its `application/ohttp-keys` list.
+fn ohttp_key() -> (ServerKey, Vec<u8>) {
+    let key = ServerKey::generate(1, Kem::X25519Sha256).unwrap();
+    let list = KeyConfig::encode_list(std::slice::from_ref(key.config()));
+    (key, list)
+}
+
+fn open_session(bundle: &[u8]) -> Result<Session, SessionError> {
+    Session::open(
+        Endpoint::parse(ENDPOINT).unwrap(),
+        bundle,
+        &policy(&hex::encode(MEASUREMENT)),
+        NOW as f64,
+        true,
+    )
+}
+
+/// The `message` of a rejection (a JavaScript `Error`).
+fn error_message(error: &JsValue) -> String {
+    error
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_else(|| format!("{error:?}"))
+}
+
+#[wasm_bindgen_test]
+fn verifies_a_simulated_certificate() {
+    let cert = simulated_certificate(None);
+    let accepted =
+        verify_certificate(&cert, &policy(&hex::encode(MEASUREMENT)), NOW as f64, true).unwrap();
+    let verdict: serde_json::Value = serde_json::from_str(&accepted).unwrap();
+    assert_eq!(verdict["verdict"], "trusted");
+    assert_eq!(verdict["platform"], "simulated");
+    assert_eq!(
+        verdict["measurements"]["measurement"],
+        hex::encode(MEASUREMENT)
+    );
+    assert_eq!(verdict["not_after"], NOW + 24 * 3600);
+
+    let other = verify_certificate(&cert, &policy(&hex::encode([0; 48])), NOW as f64, true);
+    let message = error_message(&other.unwrap_err());
+    assert!(message.contains("measurement mismatch"), "{message}");
+
+    let not_opted_in =
+        verify_certificate(&cert, &policy(&hex::encode(MEASUREMENT)), NOW as f64, false);
+    let message = error_message(&not_opted_in.unwrap_err());
+    assert!(message.contains("simulated"), "{message}");
+
+    let expired = verify_certificate(
+        &cert,
+        &policy(&hex::encode(MEASUREMENT)),
+        (NOW + 25 * 3600) as f64,
+        true,
+    );
+    assert!(expired.is_err());
+}
+
+#[wasm_bindgen_test]
+fn session_seals_to_the_attested_key_and_opens_the_answer() {
+    let (key, keys) = ohttp_key();
+    let cert = simulated_certificate(Some(keys.clone()));
+    let session = open_session(&bundle_json(&cert, Some(&keys))).unwrap();
+    assert_eq!(session.verified.ohttp_keys, keys);
+
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+    let sealed = session.seal(call, NOW as f64).unwrap();
+
+    // The gateway's side: open, read the binary HTTP request, seal an answer to it.
+    let opened = key.open_request(&sealed.body).unwrap();
+    let inner = message::decode_request(&opened.bhttp).unwrap();
+    assert_eq!(inner.method, "POST");
+    assert_eq!(inner.path, "/eth");
+    assert_eq!(inner.content_type.as_deref(), Some("application/json"));
+    assert_eq!(inner.date, Some(NOW));
+    assert_eq!(inner.body, call);
+
+    let reply = br#"{"jsonrpc":"2.0","id":1,"result":"0x2a"}"#;
+    let answer = message::encode_response(200, "application/json", reply, &[256]).unwrap();
+    let sealed_answer = opened.sealer.seal(&answer).unwrap();
+    assert_eq!(sealed.open(&sealed_answer).unwrap(), reply);
+
+    // One flipped bit, and the answer does not open.
+    let mut tampered = sealed_answer.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        sealed.open(&tampered),
+        Err(SessionError::Ohttp(_))
+    ));
+
+    // An inner HTTP error without a JSON-RPC body is reported as such.
+    let refusal = message::encode_response(413, "text/plain", b"too large", &[]).unwrap();
+    let refusal = opened.sealer.seal(&refusal).unwrap();
+    assert!(matches!(
+        sealed.open(&refusal),
+        Err(SessionError::Http { status: 413, .. })
+    ));
+
+    // Each call has its own ephemeral key.
+    let again = session.seal(call, NOW as f64).unwrap();
+    assert_ne!(again.body, sealed.body);
+}
+
+#[wasm_bindgen_test]
+fn refuses_a_bundle_whose_ohttp_keys_differ_from_the_attested_ones() {
+    let (_, attested) = ohttp_key();
+    let (_, substituted) = ohttp_key();
+    let cert = simulated_certificate(Some(attested.clone()));
+
+    let error = open_session(&bundle_json(&cert, Some(&substituted))).unwrap_err();
+    assert!(
+        matches!(error, SessionError::Bundle(BundleError::OhttpKeysMismatch)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("nothing was sent"), "{error}");
+
+    // Serving no keys at all is no better.
+    let error = open_session(&bundle_json(&cert, None)).unwrap_err();
+    assert!(matches!(
+        error,
+        SessionError::Bundle(BundleError::OhttpKeysMismatch)
+    ));
+
+    // Nor is a certificate that binds no keys, whatever is served next to it.
+    let unbound = simulated_certificate(None);
+    let error = open_session(&bundle_json(&unbound, Some(&attested))).unwrap_err();
+    assert!(matches!(
+        error,
+        SessionError::Bundle(BundleError::NoOhttpKeysClaim)
+    ));
+
+    // The same keys, served as attested, are accepted.
+    assert!(open_session(&bundle_json(&cert, Some(&attested))).is_ok());
+}
+
+/// `ShroudClient.connect` to a real `shroud-gateway --dev` (simulated TEE) in front of a real
+/// dev node, through the host's `fetch`: the bundle is fetched and verified in wasm, then
+/// `eth_blockNumber` travels sealed, through the gateway's pipeline to the node and back.
+#[wasm_bindgen_test]
+async fn drives_the_real_gateway() {
+    let (Some(url), Some(measurement)) = (
+        option_env!("SHROUD_WASM_GATEWAY"),
+        option_env!("SHROUD_WASM_MEASUREMENT"),
+    ) else {
+        assert!(
+            option_env!("SHROUD_REQUIRE_GATEWAY").is_none(),
+            "SHROUD_REQUIRE_GATEWAY was set at compile time, \
+             but SHROUD_WASM_GATEWAY or SHROUD_WASM_MEASUREMENT was not"
+        );
+        console_log!(
+            "skipped: no live gateway (compile with SHROUD_WASM_GATEWAY=https://127.0.0.1:PORT/eth \
+             and SHROUD_WASM_MEASUREMENT=HEX, see wasm-client/tests/run.sh)"
+        );
+        return;
+    };
+
+    let connected = JsFuture::from(ShroudClient::connect(
+        url.to_owned(),
+        policy(measurement),
+        true,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("connect to {url}: {}", error_message(&e)));
+    let client = ShroudClient::try_from_js_value(connected).unwrap();
+    let verdict: serde_json::Value = serde_json::from_str(&client.verdict()).unwrap();
+    assert_eq!(verdict["platform"], "simulated");
+    assert_eq!(verdict["measurements"]["measurement"], measurement);
+
+    let block = JsFuture::from(client.request("eth_blockNumber".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap_or_else(|e| panic!("eth_blockNumber: {}", error_message(&e)))
+        .as_string()
+        .expect("eth_blockNumber answers a string");
+    assert!(
+        block.starts_with("0x") && u64::from_str_radix(&block[2..], 16).is_ok(),
+        "eth_blockNumber: {block}"
+    );
+    console_log!("eth_blockNumber through the gateway: {block}");
+
+    // The EIP-1193 provider over the same session.
+    let args = js_sys::Object::new();
+    js_sys::Reflect::set(&args, &"method".into(), &"eth_chainId".into()).unwrap();
+    let chain_id = JsFuture::from(client.provider().request(args.into()))
+        .await
+        .unwrap_or_else(|e| panic!("eth_chainId: {}", error_message(&e)))
+        .as_string()
+        .expect("eth_chainId answers a string");
+    assert!(chain_id.starts_with("0x"), "eth_chainId: {chain_id}");
+
+    // The wrong pin: refused in wasm, naming the mismatch, before any call is sealed.
+    let wrong = hex::encode([0x11; 48]);
+    assert_ne!(wrong, measurement);
+    let refused = JsFuture::from(ShroudClient::connect(url.to_owned(), policy(&wrong), true))
+        .await
+        .expect_err("a wrong pin must be refused");
+    let message = error_message(&refused);
+    assert!(message.contains("measurement mismatch"), "{message}");
+    assert!(message.contains(measurement), "{message}");
+    assert!(message.contains(&wrong), "{message}");
+}
