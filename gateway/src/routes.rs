@@ -147,19 +147,36 @@ where
     }
 }
 
-/// `GET /.well-known/shroud/attestation`: the certificate currently served and the OHTTP keys
-/// its `ohttp-keys` claim binds. Endorsements arrive with the hardware platforms.
+/// `GET /.well-known/shroud/attestation`: the certificate currently served, its endorsements
+/// extension, and the OHTTP keys its `ohttp-keys` claim binds. All three come from the one
+/// certificate, so a rotation between reads cannot pair a certificate with other keys.
 fn attestation(state: &AppState) -> Response<Body> {
     let Some(certificate) = state.resolver.current_certificate() else {
         return respond::error_response(&PipelineError::Internal);
     };
+    let Some((endorsements, ohttp_keys)) = bound_material(&certificate) else {
+        return respond::error_response(&PipelineError::Internal);
+    };
     let b64 = base64::engine::general_purpose::STANDARD;
-    let certificate = b64.encode(certificate.as_ref());
-    let ohttp_keys = b64.encode(state.ohttp.served_keys());
     respond::json_response(
         StatusCode::OK,
-        &json!({ "certificate": certificate, "endorsements": null, "ohttp_keys": ohttp_keys }),
+        &json!({
+            "certificate": b64.encode(certificate.as_ref()),
+            "endorsements": endorsements.map(|e| b64.encode(e)),
+            "ohttp_keys": ohttp_keys.map(|k| b64.encode(k)),
+        }),
     )
+}
+
+/// The endorsements extension and the `ohttp-keys` claim of a certificate this gateway issued
+/// (`None` for a part it does not carry, which clients then refuse to use).
+type BoundMaterial = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn bound_material(certificate: &[u8]) -> Option<BoundMaterial> {
+    let parsed = shroud_ra_tls::cert::ParsedCertificate::parse(certificate).ok()?;
+    let evidence = shroud_ra_tls::cmw::Evidence::from_cbor(&parsed.evidence).ok()?;
+    let claims = shroud_ra_tls::claims::Claims::from_cbor(evidence.claims_buffer()).ok()?;
+    Some((parsed.endorsements, claims.ohttp_keys))
 }
 
 #[cfg(test)]

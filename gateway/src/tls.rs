@@ -17,6 +17,19 @@ use crate::error::GatewayError;
 
 /// How often the certificate is re-issued with fresh evidence (DESIGN §3; it is valid 24 h).
 pub(crate) const ROTATION_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// Nitro's rotation interval: the NSM signs each document with a leaf certificate that expires
+/// about 3 h after issue, and verifiers check the whole chain at their clock.
+pub(crate) const NITRO_ROTATION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How often certificates of `platform` are re-issued: before any part of their evidence
+/// expires.
+pub(crate) fn rotation_interval(platform: Platform) -> Duration {
+    match platform {
+        Platform::Nitro => NITRO_ROTATION_INTERVAL,
+        _ => ROTATION_INTERVAL,
+    }
+}
+
 /// How soon a failed rotation is retried; the current certificate stays valid meanwhile.
 const ROTATION_RETRY: Duration = Duration::from_secs(300);
 /// ALPN protocols of the TCP listener, preferred first.
@@ -83,7 +96,8 @@ pub(crate) async fn rotate_forever(
     metrics: Arc<crate::metrics::Metrics>,
     ohttp: Arc<crate::ohttp::OhttpState>,
 ) {
-    let mut wait = ROTATION_INTERVAL;
+    let interval = rotation_interval(attester.platform());
+    let mut wait = interval;
     loop {
         tokio::time::sleep(wait).await;
         if let Err(error) = attester.refresh().await {
@@ -102,9 +116,12 @@ pub(crate) async fn rotate_forever(
             Err(e) => Ok(Err(GatewayError::Ohttp(e.to_string()))),
         };
         let rotated = match issued {
-            Ok(Ok((cert, keys))) => resolver.rotate(&cert).map_err(|e| e.to_string()).map(|()| {
+            // Keys first: the previous generation stays accepted, so clients holding the old
+            // certificate keep working while new handshakes see the new one.
+            Ok(Ok((cert, keys))) => {
                 ohttp.install(keys);
-            }),
+                resolver.rotate(&cert).map_err(|e| e.to_string())
+            }
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
         };
@@ -112,12 +129,31 @@ pub(crate) async fn rotate_forever(
             Ok(()) => {
                 metrics.certificate_issued();
                 tracing::info!("RA-TLS certificate rotated with fresh evidence");
-                ROTATION_INTERVAL
+                interval
             }
             Err(error) => {
                 tracing::error!(%error, "RA-TLS certificate rotation failed; retrying");
                 ROTATION_RETRY
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_rotate_before_their_evidence_expires() {
+        // A Nitro document's leaf certificate lives about 3 h.
+        assert!(rotation_interval(Platform::Nitro) < Duration::from_secs(3 * 3600));
+        for platform in [
+            Platform::Tdx,
+            Platform::Sgx,
+            Platform::SevSnp,
+            Platform::Simulated,
+        ] {
+            assert_eq!(rotation_interval(platform), ROTATION_INTERVAL);
+        }
     }
 }

@@ -73,7 +73,7 @@ impl OhttpState {
         })
     }
 
-    /// Installs a generation once the certificate that binds it is served; the current one
+    /// Installs a generation just before the certificate that binds it is served; the current one
     /// becomes the previous one, and the one before is dropped.
     pub(crate) fn install(&self, pending: PendingKeys) {
         let mut ring = self.ring.write().unwrap_or_else(PoisonError::into_inner);
