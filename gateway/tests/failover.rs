@@ -87,7 +87,8 @@ async fn killing_one_upstream_keeps_serving_killing_both_fails_clearly() {
         );
         assert_eq!(body(&gateway, BATCH).await, BATCH_OK);
     }
-    assert_eq!(b.calls().len(), served_by_b + 20);
+    // At least the 20 relayed requests (the health checker may probe upstream 1 meanwhile).
+    assert!(b.calls().len() >= served_by_b + 20, "{}", b.calls().len());
     assert_eq!(readyz(&gateway).await, (StatusCode::OK, StatusCode::OK));
     // The failures are counted against upstream 0 (relayed calls or health probes).
     assert!(

@@ -116,7 +116,7 @@ pub enum Error {
     },
     /// The platform's TCB status is not allowed by the policy.
     #[error(
-        "{platform} TCB status {status} is not allowed by the policy (allow it explicitly with --allow-tcb {status})"
+        "{platform} TCB status {status} is not allowed by the policy (allow it explicitly: allow_tcb = [\"{status}\"] in the policy's [[accept]] table, or shroud verify --allow-tcb {status})"
     )]
     TcbNotAllowed {
         /// The platform.
