@@ -1,11 +1,13 @@
-//! Shroud in the browser: a thin wasm-bindgen wrapper over the verify side of `shroud-ra-tls`.
+//! Shroud in the browser: a thin wasm-bindgen wrapper over the verify side of `shroud-ra-tls`
+//! and the transport-free core of `shroud-client`.
 //!
-//! For now it exposes one function, [`verify_certificate`], which runs the full verification
-//! sequence of DESIGN §3 on an RA-TLS certificate (for example the `certificate` of
-//! `GET /.well-known/shroud/attestation`) and returns a JSON summary of the verdict. The OHTTP
-//! client and the EIP-1193 provider come later; everything here is a pure function over bytes
-//! and a clock the caller passes in (`Date.now() / 1000` in a browser), so the same code runs
-//! natively in tests.
+//! [`ShroudClient::connect`] fetches `GET /.well-known/shroud/attestation`, verifies the
+//! certificate in wasm (real platform verifiers, pinned roots, the caller's policy), checks that
+//! the served OHTTP keys are the attested ones, and then seals every call with Oblivious HTTP;
+//! [`ShroudClient::provider`] is an EIP-1193 provider for viem (`custom`) and ethers
+//! (`BrowserProvider`). [`verify_certificate`] runs the verification sequence of DESIGN §3 alone
+//! and returns a JSON summary. The pure parts (`session`) take the clock from the caller, so the
+//! same code runs natively in tests.
 //!
 //! ```js
 //! import init, { verify_certificate } from "./shroud_wasm.js";
