@@ -282,7 +282,7 @@ mod tests {
 
     /// A PCCS answering with the vector's own collateral, split back into PCS v4 answers.
     fn pccs_routes(original: &QuoteCollateralV3) -> Vec<Route> {
-        let chain = |pem: &str| urlencoding_encode(pem);
+        let chain = |pem: &str| urlencoding::encode(pem).into_owned();
         vec![
             (
                 "/sgx/certification/v4/pckcrl",
@@ -325,18 +325,6 @@ mod tests {
                 hex::encode(&original.root_ca_crl).into_bytes(),
             ),
         ]
-    }
-
-    /// Percent-encodes everything but unreserved characters, as the PCS does for its headers.
-    fn urlencoding_encode(text: &str) -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
     }
 
     #[tokio::test]
