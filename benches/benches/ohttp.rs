@@ -53,5 +53,57 @@ fn round_trip(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, round_trip);
+/// The round trip split by who pays: the client (seal the request, open the answer) and the
+/// gateway (open the request, seal the answer), per KEM.
+fn stages(c: &mut Criterion) {
+    let bhttp = encode_request("/eth", CALL, 1_764_000_000).expect("binary HTTP request");
+    let answer = encode_response(
+        200,
+        "application/json",
+        br#"{"jsonrpc":"2.0","id":1,"result":"0x3635c9adc5dea00000"}"#,
+        &[1024],
+    )
+    .expect("binary HTTP response");
+    for (kem, name) in [(Kem::X25519Sha256, "x25519"), (Kem::P256Sha256, "p256")] {
+        let key = ServerKey::generate(1, kem).expect("server key");
+        let config = key.config().clone();
+        let aead = Aead::Aes128Gcm;
+        c.bench_function(
+            &format!("ohttp_client_seal_request/{name}/aes128gcm"),
+            |b| {
+                b.iter(|| seal_request(&config, aead, black_box(&bhttp)).expect("seal"));
+            },
+        );
+        let sealed = seal_request(&config, aead, &bhttp).expect("seal");
+        c.bench_function(
+            &format!("ohttp_gateway_open_request_seal_response/{name}/aes128gcm"),
+            |b| {
+                b.iter(|| {
+                    let opened = key.open_request(black_box(&sealed.bytes)).expect("open");
+                    opened.sealer.seal(&answer).expect("seal response")
+                });
+            },
+        );
+        let response = key
+            .open_request(&sealed.bytes)
+            .expect("open")
+            .sealer
+            .seal(&answer)
+            .expect("seal response");
+        c.bench_function(
+            &format!("ohttp_client_open_response/{name}/aes128gcm"),
+            |b| {
+                b.iter(|| {
+                    let plain = sealed
+                        .opener
+                        .open(black_box(&response))
+                        .expect("open response");
+                    decode_response(&plain).expect("decode response")
+                });
+            },
+        );
+    }
+}
+
+criterion_group!(benches, round_trip, stages);
 criterion_main!(benches);

@@ -3,8 +3,12 @@
 //! * `benches/ra_tls.rs` (`cargo bench -p shroud-benches --bench ra_tls`) measures the RA-TLS
 //!   certificate path: issuing a simulated certificate, verifying it (fresh and cached), and the
 //!   claims buffer's CBOR encoding and decoding.
-//! * The end-to-end load harness of DESIGN §8 (relay overhead against a direct upstream and
-//!   nginx, OHTTP round trips, cache hits, memory at 10 000 idle connections) is not built yet.
+//! * `benches/ohttp.rs` (`cargo bench -p shroud-benches --bench ohttp`) measures the Oblivious
+//!   HTTP round trip per suite.
+//! * `src/bin/shroud-load` is the end-to-end load harness of DESIGN §8: a loopback upstream, the
+//!   release gateway over RA-TLS and nginx as a TLS reverse proxy, driven by one closed-loop
+//!   generator; it reports latency percentiles, requests per second, the proxies' CPU per
+//!   request and the gateway's memory with idle connections.
 //!
 //! Figures and the machine they were measured on are in `docs/BENCHMARKS.md`.
 //!

@@ -1,0 +1,324 @@
+//! The load generator: closed loop, a fixed number of keep-alive HTTP/1.1 connections, each
+//! sending one JSON-RPC call, waiting for the whole answer, checking it, sending the next. The
+//! same code drives every target; only how a connection is opened differs. Connections are
+//! opened (and, for the gateway, attested) before the clock starts, and a warm-up precedes the
+//! measured window.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use crate::error::LoadError;
+
+/// Largest latency the histograms hold: 60 s, in nanoseconds.
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// How to reach a target.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// Plain HTTP (the upstream itself).
+    Plain {
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// TLS: with the attested verifier for the gateway (the handshake completes only when the
+    /// attestation satisfies the pins), with an ordinary root store for nginx.
+    Tls {
+        /// Its address.
+        addr: SocketAddr,
+        /// A connector that trusts what the target must prove.
+        connector: tokio_rustls::TlsConnector,
+        /// The name sent in SNI.
+        server_name: ServerName<'static>,
+    },
+}
+
+/// One row of the benchmark: a target and the call sent to it.
+#[derive(Clone)]
+pub struct Target {
+    /// Its name in the report.
+    pub name: &'static str,
+    /// How to reach it.
+    pub endpoint: Endpoint,
+    /// The request path (`/eth` for the gateway).
+    pub path: &'static str,
+    /// The JSON-RPC method and params every request carries.
+    pub call: Call,
+}
+
+/// The call sent, over and over, with a new id each time.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// The method.
+    pub method: &'static str,
+    /// The params, as JSON.
+    pub params: &'static str,
+}
+
+/// How long and how wide to drive a target.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    /// Concurrent connections, one request in flight on each.
+    pub connections: usize,
+    /// Load before the measured window (connections warm, caches and pools filled).
+    pub warmup: Duration,
+    /// The measured window.
+    pub measure: Duration,
+}
+
+/// What one phase on one target measured.
+pub struct Outcome {
+    /// Latency of each successful request in the window, nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Requests in the window that got a JSON-RPC result.
+    pub ok: u64,
+    /// Requests in the window that failed (HTTP error, JSON-RPC error, broken connection).
+    pub failed: u64,
+    /// Requests answered in the whole phase, warm-up included.
+    pub total: u64,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Outcome {
+    /// Successful requests per second.
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.window.as_secs_f64()
+    }
+
+    /// Pools `other` (another round of the same target) into this outcome.
+    pub fn merge(&mut self, other: &Outcome) -> Result<(), LoadError> {
+        self.latency
+            .add(&other.latency)
+            .map_err(|e| LoadError::Usage(format!("merging latency histograms: {e}")))?;
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.total += other.total;
+        self.window += other.window;
+        Ok(())
+    }
+}
+
+impl Endpoint {
+    /// Opens a connection ready for HTTP/1.1 requests.
+    pub async fn connect(&self, target: &str) -> Result<Sender, LoadError> {
+        let error = |reason: String| LoadError::Connect {
+            target: target.to_owned(),
+            reason,
+        };
+        match self {
+            Self::Plain { addr } => {
+                let tcp = tcp(*addr).await.map_err(|e| error(e.to_string()))?;
+                handshake(tcp).await.map_err(error)
+            }
+            Self::Tls {
+                addr,
+                connector,
+                server_name,
+            } => {
+                let tcp = tcp(*addr).await.map_err(|e| error(e.to_string()))?;
+                let tls = connector
+                    .connect(server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| error(e.to_string()))?;
+                handshake(tls).await.map_err(error)
+            }
+        }
+    }
+}
+
+async fn tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let tcp = TcpStream::connect(addr).await?;
+    // One small write per request, like every JSON-RPC client; Nagle would only add delay.
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+async fn handshake<S>(io: S) -> Result<Sender, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// Drives `target` through `phase` and measures the window.
+pub async fn run(target: &Target, phase: Phase) -> Result<Outcome, LoadError> {
+    let mut senders = Vec::with_capacity(phase.connections);
+    for _ in 0..phase.connections {
+        senders.push(target.endpoint.connect(target.name).await?);
+    }
+    let start = Instant::now();
+    let window = Window {
+        from: start + phase.warmup,
+        until: start + phase.warmup + phase.measure,
+    };
+    let shared = Arc::new(target.clone());
+    let mut workers = JoinSet::new();
+    for sender in senders {
+        workers.spawn(worker(Arc::clone(&shared), sender, window, histogram()?));
+    }
+    let mut outcome = Outcome {
+        latency: histogram()?,
+        ok: 0,
+        failed: 0,
+        total: 0,
+        window: phase.measure,
+    };
+    while let Some(done) = workers.join_next().await {
+        let part = done.map_err(|e| LoadError::Usage(format!("a load worker failed: {e}")))?;
+        outcome
+            .latency
+            .add(&part.latency)
+            .map_err(|e| LoadError::Usage(format!("merging latency histograms: {e}")))?;
+        outcome.ok += part.ok;
+        outcome.failed += part.failed;
+        outcome.total += part.total;
+    }
+    Ok(outcome)
+}
+
+/// Opens `count` attested connections to `endpoint`, `parallel` handshakes at a time, and
+/// returns them open and idle.
+pub async fn open_idle(
+    endpoint: &Endpoint,
+    count: usize,
+    parallel: usize,
+) -> Result<Vec<Sender>, LoadError> {
+    let mut open = Vec::with_capacity(count);
+    let mut pending = JoinSet::new();
+    for _ in 0..count {
+        if pending.len() >= parallel
+            && let Some(done) = pending.join_next().await
+        {
+            open.push(joined(done)?);
+        }
+        let endpoint = endpoint.clone();
+        pending.spawn(async move { endpoint.connect("gateway (idle)").await });
+    }
+    while let Some(done) = pending.join_next().await {
+        open.push(joined(done)?);
+    }
+    Ok(open)
+}
+
+fn joined(
+    done: Result<Result<Sender, LoadError>, tokio::task::JoinError>,
+) -> Result<Sender, LoadError> {
+    done.map_err(|e| LoadError::Usage(format!("a connecting task failed: {e}")))?
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    from: Instant,
+    until: Instant,
+}
+
+async fn worker(
+    target: Arc<Target>,
+    mut sender: Sender,
+    window: Window,
+    latency: Histogram<u64>,
+) -> Outcome {
+    let mut outcome = Outcome {
+        latency,
+        ok: 0,
+        failed: 0,
+        total: 0,
+        window: window.until - window.from,
+    };
+    let authority = match &target.endpoint {
+        Endpoint::Plain { addr } | Endpoint::Tls { addr, .. } => addr.to_string(),
+    };
+    let mut id = 0_u64;
+    while Instant::now() < window.until {
+        id += 1;
+        let request = request(&target, &authority, id);
+        let sent = Instant::now();
+        let answer = exchange(&mut sender, request).await;
+        let done = Instant::now();
+        let counted = sent >= window.from && done <= window.until;
+        if answer.is_ok() {
+            outcome.total += 1;
+        }
+        match answer {
+            Ok(()) if counted => {
+                let nanos = u64::try_from((done - sent).as_nanos()).unwrap_or(MAX_LATENCY_NS);
+                outcome.latency.saturating_record(nanos);
+                outcome.ok += 1;
+            }
+            Ok(()) => {}
+            Err(()) => {
+                if counted {
+                    outcome.failed += 1;
+                }
+                // The connection may be gone: open another, or stop this worker.
+                match target.endpoint.connect(target.name).await {
+                    Ok(fresh) => sender = fresh,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    outcome
+}
+
+fn request(target: &Target, authority: &str, id: u64) -> http::Request<Full<Bytes>> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"{}","params":{}}}"#,
+        target.call.method, target.call.params
+    );
+    let mut request = http::Request::new(Full::new(Bytes::from(body)));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from_static(target.path);
+    let headers = request.headers_mut();
+    if let Ok(host) = http::HeaderValue::from_str(authority) {
+        headers.insert(http::header::HOST, host);
+    }
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    request
+}
+
+/// One request and its whole answer: HTTP 200 with a JSON-RPC `result`.
+async fn exchange(sender: &mut Sender, request: http::Request<Full<Bytes>>) -> Result<(), ()> {
+    sender.ready().await.map_err(|_| ())?;
+    let response = sender.send_request(request).await.map_err(|_| ())?;
+    let ok = response.status() == http::StatusCode::OK;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| ())?
+        .to_bytes();
+    if ok && body.windows(9).any(|w| w == br#""result":"#) {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// Three significant figures from 1 ns to 60 s.
+fn histogram() -> Result<Histogram<u64>, LoadError> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+        .map_err(|e| LoadError::Usage(format!("creating a latency histogram: {e}")))
+}
