@@ -6,8 +6,8 @@
 #      by the kernel;
 #   3. runs the wasm-bindgen tests (tests/web.rs) under Node, then the same binary in headless
 #      Chromium, with the gateway's URL and measurement compiled in;
-#   4. builds the release package (`wasm-bindgen --target web`, `wasm-opt -Oz`) into
-#      examples/pkg, prints its size, raw and gzipped;
+#   4. builds the release package (cargo profile `wasm-release`, `wasm-bindgen --target web`,
+#      `wasm-opt -Oz`) into examples/pkg, prints its size, raw and gzipped;
 #   5. loads the example page in headless Chromium (tests/browser/run.mjs): viem -> EIP-1193 ->
 #      OHTTP -> gateway -> ganache must show the node's block number.
 #
@@ -168,9 +168,13 @@ grep -q 'Running headless tests in Chrome' "$work/chromium.log" || fail "the bro
     fail "expected at least 4 wasm tests per host, got $node_passed (Node) and $chromium_passed (Chromium)"
 
 # --- the release package and its size ------------------------------------------------------------
-say "building the release package (wasm-bindgen --target web, wasm-opt -Oz)"
-step 2400 cargo build -p shroud-wasm --target wasm32-unknown-unknown --release
-release_wasm=$target/wasm32-unknown-unknown/release/shroud_wasm.wasm
+say "building the release package (profile wasm-release, wasm-bindgen --target web, wasm-opt -Oz)"
+# The size profile of the root Cargo.toml (opt-level z, fat LTO, one codegen unit, abort on
+# panic). sha2 0.11 selects its compact software backend by a cfg, not a feature, so it is set
+# here, for wasm32 only (cargo ignores target rustflags when RUSTFLAGS is set).
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} --cfg sha2_backend_soft=\"compact\"" \
+    step 2400 cargo build -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release
+release_wasm=$target/wasm32-unknown-unknown/wasm-release/shroud_wasm.wasm
 pkg=$crate/examples/pkg
 rm -rf "$pkg"
 step 300 wasm-bindgen --target web --out-dir "$pkg" "$release_wasm"
@@ -178,11 +182,16 @@ bundle=$pkg/shroud_wasm_bg.wasm
 gz() { gzip -9 <"$1" | wc -c; }
 unoptimized=("$(wc -c <"$bundle")" "$(gz "$bundle")")
 # binaryen from npm (pinned): Debian bookworm's wasm-opt 108 is too old for wasm-bindgen
-# 0.2.130 output and emits a module that fails to instantiate.
-step 600 "$browser/node_modules/.bin/wasm-opt" -Oz "$bundle" -o "$work/opt.wasm"
+# 0.2.130 output and emits a module that fails to instantiate. The features are those rustc 1.95
+# enables for wasm32-unknown-unknown; wasm-opt also reads them from the module's target_features
+# section, naming them keeps it from falling back to MVP without one. --converge repeats -Oz
+# while the module still shrinks.
+wasm_features=(--enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
+step 600 "$browser/node_modules/.bin/wasm-opt" -Oz --converge "${wasm_features[@]}" "$bundle" -o "$work/opt.wasm"
 mv "$work/opt.wasm" "$bundle"
 printf '%-52s %10s %10s\n' "wasm bundle size" "bytes" "gzip -9"
-printf '%-52s %10d %10d\n' "cargo --release (shroud_wasm.wasm)" "$(wc -c <"$release_wasm")" "$(gz "$release_wasm")"
+printf '%-52s %10d %10d\n' "cargo --profile wasm-release (shroud_wasm.wasm)" "$(wc -c <"$release_wasm")" "$(gz "$release_wasm")"
 printf '%-52s %10d %10d\n' "wasm-bindgen --target web (shroud_wasm_bg.wasm)" "${unoptimized[@]}"
 printf '%-52s %10d %10d\n' "wasm-opt -Oz (shroud_wasm_bg.wasm, shipped)" "$(wc -c <"$bundle")" "$(gz "$bundle")"
 printf '%-52s %10d %10d\n' "JS glue (shroud_wasm.js)" "$(wc -c <"$pkg/shroud_wasm.js")" "$(gz "$pkg/shroud_wasm.js")"
