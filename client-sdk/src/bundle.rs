@@ -12,6 +12,9 @@ use shroud_ra_tls::{Policy, Verdict, VerifyOptions};
 
 use crate::ohttp::{KeyConfig, OhttpError};
 
+/// Where a gateway serves its attestation bundle.
+pub const BUNDLE_PATH: &str = "/.well-known/shroud/attestation";
+
 /// Why a bundle was refused. Nothing is sealed to a refused bundle's keys.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -102,6 +102,26 @@ impl ClientBuilder {
     /// Checks the URL, the policy and the options and builds the client. No connection is made
     /// yet.
     pub fn build(self) -> Result<Client, ClientError> {
+        let pool_idle_timeout = self.pool_idle_timeout;
+        let checked = self.check()?;
+        let verifier = Arc::new(
+            AttestedServerVerifier::new(checked.policy)
+                .danger_allow_simulated(checked.danger_allow_simulated),
+        );
+        Ok(Client {
+            inner: Arc::new(Inner {
+                url: checked.url,
+                connector: AttestedConnector::new(Arc::clone(&verifier))?,
+                verifier,
+                timeout: checked.timeout,
+                retries: checked.retries,
+                pool: Pool::new(pool_idle_timeout),
+            }),
+        })
+    }
+
+    /// Checks what every channel shares: the URL, the pins or policy, the timeout and retries.
+    pub(crate) fn check(self) -> Result<Checked, ClientError> {
         let url = GatewayUrl::parse(&self.url)?;
         let policy = match (self.pins.is_empty(), self.policy.is_empty()) {
             (true, _) => self.policy,
@@ -126,20 +146,24 @@ impl ClientBuilder {
                 reason: format!("{} is more than the maximum {MAX_RETRIES}", self.retries),
             });
         }
-        let verifier = Arc::new(
-            AttestedServerVerifier::new(policy).danger_allow_simulated(self.danger_allow_simulated),
-        );
-        Ok(Client {
-            inner: Arc::new(Inner {
-                url,
-                connector: AttestedConnector::new(Arc::clone(&verifier))?,
-                verifier,
-                timeout: self.timeout,
-                retries: self.retries,
-                pool: Pool::new(self.pool_idle_timeout),
-            }),
+        Ok(Checked {
+            url,
+            policy,
+            danger_allow_simulated: self.danger_allow_simulated,
+            timeout: self.timeout,
+            retries: self.retries,
         })
     }
+}
+
+/// The options of a [`ClientBuilder`] after [`ClientBuilder::check`].
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) url: GatewayUrl,
+    pub(crate) policy: Policy,
+    pub(crate) danger_allow_simulated: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
 }
 
 /// A JSON-RPC client for one chain of one Shroud gateway. Cheap to clone; clones share the
@@ -226,10 +250,10 @@ impl Client {
     /// The request is written only on an attested connection. A JSON-RPC error answer is
     /// [`ClientError::JsonRpc`]. Idempotent reads are retried on network failures.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        let body = Bytes::from(jsonrpc::request_body(CALL_ID, method, params));
-        let idempotent = retry::is_idempotent(method);
-        let (status, body) = self.exchange(body, idempotent).await?;
-        jsonrpc::parse_response(CALL_ID, status, &body)
+        call(method, params, |body, idempotent| {
+            self.exchange(body, idempotent)
+        })
+        .await
     }
 
     /// Sends `calls` as one JSON-RPC batch and returns one result per call, in call order. An
@@ -239,15 +263,7 @@ impl Client {
         &self,
         calls: impl IntoIterator<Item = (&'a str, Value)>,
     ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
-        let calls: Vec<(&str, Value)> = calls.into_iter().collect();
-        if calls.is_empty() {
-            return Ok(Vec::new());
-        }
-        let idempotent = calls.iter().all(|(method, _)| retry::is_idempotent(method));
-        let len = calls.len();
-        let body = Bytes::from(jsonrpc::batch_body(calls));
-        let (status, body) = self.exchange(body, idempotent).await?;
-        jsonrpc::parse_batch_response(len, status, &body)
+        batch(calls, |body, idempotent| self.exchange(body, idempotent)).await
     }
 
     /// Posts a JSON-RPC body as it is (one call or a batch) and returns the HTTP status and
@@ -288,26 +304,15 @@ impl Client {
         idempotent: bool,
     ) -> Result<(http::StatusCode, Bytes), ClientError> {
         let retries = if idempotent { self.inner.retries } else { 0 };
-        let mut attempt = 0;
-        loop {
-            let outcome = self.with_timeout(self.attempt(body.clone())).await;
-            if let Err(error) = &outcome
-                && matches!(error.kind(), ErrorKind::Transport | ErrorKind::Timeout)
-            {
-                // The connection that failed may still sit in the pool (HTTP/2 stays there while
-                // in use); start over from a fresh, freshly attested one.
-                self.inner.pool.clear();
-            }
-            match outcome {
-                // Briefly unavailable: try again; the last attempt's answer becomes the error.
-                Ok((status, _)) if attempt < retries && retry::is_unavailable(status) => {}
-                Ok(answer) => return Ok(answer),
-                Err(error) if attempt < retries && retry::is_retryable(&error) => {}
-                Err(error) => return Err(error),
-            }
-            tokio::time::sleep(retry::backoff(attempt)).await;
-            attempt += 1;
-        }
+        with_retries(
+            retries,
+            self.inner.timeout,
+            || self.attempt(body.clone()),
+            // The connection that failed may still sit in the pool (HTTP/2 stays there while in
+            // use); start over from a fresh, freshly attested one.
+            || self.inner.pool.clear(),
+        )
+        .await
     }
 
     /// One attempt: a pooled connection bound to the verified key, or a freshly attested one.
@@ -433,6 +438,76 @@ impl Client {
         tokio::time::timeout(self.inner.timeout, operation)
             .await
             .map_err(|_| ClientError::Timeout(self.inner.timeout))?
+    }
+}
+
+/// One call over `exchange` (the body, whether it may be retried): its `result`, or the
+/// JSON-RPC error as [`ClientError::JsonRpc`]. Shared by both channels.
+pub(crate) async fn call<A>(
+    method: &str,
+    params: Value,
+    exchange: impl FnOnce(Bytes, bool) -> A,
+) -> Result<Value, ClientError>
+where
+    A: Future<Output = Result<(http::StatusCode, Bytes), ClientError>>,
+{
+    let body = Bytes::from(jsonrpc::request_body(CALL_ID, method, params));
+    let (status, body) = exchange(body, retry::is_idempotent(method)).await?;
+    jsonrpc::parse_response(CALL_ID, status, &body)
+}
+
+/// One batch over `exchange`: one result per call, in call order; an empty batch sends
+/// nothing. Retried only when every call in it is an idempotent read. Shared by both channels.
+pub(crate) async fn batch<'a, A>(
+    calls: impl IntoIterator<Item = (&'a str, Value)>,
+    exchange: impl FnOnce(Bytes, bool) -> A,
+) -> Result<Vec<Result<Value, ClientError>>, ClientError>
+where
+    A: Future<Output = Result<(http::StatusCode, Bytes), ClientError>>,
+{
+    let calls: Vec<(&str, Value)> = calls.into_iter().collect();
+    if calls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let idempotent = calls.iter().all(|(method, _)| retry::is_idempotent(method));
+    let len = calls.len();
+    let body = Bytes::from(jsonrpc::batch_body(calls));
+    let (status, body) = exchange(body, idempotent).await?;
+    jsonrpc::parse_batch_response(len, status, &body)
+}
+
+/// Runs `attempt`, each run bounded by `timeout`, until it answers; with `retries` left, a
+/// retryable failure or a briefly-unavailable status is tried again after a back-off, and the
+/// last attempt's outcome is the result. `broken` runs after each attempt that failed in
+/// transport or timed out, to drop what it may have left behind.
+pub(crate) async fn with_retries<A>(
+    retries: u32,
+    timeout: Duration,
+    mut attempt: impl FnMut() -> A,
+    broken: impl Fn(),
+) -> Result<(http::StatusCode, Bytes), ClientError>
+where
+    A: Future<Output = Result<(http::StatusCode, Bytes), ClientError>>,
+{
+    let mut tried = 0;
+    loop {
+        let outcome = tokio::time::timeout(timeout, attempt())
+            .await
+            .unwrap_or(Err(ClientError::Timeout(timeout)));
+        if let Err(error) = &outcome
+            && matches!(error.kind(), ErrorKind::Transport | ErrorKind::Timeout)
+        {
+            broken();
+        }
+        match outcome {
+            // Briefly unavailable: try again; the last attempt's answer becomes the error.
+            Ok((status, _)) if tried < retries && retry::is_unavailable(status) => {}
+            Ok(answer) => return Ok(answer),
+            Err(error) if tried < retries && retry::is_retryable(&error) => {}
+            Err(error) => return Err(error),
+        }
+        tokio::time::sleep(retry::backoff(tried)).await;
+        tried += 1;
     }
 }
 

@@ -50,6 +50,15 @@ pub enum ClientError {
     /// sent. Always wraps [`shroud_ra_tls::Error::MeasurementMismatch`], which names both sides.
     #[error("gateway not trusted, nothing was sent: pin mismatch: {0}")]
     PinMismatch(shroud_ra_tls::Error),
+    /// The attestation bundle verified, but its OHTTP keys cannot be trusted or used (served
+    /// keys that differ from the attested ones, no keys attested, none usable): nothing was
+    /// sealed to them. Only the OHTTP channel ([`ObliviousClient`](crate::ObliviousClient)).
+    #[error("gateway not trusted, nothing was sent: {0}")]
+    Bundle(crate::bundle::BundleError),
+    /// Sealing a call or opening its answer failed; an answer that does not open was tampered
+    /// with or is not for this call. Only the OHTTP channel.
+    #[error("oblivious HTTP: {0}")]
+    Ohttp(#[from] crate::ohttp::OhttpError),
     /// The TLS handshake failed for a reason other than attestation.
     #[error("TLS handshake with {authority} failed: {source}")]
     Tls {
@@ -154,12 +163,24 @@ impl ClientError {
             }
             Self::Connect { .. } => ErrorKind::Network,
             Self::Tls { .. } => ErrorKind::Tls,
-            Self::Attestation(_) => ErrorKind::Attestation,
+            Self::Attestation(_) | Self::Bundle(_) => ErrorKind::Attestation,
             Self::PinMismatch(_) => ErrorKind::PinMismatch,
-            Self::Transport(_) | Self::InvalidResponse(_) => ErrorKind::Transport,
+            Self::Transport(_) | Self::InvalidResponse(_) | Self::Ohttp(_) => ErrorKind::Transport,
             Self::Http { .. } => ErrorKind::Http,
             Self::JsonRpc { .. } => ErrorKind::JsonRpc,
             Self::Timeout(_) => ErrorKind::Timeout,
+        }
+    }
+
+    /// Sorts a refused attestation bundle like a refused handshake: the certificate's refusal
+    /// by [`ClientError::from_refusal`], a bundle that is not JSON as
+    /// [`ClientError::InvalidResponse`], untrusted or unusable keys as [`ClientError::Bundle`].
+    pub fn from_bundle(error: crate::bundle::BundleError) -> Self {
+        use crate::bundle::BundleError;
+        match error {
+            BundleError::Attestation(refusal) => Self::from_refusal(refusal),
+            BundleError::Malformed(reason) => Self::InvalidResponse(reason),
+            other => Self::Bundle(other),
         }
     }
 

@@ -17,9 +17,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Features: `transport` (default) adds the tokio/hyper/rustls connector and [`Client`]; `cli`
-//! (default) builds the `shroud` command. Without them the crate is the transport-free core
-//! ([`policy`], [`jsonrpc`], [`ClientError`]) that the wasm client builds on.
+//! Where the TLS certificate cannot be seen (a TLS-terminating front, an OHTTP relay that hides
+//! the client's address), [`ObliviousClient`] verifies the gateway's attestation bundle instead
+//! and seals every call with Oblivious HTTP to the keys the enclave attested.
+//!
+//! Features: `transport` (default) adds the tokio/hyper/rustls connector, [`Client`] and
+//! [`ObliviousClient`]; `cli` (default) builds the `shroud` command. Without them the crate is
+//! the transport-free core ([`policy`], [`bundle`], [`ohttp`], [`jsonrpc`], [`ClientError`])
+//! that the wasm client builds on.
 #![forbid(unsafe_code)]
 
 pub mod bundle;
@@ -29,6 +34,8 @@ mod client;
 pub mod connect;
 mod error;
 pub mod jsonrpc;
+#[cfg(feature = "transport")]
+mod oblivious;
 pub mod ohttp;
 pub mod policy;
 #[cfg(feature = "transport")]
@@ -46,6 +53,8 @@ pub use error::{ClientError, ErrorKind};
 /// `ClientT` trait and `rpc_params!` macro.
 #[cfg(feature = "jsonrpsee")]
 pub use jsonrpsee;
+#[cfg(feature = "transport")]
+pub use oblivious::{ObliviousClient, ObliviousClientBuilder};
 pub use policy::Policy;
 #[cfg(feature = "transport")]
 pub use pool::PoolStats;

@@ -22,8 +22,8 @@ use crate::pipeline::{self, PipelineError};
 use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::upstream::{Chain, HttpClient};
 
-/// The attestation bundle route (DESIGN §4.2).
-pub(crate) const ATTESTATION_PATH: &str = "/.well-known/shroud/attestation";
+/// The attestation bundle route (DESIGN §4.2), where clients fetch it.
+pub(crate) const ATTESTATION_PATH: &str = shroud_client::bundle::BUNDLE_PATH;
 
 /// The OHTTP key list route (RFC 9540).
 pub(crate) const OHTTP_KEYS_PATH: &str = "/.well-known/ohttp-gateway";

@@ -54,7 +54,7 @@ impl ShroudClient {
 
     /// The verdict, as JSON (the shape of `verify_certificate`).
     pub fn verdict(&self) -> String {
-        crate::summary(&self.inner.verified.verdict).to_string()
+        crate::summary(&self.inner.verified().verdict).to_string()
     }
 
     /// Sends one JSON-RPC call, sealed; resolves to its `result` or rejects with an Error that
@@ -92,7 +92,7 @@ pub(crate) async fn call(
     let answer = fetch::post(
         &session.endpoint.ohttp_url(),
         shroud_client::ohttp::REQUEST_MEDIA_TYPE,
-        &sealed.body,
+        sealed.body(),
     )
     .await?;
     if answer.status != 200 || answer.content_type != shroud_client::ohttp::RESPONSE_MEDIA_TYPE {

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use shroud_client::bundle::{AttestationBundle, BundleError, VerifiedBundle};
-use shroud_client::ohttp::message::{decode_response, encode_request};
-use shroud_client::ohttp::{Aead, KeyConfig, OhttpError, ResponseOpener, seal_request};
+use shroud_client::ohttp;
 use shroud_ra_tls::{Policy, UnixTime, VerifyOptions};
 
 /// Why a session could not be opened or a call failed.
@@ -27,7 +26,7 @@ pub enum SessionError {
     Bundle(#[from] BundleError),
     /// Sealing or opening failed.
     #[error(transparent)]
-    Ohttp(#[from] OhttpError),
+    Ohttp(#[from] ohttp::OhttpError),
     /// The gateway answered with an HTTP error inside the encapsulation.
     #[error("gateway answered HTTP {status}: {body}")]
     Http {
@@ -77,7 +76,7 @@ impl Endpoint {
 
     /// The attestation bundle URL.
     pub fn bundle_url(&self) -> String {
-        format!("{}/.well-known/shroud/attestation", self.origin)
+        format!("{}{}", self.origin, shroud_client::bundle::BUNDLE_PATH)
     }
 
     /// The URL encapsulated requests are posted to.
@@ -91,19 +90,12 @@ impl Endpoint {
 pub struct Session {
     /// The endpoint.
     pub endpoint: Endpoint,
-    /// The verified bundle.
-    pub verified: VerifiedBundle,
-    config: KeyConfig,
-    aead: Aead,
+    inner: ohttp::Session,
 }
 
 /// A sealed call, and what opens its answer.
 #[derive(Debug)]
-pub struct SealedCall {
-    /// The `message/ohttp-req` body.
-    pub body: Vec<u8>,
-    opener: ResponseOpener,
-}
+pub struct SealedCall(ohttp::SealedCall);
 
 /// Seconds since the epoch from a JavaScript clock value.
 pub fn unix_time(now_unix_secs: f64) -> Result<UnixTime, SessionError> {
@@ -128,49 +120,33 @@ impl Session {
             ..VerifyOptions::at(unix_time(now_unix_secs)?)
         };
         let verified = AttestationBundle::from_json(bundle_json)?.verify(&policy, &options)?;
-        let config = verified
-            .key_configs
-            .iter()
-            .find(|c| c.kem == shroud_client::ohttp::Kem::X25519Sha256)
-            .or_else(|| verified.key_configs.first())
-            .cloned()
-            .ok_or(OhttpError::NoSupportedConfig)?;
-        let aead = config
-            .aeads
-            .first()
-            .copied()
-            .ok_or(OhttpError::NoSupportedConfig)?;
-        Ok(Session {
-            endpoint,
-            verified,
-            config,
-            aead,
-        })
+        let inner = ohttp::Session::new(verified, &endpoint.chain)?;
+        Ok(Session { endpoint, inner })
+    }
+
+    /// The verified bundle.
+    pub fn verified(&self) -> &VerifiedBundle {
+        self.inner.verified()
     }
 
     /// Seals one JSON-RPC body as `POST /{chain}` dated `now_unix_secs`.
     pub fn seal(&self, json_body: &[u8], now_unix_secs: f64) -> Result<SealedCall, SessionError> {
         let date = unix_time(now_unix_secs)?.as_secs();
-        let path = format!("/{}", self.endpoint.chain);
-        let bhttp = encode_request(&path, json_body, date)?;
-        let sealed = seal_request(&self.config, self.aead, &bhttp)?;
-        Ok(SealedCall {
-            body: sealed.bytes,
-            opener: sealed.opener,
-        })
+        Ok(SealedCall(self.inner.seal(json_body, date)?))
     }
 }
 
 impl SealedCall {
+    /// The `message/ohttp-req` body.
+    pub fn body(&self) -> &[u8] {
+        &self.0.body
+    }
+
     /// Opens the gateway's `message/ohttp-res` answer: the JSON-RPC response body. An inner
     /// HTTP error without a JSON-RPC body is [`SessionError::Http`].
     pub fn open(&self, answer: &[u8]) -> Result<Vec<u8>, SessionError> {
-        let inner = decode_response(&self.opener.open(answer)?)?;
-        let json = inner
-            .content_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with("application/json"));
-        if inner.status == 200 || json {
+        let inner = self.0.open(answer)?;
+        if inner.is_json_rpc() {
             Ok(inner.body)
         } else {
             Err(SessionError::Http {

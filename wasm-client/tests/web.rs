@@ -144,13 +144,13 @@ fn session_seals_to_the_attested_key_and_opens_the_answer() {
     let (key, keys) = ohttp_key();
     let cert = simulated_certificate(Some(keys.clone()));
     let session = open_session(&bundle_json(&cert, Some(&keys))).unwrap();
-    assert_eq!(session.verified.ohttp_keys, keys);
+    assert_eq!(session.verified().ohttp_keys, keys);
 
     let call = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
     let sealed = session.seal(call, NOW as f64).unwrap();
 
     // The gateway's side: open, read the binary HTTP request, seal an answer to it.
-    let opened = key.open_request(&sealed.body).unwrap();
+    let opened = key.open_request(sealed.body()).unwrap();
     let inner = message::decode_request(&opened.bhttp).unwrap();
     assert_eq!(inner.method, "POST");
     assert_eq!(inner.path, "/eth");
@@ -181,7 +181,7 @@ fn session_seals_to_the_attested_key_and_opens_the_answer() {
 
     // Each call has its own ephemeral key.
     let again = session.seal(call, NOW as f64).unwrap();
-    assert_ne!(again.body, sealed.body);
+    assert_ne!(again.body(), sealed.body());
 }
 
 #[wasm_bindgen_test]

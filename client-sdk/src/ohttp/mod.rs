@@ -8,7 +8,8 @@
 //! * the client: [`seal_request`] → [`SealedRequest`], whose [`ResponseOpener`] opens the answer;
 //! * the gateway: [`ServerKey::open_request`] → [`OpenedRequest`], whose [`ResponseSealer`]
 //!   encapsulates the answer;
-//! * [`message`]: the binary HTTP request and response that travel inside.
+//! * [`message`]: the binary HTTP request and response that travel inside;
+//! * [`Session`]: a verified bundle's keys, choosing the suite, sealing dated calls to a chain.
 //!
 //! HPKE (RFC 9180) comes from the `hpke` crate with pure-Rust primitives. Suites: DHKEM(X25519,
 //! HKDF-SHA256) or DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM or ChaCha20Poly1305.
@@ -23,6 +24,7 @@ mod keys;
 pub mod message;
 mod request;
 mod response;
+mod session;
 mod suite;
 
 pub use error::OhttpError;
@@ -31,6 +33,7 @@ pub use request::{
     OpenedRequest, SealedRequest, request_enc, request_key_id, seal_request, seal_request_with_ikm,
 };
 pub use response::{ResponseOpener, ResponseSealer};
+pub use session::{SealedCall, Session};
 
 /// Media type of an encapsulated request.
 pub const REQUEST_MEDIA_TYPE: &str = "message/ohttp-req";

@@ -45,7 +45,7 @@ pub struct VerifyArgs {
     /// Require this measurement, e.g. sev-snp:measurement=HEX; pins of one platform form one build.
     #[arg(long = "pin", value_name = "P:FIELD=HEX")]
     pins: Vec<String>,
-    /// Require one of the builds of a TOML policy file (one [[accept]] table per build).
+    /// Require one of the builds of a TOML policy file (one `[[accept]]` table per build).
     #[arg(long, value_name = "FILE", conflicts_with = "pins")]
     policy: Option<PathBuf>,
     /// Print one JSON object instead of text.

@@ -1,0 +1,385 @@
+//! [`ObliviousClient`]: the native SDK over Oblivious HTTP (DESIGN §4.3), for programs that
+//! reach the gateway through TLS-terminating infrastructure (a CDN, a load balancer) that hides
+//! the RA-TLS certificate, or through an OHTTP relay so that the enclave never sees their
+//! address.
+//!
+//! [`ObliviousClientBuilder::connect`] fetches the attestation bundle, verifies the
+//! certificate's evidence against the pins and checks that the served OHTTP keys are the
+//! attested ones, all before anything is sealed. Every call is then sealed to those keys
+//! ([`ohttp::Session`]), so whatever carries it (TLS, a CDN, the relay) sees only
+//! `message/ohttp-req` ciphertext. TLS to the front end checks the WebPKI roots unless
+//! [`ObliviousClientBuilder::tls_config`] says otherwise; the trust in the enclave does not
+//! rest on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use shroud_ra_tls::{UnixTime, Verdict, VerifyOptions};
+
+use crate::bundle::{AttestationBundle, BUNDLE_PATH};
+use crate::client::{Checked, ClientBuilder, batch, call, with_retries};
+use crate::connect::GatewayUrl;
+use crate::ohttp::{self, REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE};
+use crate::{Client, ClientError, Policy, retry};
+
+/// The largest attestation bundle read (a certificate with evidence, collateral and keys).
+const MAX_BUNDLE_LEN: usize = 1024 * 1024;
+/// The largest encapsulated answer read.
+const MAX_RESPONSE_LEN: usize = 64 * 1024 * 1024;
+/// How much of an outer error body (a relay's or the gateway's problem+json) a message quotes.
+const MAX_QUOTED: usize = 512;
+
+type Connector = HttpsConnector<HttpConnector>;
+
+/// Configures an [`ObliviousClient`]: the options of a [`ClientBuilder`] (pins or policy,
+/// simulated opt-in, timeout, retries) plus the relay and the TLS configuration of the front
+/// end. Obtained from [`ObliviousClient::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ObliviousClientBuilder {
+    common: ClientBuilder,
+    relay: Option<String>,
+    tls: Option<rustls::ClientConfig>,
+}
+
+impl ObliviousClientBuilder {
+    /// Accept exactly the builds `policy` describes. See [`ClientBuilder::policy`].
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.common = self.common.policy(policy);
+        self
+    }
+
+    /// Adds one pin, e.g. `tdx:mrtd=HEX`. See [`ClientBuilder::pin`].
+    pub fn pin(mut self, pin: impl Into<String>) -> Self {
+        self.common = self.common.pin(pin);
+        self
+    }
+
+    /// Accepts the simulated TEE (development only). See
+    /// [`ClientBuilder::danger_allow_simulated`].
+    pub fn danger_allow_simulated(mut self, allow: bool) -> Self {
+        self.common = self.common.danger_allow_simulated(allow);
+        self
+    }
+
+    /// Bounds every attempt (the bundle fetch, each call). See [`ClientBuilder::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.common = self.common.timeout(timeout);
+        self
+    }
+
+    /// Retries of idempotent reads. See [`ClientBuilder::retries`]. A retry is sealed afresh,
+    /// so the gateway's replay protection never refuses it.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.common = self.common.retries(retries);
+        self
+    }
+
+    /// Posts the sealed calls to this OHTTP relay (RFC 9458 §2) instead of to the gateway, so
+    /// that the gateway never sees this client's address. The bundle is still fetched from the
+    /// gateway itself, once, at [`connect`](Self::connect). `https://`, or `http://` to a
+    /// loopback address.
+    pub fn relay(mut self, url: impl Into<String>) -> Self {
+        self.relay = Some(url.into());
+        self
+    }
+
+    /// The TLS configuration towards the gateway's front end and the relay, instead of the
+    /// WebPKI roots: your own roots, or (to reach a gateway directly) the RA-TLS verifier of
+    /// [`shroud_ra_tls::tls::client_config`]. ALPN is set by the client.
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Checks the options, fetches and verifies the attestation bundle, and returns a client
+    /// whose calls are sealed to the attested keys. A refused bundle is an error of kind
+    /// [`Attestation`](crate::ErrorKind::Attestation) or
+    /// [`PinMismatch`](crate::ErrorKind::PinMismatch), and no call is ever sealed.
+    pub async fn connect(self) -> Result<ObliviousClient, ClientError> {
+        let checked = self.common.check()?;
+        let target = match &self.relay {
+            Some(relay) => relay_uri(relay)?,
+            None => uri(&checked.url, checked.url.path_and_query())?,
+        };
+        let http = http_client(self.tls)?;
+        let bundle = fetch_bundle(&http, &checked).await?;
+        let options = VerifyOptions {
+            danger_allow_simulated: checked.danger_allow_simulated,
+            ..VerifyOptions::at(UnixTime::now())
+        };
+        let verified = AttestationBundle::from_json(&bundle)
+            .and_then(|b| b.verify(&checked.policy, &options))
+            .map_err(ClientError::from_bundle)?;
+        let chain = checked.url.path_and_query().trim_start_matches('/');
+        let session = ohttp::Session::new(verified, chain)?;
+        Ok(ObliviousClient {
+            inner: Arc::new(Inner {
+                http,
+                target,
+                session,
+                timeout: checked.timeout,
+                retries: checked.retries,
+            }),
+        })
+    }
+}
+
+/// A JSON-RPC client for one chain of one Shroud gateway over Oblivious HTTP. Cheap to clone;
+/// clones share the connection pool and the verified keys.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), shroud_client::ClientError> {
+/// use shroud_client::ObliviousClient;
+///
+/// let client = ObliviousClient::builder("https://gateway.example/eth")
+///     .pin("tdx:mrtd=…96 hex digits…")
+///     .relay("https://relay.example/shroud")
+///     .connect()
+///     .await?;
+/// let block = client.request("eth_blockNumber", serde_json::json!([])).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ObliviousClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: HttpClient<Connector, Full<Bytes>>,
+    /// Where sealed calls are posted: the relay, or the gateway's chain URL.
+    target: http::Uri,
+    session: ohttp::Session,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl ObliviousClient {
+    /// Starts configuring a client for `url`, of the form `https://HOST[:PORT]/CHAIN`.
+    pub fn builder(url: impl Into<String>) -> ObliviousClientBuilder {
+        ObliviousClientBuilder {
+            common: Client::builder(url),
+            relay: None,
+            tls: None,
+        }
+    }
+
+    /// What the gateway's attestation established.
+    pub fn verdict(&self) -> &Verdict {
+        &self.inner.session.verified().verdict
+    }
+
+    /// The attested `application/ohttp-keys` every call is sealed to.
+    pub fn ohttp_keys(&self) -> &[u8] {
+        &self.inner.session.verified().ohttp_keys
+    }
+
+    /// Calls `method` with `params` (`Value::Null` for none) and returns the JSON-RPC `result`.
+    /// Idempotent reads are retried on network failures, each time sealed afresh.
+    pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        call(method, params, |body, idempotent| {
+            self.exchange(body, idempotent)
+        })
+        .await
+    }
+
+    /// Sends `calls` as one JSON-RPC batch in one sealed request and returns one result per
+    /// call, in call order. An empty batch sends nothing.
+    pub async fn batch<'a>(
+        &self,
+        calls: impl IntoIterator<Item = (&'a str, Value)>,
+    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        batch(calls, |body, idempotent| self.exchange(body, idempotent)).await
+    }
+
+    /// Seals a JSON-RPC body as it is and returns the inner HTTP status and body of the
+    /// answer, unparsed.
+    pub async fn request_raw(&self, body: Bytes) -> Result<(http::StatusCode, Bytes), ClientError> {
+        let idempotent = retry::body_is_idempotent(&body);
+        self.exchange(body, idempotent).await
+    }
+
+    async fn exchange(
+        &self,
+        body: Bytes,
+        idempotent: bool,
+    ) -> Result<(http::StatusCode, Bytes), ClientError> {
+        let retries = if idempotent { self.inner.retries } else { 0 };
+        // hyper-util's pool drops broken connections itself.
+        with_retries(retries, self.inner.timeout, || self.attempt(&body), || {}).await
+    }
+
+    /// Seals `body`, posts it, opens the answer: the inner status and body.
+    async fn attempt(&self, body: &[u8]) -> Result<(http::StatusCode, Bytes), ClientError> {
+        let sealed = self.inner.session.seal(body, UnixTime::now().as_secs())?;
+        let request = http::Request::post(self.inner.target.clone())
+            .header(http::header::CONTENT_TYPE, REQUEST_MEDIA_TYPE)
+            .header(http::header::ACCEPT, RESPONSE_MEDIA_TYPE)
+            .body(Full::new(Bytes::from(sealed.body.clone())))
+            .map_err(|e| ClientError::Transport(Box::new(e)))?;
+        let target = &self.inner.target;
+        let response = self
+            .inner
+            .http
+            .request(request)
+            .await
+            .map_err(|e| send_error(target, e))?;
+        let status = response.status();
+        let media_type = content_type(&response);
+        let answer = read_body(response.into_body(), MAX_RESPONSE_LEN).await?;
+        if status != http::StatusCode::OK || media_type.as_deref() != Some(RESPONSE_MEDIA_TYPE) {
+            return Err(ClientError::Http {
+                status,
+                body: quote(&answer),
+            });
+        }
+        let inner = sealed.open(&answer)?;
+        let status = http::StatusCode::from_u16(inner.status).map_err(|_| {
+            ClientError::InvalidResponse(format!("inner HTTP status {}", inner.status))
+        })?;
+        Ok((status, Bytes::from(inner.body)))
+    }
+}
+
+/// `GET /.well-known/shroud/attestation` from the gateway's origin, bounded by the timeout.
+async fn fetch_bundle(
+    http: &HttpClient<Connector, Full<Bytes>>,
+    checked: &Checked,
+) -> Result<Bytes, ClientError> {
+    let bundle_uri = uri(&checked.url, BUNDLE_PATH)?;
+    let request = http::Request::get(bundle_uri.clone())
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| ClientError::Transport(Box::new(e)))?;
+    let fetch = async {
+        let response = http
+            .request(request)
+            .await
+            .map_err(|e| send_error(&bundle_uri, e))?;
+        let status = response.status();
+        let body = read_body(response.into_body(), MAX_BUNDLE_LEN).await?;
+        if status == http::StatusCode::OK {
+            Ok(body)
+        } else {
+            Err(ClientError::Http {
+                status,
+                body: quote(&body),
+            })
+        }
+    };
+    tokio::time::timeout(checked.timeout, fetch)
+        .await
+        .unwrap_or(Err(ClientError::Timeout(checked.timeout)))
+}
+
+fn http_client(
+    tls: Option<rustls::ClientConfig>,
+) -> Result<HttpClient<Connector, Full<Bytes>>, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match tls {
+        Some(mut config) => {
+            // hyper-rustls sets ALPN itself and refuses a config that already has some.
+            config.alpn_protocols.clear();
+            builder.with_tls_config(config)
+        }
+        None => builder
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| ClientError::InvalidOption {
+                option: "tls_config",
+                reason: format!("the default TLS configuration: {e}"),
+            })?,
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    // Plain HTTP only reaches loopback relays: `relay_uri` refuses anything else.
+    let connector = builder
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(HttpClient::builder(TokioExecutor::new()).build(connector))
+}
+
+/// `https://{authority}{path}` of the gateway.
+fn uri(url: &GatewayUrl, path: &str) -> Result<http::Uri, ClientError> {
+    format!("https://{}{path}", url.authority())
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| ClientError::InvalidUrl {
+            url: url.as_str().to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// A relay URL: `https://`, or `http://` to a loopback address (a local relay or a test).
+fn relay_uri(relay: &str) -> Result<http::Uri, ClientError> {
+    let invalid = |reason: String| ClientError::InvalidOption {
+        option: "relay",
+        reason: format!("{relay:?}: {reason}"),
+    };
+    let uri: http::Uri = relay.parse().map_err(|e| invalid(format!("{e}")))?;
+    let host = uri.host().ok_or_else(|| invalid("no host".into()))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(uri),
+        Some("http") if is_loopback(host) => Ok(uri),
+        Some("http") => Err(invalid(
+            "plain http:// is only allowed to a loopback relay; use https://".into(),
+        )),
+        _ => Err(invalid("expected https://HOST[:PORT]/PATH".into())),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn content_type<B>(response: &http::Response<B>) -> Option<String> {
+    let value = response.headers().get(http::header::CONTENT_TYPE)?;
+    let value = value.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or(value)
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Bytes, ClientError> {
+    Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(ClientError::Transport)
+}
+
+fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.chars().take(MAX_QUOTED).collect()
+}
+
+/// A failed exchange with `uri`: [`ClientError::Connect`] when no connection was made.
+fn send_error(uri: &http::Uri, error: hyper_util::client::legacy::Error) -> ClientError {
+    if error.is_connect() {
+        ClientError::Connect {
+            authority: uri.authority().map_or_else(String::new, |a| a.to_string()),
+            source: std::io::Error::other(error),
+        }
+    } else {
+        ClientError::Transport(Box::new(error))
+    }
+}
