@@ -195,6 +195,10 @@ printf '%-52s %10d %10d\n' "cargo --profile wasm-release (shroud_wasm.wasm)" "$(
 printf '%-52s %10d %10d\n' "wasm-bindgen --target web (shroud_wasm_bg.wasm)" "${unoptimized[@]}"
 printf '%-52s %10d %10d\n' "wasm-opt -Oz (shroud_wasm_bg.wasm, shipped)" "$(wc -c <"$bundle")" "$(gz "$bundle")"
 printf '%-52s %10d %10d\n' "JS glue (shroud_wasm.js)" "$(wc -c <"$pkg/shroud_wasm.js")" "$(gz "$pkg/shroud_wasm.js")"
+# DESIGN §8: under 500 KB gzipped. A change that grows the shipped module past it fails here,
+# where the figure is measured, rather than in a closing note.
+shipped_gz=$(gz "$bundle")
+((shipped_gz < 500000)) || fail "the wasm bundle is $shipped_gz bytes gzipped, over the 500 000-byte target (docs/BENCHMARKS.md)"
 
 # --- the example page, through viem ---------------------------------------------------------------
 say "example page in headless Chromium (viem -> EIP-1193 -> OHTTP -> gateway -> ganache)"
