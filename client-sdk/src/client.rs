@@ -493,7 +493,7 @@ where
     loop {
         let outcome = tokio::time::timeout(timeout, attempt())
             .await
-            .unwrap_or(Err(ClientError::Timeout(timeout)));
+            .unwrap_or_else(|_| Err(ClientError::Timeout(timeout)));
         if let Err(error) = &outcome
             && matches!(error.kind(), ErrorKind::Transport | ErrorKind::Timeout)
         {

@@ -207,6 +207,19 @@ impl AttestedConnector {
 
 /// Sorts a failed handshake into an attestation refusal (with the verifier's reason) or any
 /// other TLS failure. tokio-rustls carries the `rustls::Error` inside the `io::Error`.
+/// `localhost`, 127.0.0.0/8 or ::1, with or without brackets: the hosts plain HTTP may reach
+/// (the proxy's listener, a local OHTTP relay).
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn handshake_error(authority: &str, error: std::io::Error) -> ClientError {
     let attestation = error
         .get_ref()

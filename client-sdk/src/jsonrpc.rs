@@ -183,7 +183,8 @@ fn json_rpc_error(error: Value) -> ClientError {
     }
 }
 
-fn quote(body: &[u8]) -> String {
+/// The start of a response body for an error message (at most 200 characters, `…` when cut).
+pub(crate) fn quote(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut quoted: String = text.chars().take(QUOTE_CHARS).collect();
     if text.chars().nth(QUOTE_CHARS).is_some() {

@@ -25,16 +25,14 @@ use shroud_ra_tls::{UnixTime, Verdict, VerifyOptions};
 
 use crate::bundle::{AttestationBundle, BUNDLE_PATH};
 use crate::client::{Checked, ClientBuilder, batch, call, with_retries};
-use crate::connect::GatewayUrl;
+use crate::connect::{GatewayUrl, is_loopback_host};
 use crate::ohttp::{self, REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE};
-use crate::{Client, ClientError, Policy, retry};
+use crate::{Client, ClientError, Policy, jsonrpc, retry};
 
 /// The largest attestation bundle read (a certificate with evidence, collateral and keys).
 const MAX_BUNDLE_LEN: usize = 1024 * 1024;
 /// The largest encapsulated answer read.
 const MAX_RESPONSE_LEN: usize = 64 * 1024 * 1024;
-/// How much of an outer error body (a relay's or the gateway's problem+json) a message quotes.
-const MAX_QUOTED: usize = 512;
 
 type Connector = HttpsConnector<HttpConnector>;
 
@@ -219,28 +217,18 @@ impl ObliviousClient {
 
     /// Seals `body`, posts it, opens the answer: the inner status and body.
     async fn attempt(&self, body: &[u8]) -> Result<(http::StatusCode, Bytes), ClientError> {
-        let sealed = self.inner.session.seal(body, UnixTime::now().as_secs())?;
+        let mut sealed = self.inner.session.seal(body, UnixTime::now().as_secs())?;
         let request = http::Request::post(self.inner.target.clone())
             .header(http::header::CONTENT_TYPE, REQUEST_MEDIA_TYPE)
             .header(http::header::ACCEPT, RESPONSE_MEDIA_TYPE)
-            .body(Full::new(Bytes::from(sealed.body.clone())))
-            .map_err(|e| ClientError::Transport(Box::new(e)))?;
-        let target = &self.inner.target;
-        let response = self
-            .inner
-            .http
-            .request(request)
-            .await
-            .map_err(|e| send_error(target, e))?;
-        let status = response.status();
-        let media_type = content_type(&response);
-        let answer = read_body(response.into_body(), MAX_RESPONSE_LEN).await?;
-        if status != http::StatusCode::OK || media_type.as_deref() != Some(RESPONSE_MEDIA_TYPE) {
-            return Err(ClientError::Http {
-                status,
-                body: quote(&answer),
-            });
-        }
+            .body(Full::new(Bytes::from(std::mem::take(&mut sealed.body))));
+        let answer = fetch(
+            &self.inner.http,
+            request,
+            Some(RESPONSE_MEDIA_TYPE),
+            MAX_RESPONSE_LEN,
+        )
+        .await?;
         let inner = sealed.open(&answer)?;
         let status = http::StatusCode::from_u16(inner.status).map_err(|_| {
             ClientError::InvalidResponse(format!("inner HTTP status {}", inner.status))
@@ -254,36 +242,48 @@ async fn fetch_bundle(
     http: &HttpClient<Connector, Full<Bytes>>,
     checked: &Checked,
 ) -> Result<Bytes, ClientError> {
-    let bundle_uri = uri(&checked.url, BUNDLE_PATH)?;
-    let request = http::Request::get(bundle_uri.clone())
+    let request = http::Request::get(uri(&checked.url, BUNDLE_PATH)?)
         .header(http::header::ACCEPT, "application/json")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| ClientError::Transport(Box::new(e)))?;
-    let fetch = async {
-        let response = http
-            .request(request)
-            .await
-            .map_err(|e| send_error(&bundle_uri, e))?;
-        let status = response.status();
-        let body = read_body(response.into_body(), MAX_BUNDLE_LEN).await?;
-        if status == http::StatusCode::OK {
-            Ok(body)
-        } else {
-            Err(ClientError::Http {
-                status,
-                body: quote(&body),
-            })
-        }
-    };
-    tokio::time::timeout(checked.timeout, fetch)
+        .body(Full::new(Bytes::new()));
+    tokio::time::timeout(checked.timeout, fetch(http, request, None, MAX_BUNDLE_LEN))
         .await
-        .unwrap_or(Err(ClientError::Timeout(checked.timeout)))
+        .unwrap_or_else(|_| Err(ClientError::Timeout(checked.timeout)))
+}
+
+/// Sends `request` and reads its answer, at most `limit` bytes. Anything but a 200 (of
+/// `media_type`, when given) is [`ClientError::Http`] quoting the start of the body.
+async fn fetch(
+    http: &HttpClient<Connector, Full<Bytes>>,
+    request: Result<http::Request<Full<Bytes>>, http::Error>,
+    media_type: Option<&str>,
+    limit: usize,
+) -> Result<Bytes, ClientError> {
+    let request = request.map_err(|e| ClientError::Transport(Box::new(e)))?;
+    let uri = request.uri().clone();
+    let response = http
+        .request(request)
+        .await
+        .map_err(|e| send_error(&uri, e))?;
+    let status = response.status();
+    let expected_type = media_type.is_none_or(|t| has_media_type(&response, t));
+    let body = Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .map_err(ClientError::Transport)?
+        .to_bytes();
+    if status == http::StatusCode::OK && expected_type {
+        Ok(body)
+    } else {
+        Err(ClientError::Http {
+            status,
+            body: jsonrpc::quote(&body),
+        })
+    }
 }
 
 fn http_client(
     tls: Option<rustls::ClientConfig>,
 ) -> Result<HttpClient<Connector, Full<Bytes>>, ClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match tls {
         Some(mut config) => {
@@ -292,7 +292,7 @@ fn http_client(
             builder.with_tls_config(config)
         }
         None => builder
-            .with_provider_and_webpki_roots(provider)
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
             .map_err(|e| ClientError::InvalidOption {
                 option: "tls_config",
                 reason: format!("the default TLS configuration: {e}"),
@@ -330,7 +330,7 @@ fn relay_uri(relay: &str) -> Result<http::Uri, ClientError> {
     let host = uri.host().ok_or_else(|| invalid("no host".into()))?;
     match uri.scheme_str() {
         Some("https") => Ok(uri),
-        Some("http") if is_loopback(host) => Ok(uri),
+        Some("http") if is_loopback_host(host) => Ok(uri),
         Some("http") => Err(invalid(
             "plain http:// is only allowed to a loopback relay; use https://".into(),
         )),
@@ -338,38 +338,14 @@ fn relay_uri(relay: &str) -> Result<http::Uri, ClientError> {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn content_type<B>(response: &http::Response<B>) -> Option<String> {
-    let value = response.headers().get(http::header::CONTENT_TYPE)?;
-    let value = value.to_str().ok()?;
-    Some(
-        value
-            .split(';')
-            .next()
-            .unwrap_or(value)
-            .trim()
-            .to_ascii_lowercase(),
-    )
-}
-
-async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Bytes, ClientError> {
-    Limited::new(body, limit)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(ClientError::Transport)
-}
-
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    text.chars().take(MAX_QUOTED).collect()
+/// Whether `content-type` is `media_type`, parameters and case aside.
+fn has_media_type<B>(response: &http::Response<B>, media_type: &str) -> bool {
+    response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }
 
 /// A failed exchange with `uri`: [`ClientError::Connect`] when no connection was made.

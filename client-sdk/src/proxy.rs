@@ -248,15 +248,7 @@ fn host_is_loopback<B>(request: &http::Request<B>) -> bool {
     let Ok(authority) = host.parse::<http::uri::Authority>() else {
         return false;
     };
-    let name = authority.host();
-    let name = name
-        .strip_prefix('[')
-        .and_then(|n| n.strip_suffix(']'))
-        .unwrap_or(name);
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    crate::connect::is_loopback_host(authority.host())
 }
 
 fn json_response(status: http::StatusCode, body: Bytes) -> http::Response<Full<Bytes>> {
