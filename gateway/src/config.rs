@@ -56,11 +56,21 @@ pub struct LimitsConfig {
     pub max_request_bytes: usize,
     /// Most calls in one batch; longer batches get one -32600 error.
     pub max_batch_len: usize,
-    /// Largest upstream answer relayed; larger answers become -32000 errors.
+    /// Deepest nesting of arrays and objects in a request body (the request object and a batch
+    /// array count as levels); deeper bodies get one -32600 error before anything else is done.
+    pub max_json_depth: usize,
+    /// Largest response to one client request, all its upstream exchanges together; answers
+    /// past it become -32000 errors, one per call.
     pub max_response_bytes: usize,
-    /// Most client connections open at once; further connections are closed at accept.
+    /// Upstream answer bytes the whole gateway holds in memory at once; calls past it get
+    /// -32005 ("gateway busy") until memory is released.
+    pub max_inflight_response_bytes: usize,
+    /// Most client connections open at once. When full, the oldest connection that has not
+    /// finished its TLS handshake is closed to make room; if there is none, the new one is.
     pub max_connections: usize,
-    /// How long a TLS handshake may take.
+    /// Most connections open at once from one client address (keyed hash, never logged).
+    pub max_connections_per_client: usize,
+    /// How long a TLS handshake may take, from accept.
     pub handshake_timeout_ms: u64,
     /// How long an HTTP/1.1 client may take to send its request headers (slowloris).
     pub header_read_timeout_ms: u64,
@@ -80,9 +90,12 @@ impl Default for LimitsConfig {
         Self {
             max_request_bytes: 1024 * 1024,
             max_batch_len: 100,
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             max_response_bytes: 32 * 1024 * 1024,
+            max_inflight_response_bytes: 256 * 1024 * 1024,
             max_connections: 10_000,
-            handshake_timeout_ms: 10_000,
+            max_connections_per_client: 128,
+            handshake_timeout_ms: 5_000,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
             request_timeout_ms: 30_000,
@@ -91,6 +104,11 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+/// Default of `[limits] max_json_depth`.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+/// Largest accepted `[limits] max_json_depth`.
+pub const MAX_JSON_DEPTH: usize = 256;
 
 /// `[cache]`: answers to immutable calls (`eth_chainId`, `net_version`, lookups by block or
 /// transaction hash) served without asking an upstream again.
@@ -101,6 +119,9 @@ pub struct CacheConfig {
     pub enabled: bool,
     /// Most answers kept (all chains together).
     pub max_entries: u64,
+    /// Most bytes of keys and answers kept (all chains together); a single answer larger than a
+    /// sixteenth of it is not kept.
+    pub max_bytes: u64,
     /// How long an answer is kept, in seconds.
     pub ttl_seconds: u64,
 }
@@ -110,6 +131,7 @@ impl Default for CacheConfig {
         Self {
             enabled: true,
             max_entries: 10_000,
+            max_bytes: 64 * 1024 * 1024,
             ttl_seconds: 600,
         }
     }
@@ -660,7 +682,15 @@ impl Config {
             ("max_request_bytes", l.max_request_bytes as u64),
             ("max_batch_len", l.max_batch_len as u64),
             ("max_response_bytes", l.max_response_bytes as u64),
+            (
+                "max_inflight_response_bytes",
+                l.max_inflight_response_bytes as u64,
+            ),
             ("max_connections", l.max_connections as u64),
+            (
+                "max_connections_per_client",
+                l.max_connections_per_client as u64,
+            ),
             ("handshake_timeout_ms", l.handshake_timeout_ms),
             ("header_read_timeout_ms", l.header_read_timeout_ms),
             ("body_read_timeout_ms", l.body_read_timeout_ms),
@@ -671,6 +701,23 @@ impl Config {
                     "[limits] {key} must be positive"
                 )));
             }
+        }
+        if !(3..=MAX_JSON_DEPTH).contains(&l.max_json_depth) {
+            return Err(ConfigError::Invalid(format!(
+                "[limits] max_json_depth must be between 3 (a batch of calls with params) and {MAX_JSON_DEPTH}"
+            )));
+        }
+        if l.max_inflight_response_bytes < l.max_response_bytes {
+            return Err(ConfigError::Invalid(
+                "[limits] max_inflight_response_bytes must be at least max_response_bytes"
+                    .to_owned(),
+            ));
+        }
+        if self.cache.enabled && (self.cache.max_bytes == 0 || self.cache.max_entries == 0) {
+            return Err(ConfigError::Invalid(
+                "[cache] max_bytes and max_entries must be positive (or set enabled = false)"
+                    .to_owned(),
+            ));
         }
         if l.rate_limit_per_second > 0 && l.rate_limit_burst == 0 {
             return Err(ConfigError::Invalid(

@@ -48,3 +48,16 @@ impl GatewayError {
         matches!(self, Self::Config(_))
     }
 }
+
+/// `error` and its sources, `: `-separated: the reason behind "client error (Connect)", such as
+/// a TLS alert. Upstream errors name no URL, so this is safe to log.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

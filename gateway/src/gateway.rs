@@ -13,18 +13,22 @@ use shroud_ra_tls::Platform;
 use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Admission, Admitted, Refused};
 use crate::collateral::EndorsedAttester;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::ohttp::OhttpState;
+use crate::pipeline::Relay;
 use crate::pipeline::cache::ResponseCache;
+use crate::pipeline::forward::MEMORY_UNIT;
+use crate::pipeline::parse::ParseLimits;
 use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes::{self, AppState};
-use crate::{metrics, tls, upstream};
+use crate::{descriptors, metrics, tls, upstream};
 
 /// After shutdown is requested, in-flight requests get the request timeout plus this long.
 const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(5);
@@ -63,6 +67,17 @@ impl Gateway {
         let chains = upstream::chains(&config)?;
         let mut chain_list: Vec<Arc<upstream::Chain>> = chains.values().cloned().collect();
         chain_list.sort_by(|a, b| a.name.cmp(&b.name));
+        // Every upstream request in flight and one health probe per upstream may hold a socket.
+        let upstream_reserve: u64 = chain_list
+            .iter()
+            .flat_map(|chain| chain.upstreams.iter())
+            .map(|upstream| upstream.permits.available_permits() as u64 + 1)
+            .sum();
+        descriptors::ensure(descriptors::needed(
+            &config.limits,
+            upstream_reserve,
+            metrics::MAX_CONNECTIONS as u64,
+        ))?;
         let client = upstream::http_client(&config)?;
 
         // The OHTTP keys are generated here, in the enclave, and bound by the certificate.
@@ -94,16 +109,28 @@ impl Gateway {
         let https_addr = https.local_addr()?;
         let metrics_addr = metrics.local_addr()?;
         let registry = Arc::new(Metrics::new(attester.platform(), &chain_list)?);
+        let limits = &config.limits;
+        let relay = Relay {
+            client,
+            metrics: registry,
+            limiter: RateLimiter::new(limits),
+            cache: ResponseCache::new(&config.cache),
+            parse_limits: ParseLimits {
+                max_batch_len: limits.max_batch_len,
+                max_depth: limits.max_json_depth,
+            },
+            max_response_bytes: limits.max_response_bytes,
+            request_timeout: Duration::from_millis(limits.request_timeout_ms),
+            answer_memory: Arc::new(Semaphore::new(
+                (limits.max_inflight_response_bytes / MEMORY_UNIT).min(Semaphore::MAX_PERMITS),
+            )),
+        };
         let state = Arc::new(AppState {
             chains,
             chain_list: Arc::from(chain_list),
-            client,
             resolver: Arc::clone(&resolver),
-            request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
             limits: config.limits.clone(),
-            metrics: registry,
-            limiter: RateLimiter::new(&config.limits),
-            cache: ResponseCache::new(&config.cache),
+            relay,
             ohttp,
         });
         Ok(Gateway {
@@ -166,18 +193,18 @@ impl Gateway {
             Arc::clone(&self.attester),
             self.config.tls.hosts.clone(),
             Arc::clone(&self.resolver),
-            Arc::clone(&self.state.metrics),
+            Arc::clone(&self.state.relay.metrics),
             Arc::clone(&self.state.ohttp),
         ));
         let health = tokio::spawn(upstream::health_checks(
-            self.state.client.clone(),
+            self.state.relay.client.clone(),
             self.state.chain_list.to_vec(),
-            Arc::clone(&self.state.metrics),
+            Arc::clone(&self.state.relay.metrics),
             stop_rx.clone(),
         ));
         let metrics = tokio::spawn(metrics::serve(
             self.metrics,
-            Arc::clone(&self.state.metrics),
+            Arc::clone(&self.state.relay.metrics),
             Arc::clone(&self.state.chain_list),
             stop_rx.clone(),
         ));
@@ -186,7 +213,7 @@ impl Gateway {
             handshake: Duration::from_millis(limits.handshake_timeout_ms),
             header_read: Duration::from_millis(limits.header_read_timeout_ms),
         };
-        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let admission = Admission::new(limits.max_connections, limits.max_connections_per_client);
         let grace = Duration::from_millis(limits.request_timeout_ms)
             .saturating_add(Duration::from_millis(limits.body_read_timeout_ms))
             .saturating_add(SHUTDOWN_EXTRA_GRACE);
@@ -195,31 +222,40 @@ impl Gateway {
         // `None` and every in-flight connection has finished.
         let (alive, mut drained) = mpsc::channel::<()>(1);
         let mut stop = stop_rx.clone();
+        let mut backoff = AcceptBackoff::default();
         loop {
             // The peer address is turned into an opaque rate-limit key right here and goes no
             // further: not into logs, metrics or any other task.
             let (stream, client) = tokio::select! {
                 accepted = self.https.accept() => match accepted {
-                    Ok((stream, peer)) => (stream, self.state.limiter.key(peer.ip())),
+                    Ok((stream, peer)) => {
+                        backoff.reset();
+                        (stream, self.state.relay.limiter.key(peer.ip()))
+                    }
                     Err(error) => {
-                        // EMFILE and friends: back off briefly instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        backoff.wait("https", &error).await;
                         continue;
                     }
                 },
                 () = stopped(&mut stop) => break,
             };
-            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-                tracing::debug!("connection limit reached; closing a new connection");
-                drop(stream);
-                continue;
+            let admitted = match admission.admit(client).await {
+                Ok(admitted) => admitted,
+                Err(refused) => {
+                    let why = match refused {
+                        Refused::ClientFull => "this client's connection limit reached",
+                        Refused::Full => "connection limit reached",
+                    };
+                    tracing::debug!("{why}; closing a new connection");
+                    drop(stream);
+                    continue;
+                }
             };
             tokio::spawn(serve_connection(
                 stream,
                 Connection {
                     client,
-                    _permit: permit,
+                    admitted,
                     _alive: alive.clone(),
                 },
                 self.acceptor.clone(),
@@ -257,10 +293,42 @@ struct Timeouts {
 /// What an accepted connection holds while it lives.
 struct Connection {
     client: ClientKey,
-    /// A slot of the connection limit.
-    _permit: OwnedSemaphorePermit,
+    /// Its slot of the connection limits.
+    admitted: Admitted,
     /// Shutdown waits until every clone is dropped.
     _alive: mpsc::Sender<()>,
+}
+
+/// Backs off after failed accepts (`EMFILE` and friends) instead of spinning: 10 ms, doubling
+/// to a second, logged once per episode.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptBackoff {
+    delay: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    /// Sleeps before the next accept.
+    pub(crate) async fn wait(&mut self, listener: &str, error: &std::io::Error) {
+        let delay = match self.delay {
+            None => {
+                tracing::warn!(listener, %error, "accept failed; backing off until it works again");
+                Self::FIRST
+            }
+            Some(delay) => delay.saturating_mul(2).min(Self::MAX),
+        };
+        self.delay = Some(delay);
+        tokio::time::sleep(delay).await;
+    }
+
+    /// An accept worked.
+    pub(crate) fn reset(&mut self) {
+        if self.delay.take().is_some() {
+            tracing::info!("accepting connections again");
+        }
+    }
 }
 
 /// Handshake, then HTTP/1.1 or HTTP/2 on one connection. Errors are logged at debug, without
@@ -273,9 +341,11 @@ async fn serve_connection(
     timeouts: Timeouts,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut connection = connection;
     let client = connection.client;
     let _ = stream.set_nodelay(true);
-    let metrics = Arc::clone(&state.metrics);
+    let metrics = Arc::clone(&state.relay.metrics);
+    let mut shed = connection.admitted.handshaking();
     let handshake = tokio::time::timeout(timeouts.handshake, acceptor.accept(stream));
     let tls = tokio::select! {
         result = handshake => match result {
@@ -291,8 +361,14 @@ async fn serve_connection(
                 return;
             }
         },
+        _ = &mut shed => {
+            metrics.handshake("shed");
+            tracing::debug!("connection full: closed the oldest unfinished handshake");
+            return;
+        }
         () = stopped(&mut stop) => return,
     };
+    connection.admitted.handshaken();
     metrics.handshake("ok");
     let protocol = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
         "h2"

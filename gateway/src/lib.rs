@@ -14,13 +14,17 @@
 //!   Prometheus families and the metrics listener; `tls`: attester, issuing and rotation.
 #![forbid(unsafe_code)]
 
+mod admission;
+mod body;
 mod collateral;
 pub mod config;
+mod descriptors;
 mod error;
 mod gateway;
 mod metrics;
 mod ohttp;
-mod pipeline;
+#[doc(hidden)]
+pub mod pipeline;
 mod ratelimit;
 mod routes;
 mod tls;

@@ -11,18 +11,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::{
     Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::error::GatewayError;
 use crate::pipeline::PipelineError;
 use crate::pipeline::respond::{self, Body};
 use crate::upstream::Chain;
+
+/// Most connections the metrics listener serves at once; more are closed at accept. A scraper
+/// needs one or two, and the rest of the gateway needs the descriptors.
+pub(crate) const MAX_CONNECTIONS: usize = 32;
+/// How long a metrics client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one metrics connection may stay open.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The Prometheus text exposition content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -342,34 +350,46 @@ fn route<B>(metrics: &Metrics, chains: &[Arc<Chain>], request: &Request<B>) -> R
     }
 }
 
-/// Serves the metrics listener (plain HTTP/1.1) until `shutdown` turns true.
+/// Serves the metrics listener (plain HTTP/1.1) until `shutdown` turns true: at most
+/// [`MAX_CONNECTIONS`] at once, each with a header timeout and a bounded lifetime.
 pub(crate) async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     chains: Arc<[Arc<Chain>]>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = crate::gateway::AcceptBackoff::default();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, _peer)) => {
+                    backoff.reset();
+                    stream
+                }
                 Err(error) => {
-                    tracing::debug!(%error, "metrics accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    backoff.wait("metrics", &error).await;
                     continue;
                 }
             },
             () = crate::gateway::stopped(&mut shutdown) => return,
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!("metrics connection limit reached; closing a new connection");
+            continue;
+        };
         let metrics = Arc::clone(&metrics);
         let chains = Arc::clone(&chains);
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request| {
                 let response = route(&metrics, &chains, &request);
                 async move { Ok::<_, Infallible>(response) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
@@ -377,6 +397,9 @@ pub(crate) async fn serve(
                     if let Err(error) = result {
                         tracing::debug!(%error, "metrics connection ended with an error");
                     }
+                }
+                () = tokio::time::sleep(CONNECTION_LIFETIME) => {
+                    tracing::debug!("metrics connection open too long; closing it");
                 }
                 () = crate::gateway::stopped(&mut shutdown) => {
                     conn.as_mut().graceful_shutdown();

@@ -6,11 +6,14 @@
 //! memory only, in a moka cache that forgets idle clients.
 
 use std::hash::BuildHasher as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::LimitsConfig;
+
+/// The part of an IPv6 address that names the client: its /64.
+const IPV6_PREFIX_MASK: u128 = !0 << 64;
 
 /// An opaque per-client key: a keyed hash of the client's IP address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,9 +63,14 @@ impl RateLimiter {
 
     /// The key of a client address.
     pub(crate) fn key(&self, ip: IpAddr) -> ClientKey {
-        // An IPv4 client over a dual-stack socket counts as its IPv4 address.
+        // An IPv4 client over a dual-stack socket counts as its IPv4 address. An IPv6 client
+        // counts as its /64: one subscriber usually holds a whole /64, so keying on /128 would
+        // give it 2^64 buckets.
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(
+                || IpAddr::V6(Ipv6Addr::from(u128::from(v6) & IPV6_PREFIX_MASK)),
+                IpAddr::V4,
+            ),
             v4 @ IpAddr::V4(_) => v4,
         };
         ClientKey(self.hasher.hash_one(ip))
@@ -122,6 +130,15 @@ mod tests {
         assert!(limiter.allow(a, 2).await);
         assert!(!limiter.allow(a, 1).await);
         assert!(limiter.allow(b, 1).await);
+        // IPv6 clients are keyed on their /64.
+        assert_eq!(
+            limiter.key("2001:db8:1:2::1".parse().unwrap()),
+            limiter.key("2001:db8:1:2:ffff:0:0:7".parse().unwrap())
+        );
+        assert_ne!(
+            limiter.key("2001:db8:1:2::1".parse().unwrap()),
+            limiter.key("2001:db8:1:3::1".parse().unwrap())
+        );
         // Keyed: another limiter hashes the same address differently.
         let other = RateLimiter::new(&limits);
         assert_ne!(a, other.key("127.0.0.1".parse().unwrap()));

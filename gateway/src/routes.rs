@@ -14,13 +14,12 @@ use serde_json::json;
 use shroud_ra_tls::tls::RotatingCertResolver;
 
 use crate::config::LimitsConfig;
-use crate::metrics::{self, Metrics};
+use crate::metrics;
 use crate::ohttp::{self, OhttpState};
-use crate::pipeline::cache::ResponseCache;
 use crate::pipeline::respond::{self, Body};
-use crate::pipeline::{self, PipelineError};
-use crate::ratelimit::{ClientKey, RateLimiter};
-use crate::upstream::{Chain, HttpClient};
+use crate::pipeline::{self, PipelineError, Relay};
+use crate::ratelimit::ClientKey;
+use crate::upstream::Chain;
 
 /// The attestation bundle route (DESIGN §4.2), where clients fetch it.
 pub(crate) const ATTESTATION_PATH: &str = shroud_client::bundle::BUNDLE_PATH;
@@ -34,20 +33,12 @@ pub(crate) struct AppState {
     pub(crate) chains: HashMap<String, Arc<Chain>>,
     /// The same chains, for readiness and health checks.
     pub(crate) chain_list: Arc<[Arc<Chain>]>,
-    /// The pooled upstream client.
-    pub(crate) client: HttpClient,
     /// The certificate currently served, for the attestation bundle.
     pub(crate) resolver: Arc<RotatingCertResolver>,
-    /// Deadline of the whole upstream exchange of one request.
-    pub(crate) request_timeout: Duration,
     /// The configured limits.
     pub(crate) limits: LimitsConfig,
-    /// The metrics registry.
-    pub(crate) metrics: Arc<Metrics>,
-    /// The per-client rate limiter.
-    pub(crate) limiter: RateLimiter,
-    /// The response cache.
-    pub(crate) cache: ResponseCache,
+    /// What the relay pipeline needs.
+    pub(crate) relay: Relay,
     /// The OHTTP keys and replay cache.
     pub(crate) ohttp: Arc<OhttpState>,
 }
@@ -100,11 +91,11 @@ where
             let body = match read_body(&state.limits, request).await {
                 Ok(body) => body,
                 Err(e) => {
-                    state.metrics.call(&chain.name, "other", e.outcome());
+                    state.relay.metrics.call(&chain.name, "other", e.outcome());
                     return respond::error_response(&e);
                 }
             };
-            pipeline::relay(&state, &chain, client, body).await
+            pipeline::relay(&state.relay, &chain, client, body).await
         }
     }
 }

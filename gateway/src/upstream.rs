@@ -13,14 +13,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rand::Rng;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::{ChainConfig, Config};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::pipeline::policy::MethodPolicy;
+use crate::pipeline::strip::{GatewayId, UpstreamBody};
 
 /// The fixed `user-agent` of every upstream request; never the client's.
 pub(crate) const USER_AGENT: &str = concat!("shroud-gateway/", env!("CARGO_PKG_VERSION"));
@@ -109,9 +109,9 @@ impl Upstream {
 
     /// The upstream request, from scratch: method, URI, body, the fixed headers and this
     /// upstream's own credentials. The client library adds `host` and `content-length`; nothing
-    /// of the client's request is copied.
-    pub(crate) fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(body));
+    /// of the client's request is copied, and the body can only be sanitised calls.
+    pub(crate) fn request(&self, body: UpstreamBody) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body.into_bytes()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
@@ -236,7 +236,9 @@ pub(crate) fn https_client(allow_plain_http: bool) -> Result<HttpClient, Gateway
         builder.https_only()
     };
     let connector = builder.enable_http1().enable_http2().wrap_connector(http);
+    // The idle timeout needs a timer: without one, idle pooled sockets are never closed.
     Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build(connector))
 }
@@ -282,14 +284,21 @@ pub(crate) async fn health_checks(
 
 /// One probe: `eth_chainId`, compared with the configured chain id.
 async fn probe(client: &HttpClient, chain: &Chain, upstream: &Upstream, metrics: &Metrics) {
-    let id: u64 = rand::thread_rng().gen_range(1..(1 << 53));
-    let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_chainId","params":[]}}"#);
+    let body = UpstreamBody::chain_id_probe(GatewayId::random());
     let started = Instant::now();
     let exchange = async {
         let response = client
-            .request(upstream.request(Bytes::from(body)))
+            .request(upstream.request(body))
             .await
-            .map_err(|_| "unreachable")?;
+            .map_err(|error| {
+                tracing::debug!(
+                    chain = %chain.name,
+                    upstream = %upstream.label,
+                    reason = %crate::error::chain(&error),
+                    "health probe could not reach the upstream"
+                );
+                "unreachable"
+            })?;
         if !response.status().is_success() {
             return Err("HTTP error");
         }

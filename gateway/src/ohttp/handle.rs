@@ -51,7 +51,7 @@ where
         Ok(response) => ("ok", response),
         Err(refusal) => (refusal.outcome(), refusal.response()),
     };
-    state.metrics.ohttp(outcome);
+    state.relay.metrics.ohttp(outcome);
     cors::allow_any_origin(response)
 }
 
@@ -105,7 +105,7 @@ impl Refusal {
 
 fn problem(status: StatusCode, kind: &str, title: &str) -> Response<Body> {
     let body = json!({ "type": kind, "title": title, "status": status.as_u16() });
-    let mut response = Response::new(Body::new(Bytes::from(body.to_string())));
+    let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -174,7 +174,7 @@ where
             return seal_response(state, &sealer, response).await;
         }
     };
-    let response = pipeline::relay(state, &chain, client, Bytes::from(inner.body)).await;
+    let response = pipeline::relay(&state.relay, &chain, client, Bytes::from(inner.body)).await;
     seal_response(state, &sealer, response).await
 }
 
@@ -237,7 +237,7 @@ async fn seal_response(
     let bhttp = message::encode_response(status, &content_type, &body, buckets)
         .map_err(|_| Refusal::Seal)?;
     let sealed = sealer.seal(&bhttp).map_err(|_| Refusal::Seal)?;
-    let mut response = Response::new(Body::new(Bytes::from(sealed)));
+    let mut response = Response::new(Body::from(sealed));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(RESPONSE_MEDIA_TYPE));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

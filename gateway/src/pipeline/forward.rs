@@ -1,5 +1,6 @@
 //! `forward`: sends a group of [`SanitizedCall`]s, under gateway-chosen ids, to one upstream in
-//! a request built from scratch, and fails over to the chain's other upstreams.
+//! a request built from scratch ([`UpstreamBody`]), and fails over to the chain's other
+//! upstreams.
 //!
 //! Failover rules: a connection that cannot be established is always retried elsewhere (nothing
 //! was sent); a timeout, a broken exchange, a 5xx/429 or a non-JSON answer is retried elsewhere
@@ -7,18 +8,96 @@
 //! bounded by the upstream's timeout and its concurrency cap; the whole request by the caller's
 //! deadline. `eth_sendRawTransaction` is not failed over but [`broadcast`] to every usable
 //! upstream at once.
+//!
+//! Answers are read into memory under an [`AnswerBudget`]: the response size limit counts every
+//! byte of every exchange of one client request, and the gateway as a whole holds at most its
+//! configured amount of answer bytes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::PipelineError;
+use super::error::PipelineError;
 use super::restore::{self, Answers};
 use super::select;
-use super::strip::SanitizedCall;
+use super::strip::{GatewayId, SanitizedCall, UpstreamBody};
 use crate::metrics::Metrics;
 use crate::upstream::{Chain, HttpClient, Upstream};
+
+/// The unit of the gateway-wide answer memory semaphore.
+pub(crate) const MEMORY_UNIT: usize = 1024;
+
+/// What one client request may still read from upstreams, and the share of the gateway-wide
+/// answer memory it holds (released when the response body is dropped).
+#[derive(Debug)]
+pub(crate) struct AnswerBudget {
+    max: usize,
+    remaining: AtomicUsize,
+    memory: Arc<Semaphore>,
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    bytes: usize,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl AnswerBudget {
+    /// A budget of `max` bytes for one request, drawing on the gateway's `memory` (permits of
+    /// [`MEMORY_UNIT`] bytes).
+    pub(crate) fn new(max: usize, memory: Arc<Semaphore>) -> Self {
+        Self {
+            max,
+            remaining: AtomicUsize::new(max),
+            memory,
+            held: Mutex::new(Held::default()),
+        }
+    }
+
+    /// Whether `len` more bytes fit in this request's allowance (without taking them).
+    fn fits(&self, len: u64) -> bool {
+        len <= self.remaining.load(Ordering::Relaxed) as u64
+    }
+
+    /// Takes `len` bytes: from this request's allowance, then from the gateway's memory.
+    fn take(&self, len: usize) -> Result<(), PipelineError> {
+        self.remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(len)
+            })
+            .map_err(|_| PipelineError::UpstreamTooLarge { max: self.max })?;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes = held.bytes.saturating_add(len);
+        let more = bytes
+            .div_ceil(MEMORY_UNIT)
+            .saturating_sub(held.bytes.div_ceil(MEMORY_UNIT));
+        if more > 0 {
+            let more = u32::try_from(more).map_err(|_| PipelineError::Overloaded)?;
+            let permit = Arc::clone(&self.memory)
+                .try_acquire_many_owned(more)
+                .map_err(|_| PipelineError::Overloaded)?;
+            match &mut held.permit {
+                Some(all) => all.merge(permit),
+                none => *none = Some(permit),
+            }
+        }
+        held.bytes = bytes;
+        Ok(())
+    }
+
+    /// The share of the gateway's answer memory taken, to be held by the response body.
+    pub(crate) fn into_reservation(self) -> Option<OwnedSemaphorePermit> {
+        self.held
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .permit
+    }
+}
 
 /// What one exchange needs besides the calls.
 pub(crate) struct Exchange<'a> {
@@ -28,26 +107,8 @@ pub(crate) struct Exchange<'a> {
     pub(crate) metrics: &'a Metrics,
     /// The chain and its upstreams.
     pub(crate) chain: &'a Chain,
-    /// Largest answer body accepted.
-    pub(crate) max_response_bytes: usize,
-}
-
-/// The canonical upstream body of `calls`: one object for one call, else an array.
-pub(crate) fn upstream_body(calls: &[(u64, &SanitizedCall)]) -> Bytes {
-    let mut out = Vec::with_capacity(64 * calls.len());
-    if let [(id, call)] = calls {
-        call.write_upstream_json(*id, &mut out);
-    } else {
-        out.push(b'[');
-        for (n, (id, call)) in calls.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            call.write_upstream_json(*id, &mut out);
-        }
-        out.push(b']');
-    }
-    Bytes::from(out)
+    /// The request's answer budget.
+    pub(crate) budget: &'a AnswerBudget,
 }
 
 /// How one attempt ended.
@@ -68,9 +129,9 @@ enum Attempt {
 pub(crate) async fn forward(
     exchange: &Exchange<'_>,
     first: usize,
-    calls: &[(u64, &SanitizedCall)],
+    calls: &[(GatewayId, &SanitizedCall)],
 ) -> Result<Answers, PipelineError> {
-    let body = upstream_body(calls);
+    let body = UpstreamBody::new(calls);
     let retry_safe = calls.iter().all(|(_, c)| select::retry_safe(c.method()));
     let mut order = vec![first];
     order.extend(
@@ -108,9 +169,9 @@ pub(crate) async fn forward(
 /// upstream gave (a transaction that is invalid everywhere), else the last transport error.
 pub(crate) async fn broadcast(
     exchange: &Exchange<'_>,
-    call: (u64, &SanitizedCall),
+    call: (GatewayId, &SanitizedCall),
 ) -> Result<Answers, PipelineError> {
-    let body = upstream_body(&[call]);
+    let body = UpstreamBody::new(&[call]);
     let attempts = select::order(exchange.chain)
         .into_iter()
         .filter_map(|index| {
@@ -121,7 +182,7 @@ pub(crate) async fn broadcast(
     let mut last_error = PipelineError::UpstreamUnavailable;
     for outcome in futures_util::future::join_all(attempts).await {
         match outcome {
-            Attempt::Answered(answers) if answers.has_result(call.0) => return Ok(answers),
+            Attempt::Answered(answers) if answers.has_result(call.0.get()) => return Ok(answers),
             Attempt::Answered(answers) => {
                 error_answer.get_or_insert(answers);
             }
@@ -137,7 +198,7 @@ pub(crate) async fn broadcast(
     error_answer.ok_or(last_error)
 }
 
-async fn attempt(exchange: &Exchange<'_>, upstream: &Upstream, body: Bytes) -> Attempt {
+async fn attempt(exchange: &Exchange<'_>, upstream: &Upstream, body: UpstreamBody) -> Attempt {
     let chain = exchange.chain.name.as_str();
     let started = Instant::now();
     let count = |outcome: &str| {
@@ -151,32 +212,34 @@ async fn attempt(exchange: &Exchange<'_>, upstream: &Upstream, body: Bytes) -> A
         };
         let response = match exchange.client.request(upstream.request(body)).await {
             Ok(response) => response,
-            Err(error) if error.is_connect() => {
-                count("connect_error");
+            Err(error) => {
+                let connect = error.is_connect();
+                tracing::warn!(
+                    chain,
+                    upstream = %upstream.label,
+                    reason = %crate::error::chain(&error),
+                    "upstream exchange failed"
+                );
                 upstream.mark_failed(chain);
-                return Attempt::NotSent(PipelineError::UpstreamUnavailable);
-            }
-            Err(_) => {
-                count("failed");
-                upstream.mark_failed(chain);
-                return Attempt::Failed(PipelineError::UpstreamFailed, None);
+                return if connect {
+                    count("connect_error");
+                    Attempt::NotSent(PipelineError::UpstreamUnavailable)
+                } else {
+                    count("failed");
+                    Attempt::Failed(PipelineError::UpstreamFailed, None)
+                };
             }
         };
         let status = response.status();
-        let body = match Limited::new(response.into_body(), exchange.max_response_bytes)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+        let body = match read_answer(response.into_body(), exchange.budget).await {
+            Ok(body) => body,
+            Err(error @ (PipelineError::UpstreamTooLarge { .. } | PipelineError::Overloaded)) => {
                 count("too_large");
-                return Attempt::Fatal(PipelineError::UpstreamTooLarge {
-                    max: exchange.max_response_bytes,
-                });
+                return Attempt::Fatal(error);
             }
-            Err(_) => {
+            Err(error) => {
                 count("failed");
-                return Attempt::Failed(PipelineError::UpstreamFailed, None);
+                return Attempt::Failed(error, None);
             }
         };
         let answers = restore::parse_answers(&body);
@@ -206,5 +269,60 @@ async fn attempt(exchange: &Exchange<'_>, upstream: &Upstream, body: Bytes) -> A
         count("timeout");
         upstream.mark_failed(chain);
         Attempt::Failed(PipelineError::UpstreamTimeout, None)
+    }
+}
+
+/// Reads an answer body under the request's budget: refused as soon as it would not fit,
+/// before the bytes are kept.
+async fn read_answer(
+    mut body: hyper::body::Incoming,
+    budget: &AnswerBudget,
+) -> Result<Bytes, PipelineError> {
+    let declared = hyper::body::Body::size_hint(&body).exact();
+    if declared.is_some_and(|len| !budget.fits(len)) {
+        return Err(PipelineError::UpstreamTooLarge { max: budget.max });
+    }
+    let mut buffer = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| PipelineError::UpstreamFailed)?;
+        if let Ok(data) = frame.into_data() {
+            budget.take(data.len())?;
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_counts_every_exchange_of_a_request() {
+        let memory = Arc::new(Semaphore::new(1000));
+        let budget = AnswerBudget::new(10_000, Arc::clone(&memory));
+        budget.take(6000).unwrap();
+        assert!(!budget.fits(5000));
+        assert_eq!(
+            budget.take(5000),
+            Err(PipelineError::UpstreamTooLarge { max: 10_000 })
+        );
+        budget.take(4000).unwrap();
+        assert_eq!(memory.available_permits(), 1000 - 10);
+        let reservation = budget.into_reservation();
+        assert_eq!(memory.available_permits(), 990);
+        drop(reservation);
+        assert_eq!(memory.available_permits(), 1000);
+    }
+
+    #[test]
+    fn the_gateway_wide_memory_is_shared_by_all_requests() {
+        let memory = Arc::new(Semaphore::new(4));
+        let first = AnswerBudget::new(1 << 20, Arc::clone(&memory));
+        first.take(3 * MEMORY_UNIT).unwrap();
+        let second = AnswerBudget::new(1 << 20, Arc::clone(&memory));
+        assert_eq!(second.take(2 * MEMORY_UNIT), Err(PipelineError::Overloaded));
+        drop(first);
+        second.take(2 * MEMORY_UNIT).unwrap();
     }
 }

@@ -1,224 +1,178 @@
 //! The relay pipeline (DESIGN §5):
 //! `parse → policy → strip → cache → select → forward → restore → respond → metrics`.
 //!
-//! The order is enforced by types: [`strip::SanitizedCall`] can only be built by
-//! [`strip::strip`], from a call that [`parse`] checked and canonicalised and [`policy`]
-//! permitted; [`cache`] keys and [`forward`] take nothing else. No client byte reaches an
-//! upstream any other way, and the client's ids stay in this module until [`restore`] puts them
-//! back on the answers.
+//! The order is a chain of types, each built only by its stage: [`parse::ClientCall`] (only
+//! [`parse::parse`]) → [`policy::PermittedCall`] (only [`policy::MethodPolicy::permit`]) →
+//! [`strip::SanitizedCall`] (only [`strip::strip`]) → [`strip::UpstreamBody`] (only from
+//! sanitised calls under [`strip::GatewayId`]s), which is the only body the upstream request
+//! function accepts. Planning ([`plan`]) and answer assembly ([`assemble`]) are pure; [`relay`]
+//! is the thin async driver that does the lookups and the I/O.
+//!
+//! The module is public (hidden from the docs) for the fuzz targets and the `compile_fail`
+//! examples that show the order cannot be skipped; it is not a stable API.
 
+pub mod assemble;
 pub(crate) mod cache;
+pub mod error;
 pub(crate) mod forward;
-pub(crate) mod parse;
-pub(crate) mod policy;
+pub mod json;
+pub mod parse;
+pub mod plan;
+pub mod policy;
 pub(crate) mod respond;
-pub(crate) mod restore;
+pub mod restore;
 pub(crate) mod select;
-pub(crate) mod strip;
+pub mod strip;
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Response;
-use rand::Rng;
-use serde_json::value::RawValue;
+use tokio::sync::Semaphore;
 
-pub(crate) use respond::PipelineError;
-
-use self::parse::Entry;
+use self::assemble::Outcome;
+use self::cache::ResponseCache;
+pub use self::error::PipelineError;
+use self::forward::AnswerBudget;
+use self::parse::ParseLimits;
+use self::plan::Planned;
 use self::respond::Body;
 use self::restore::Answer;
-use self::strip::SanitizedCall;
-use crate::ratelimit::ClientKey;
-use crate::routes::AppState;
-use crate::upstream::Chain;
+use self::strip::{GatewayId, SanitizedCall};
+use crate::metrics::Metrics;
+use crate::ratelimit::{ClientKey, RateLimiter};
+use crate::upstream::{Chain, HttpClient};
 
-/// How one call ended.
-enum Outcome {
-    Answered(Answer),
-    Cached(Answer),
-    Failed(PipelineError),
-}
+/// Bytes of body that cost the client one call of its rate budget, charged before parsing: a
+/// large body costs what parsing it costs, whatever it turns out to hold.
+pub(crate) const PARSE_COST_UNIT: usize = 16 * 1024;
 
-/// One call of the request, in client order.
-struct Slot<'a> {
-    /// The client's id; `None` for a notification, which gets no answer.
-    id: Option<Box<RawValue>>,
-    /// The `method` metric label.
-    label: &'a str,
-    outcome: Option<Outcome>,
-}
-
-/// A call waiting for an upstream.
-struct Pending {
-    slot: usize,
-    call: SanitizedCall,
-    cache_key: Option<cache::CacheKey>,
-    gateway_id: u64,
+/// What the pipeline needs from the gateway: the shared upstream client, the cache, the rate
+/// limiter, the metrics and the limits. Nothing of the router.
+pub(crate) struct Relay {
+    /// The pooled upstream client.
+    pub(crate) client: HttpClient,
+    /// Where outcomes are counted.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The per-client rate limiter.
+    pub(crate) limiter: RateLimiter,
+    /// The response cache.
+    pub(crate) cache: ResponseCache,
+    /// Batch length and nesting depth.
+    pub(crate) parse_limits: ParseLimits,
+    /// Largest response to one client request (every upstream exchange of it together).
+    pub(crate) max_response_bytes: usize,
+    /// Deadline of the whole upstream exchange of one request.
+    pub(crate) request_timeout: Duration,
+    /// The gateway-wide memory for upstream answers, in [`forward::MEMORY_UNIT`]s.
+    pub(crate) answer_memory: Arc<Semaphore>,
 }
 
 /// Relays one JSON-RPC request body of `client` to `chain` and answers it.
 pub(crate) async fn relay(
-    state: &AppState,
+    relay: &Relay,
     chain: &Chain,
     client: ClientKey,
     body: Bytes,
 ) -> Response<Body> {
     let started = Instant::now();
-    let metrics = &state.metrics;
-    let parsed = match parse::parse(&body, state.limits.max_batch_len) {
+    let metrics = &relay.metrics;
+    let prepaid = body.len().div_ceil(PARSE_COST_UNIT).max(1);
+    if !relay.limiter.allow(client, prepaid).await {
+        return rate_limited(relay);
+    }
+    let parsed = match parse::parse(&body, relay.parse_limits) {
         Ok(parsed) => parsed,
         Err(error) => {
             metrics.call(&chain.name, "other", error.outcome());
-            if !state.limiter.allow(client, 1).await {
-                return rate_limited(state);
-            }
             return respond::error_response(&error);
         }
     };
     drop(body);
-    if !state.limiter.allow(client, parsed.entries.len()).await {
-        return rate_limited(state);
+    let calls = parsed.len();
+    if calls > prepaid && !relay.limiter.allow(client, calls - prepaid).await {
+        return rate_limited(relay);
     }
 
-    // policy, strip, cache
-    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(parsed.entries.len());
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut used_ids = HashSet::new();
-    for entry in parsed.entries {
-        let slot = slots.len();
-        match entry {
-            Entry::Invalid { id, reason } => slots.push(Slot {
-                id: Some(id),
-                label: "other",
-                outcome: Some(Outcome::Failed(PipelineError::InvalidRequest(reason))),
-            }),
-            Entry::Call(call) => {
-                let label = chain.policy.label(&call.method);
-                if !chain.policy.permits(&call.method) {
-                    slots.push(Slot {
-                        id: call.id,
-                        label,
-                        outcome: Some(Outcome::Failed(PipelineError::MethodDenied)),
-                    });
-                    continue;
-                }
-                let (id, call) = strip::strip(call);
-                let cache_key = cache::key(&chain.name_arc, &call);
-                let mut outcome = None;
-                if let Some(key) = &cache_key {
-                    let hit = state.cache.get(key).await;
-                    metrics.cache(&chain.name, hit.is_some());
-                    outcome =
-                        hit.map(|raw| Outcome::Cached(Answer::Result(raw.as_ref().to_owned())));
-                }
-                if outcome.is_none() {
-                    pending.push(Pending {
-                        slot,
-                        call,
-                        cache_key,
-                        gateway_id: fresh_id(&mut used_ids),
-                    });
-                }
-                slots.push(Slot { id, label, outcome });
+    let plan::Plan {
+        batch,
+        mut slots,
+        calls,
+    } = plan::plan(parsed, &chain.policy, &chain.name_arc);
+
+    // cache
+    let mut pending: Vec<Planned> = Vec::with_capacity(calls.len());
+    for planned in calls {
+        if let Some(key) = &planned.cache_key {
+            let hit = relay.cache.get(key).await;
+            metrics.cache(&chain.name, hit.is_some());
+            if let (Some(result), Some(slot)) = (hit, slots.get_mut(planned.slot)) {
+                slot.outcome = Outcome::Cached(result);
+                continue;
             }
         }
+        pending.push(planned);
     }
 
     // select, forward, restore
+    let budget = AnswerBudget::new(relay.max_response_bytes, Arc::clone(&relay.answer_memory));
     if !pending.is_empty() {
+        let answered = tokio::time::timeout(
+            relay.request_timeout,
+            dispatch(relay, chain, &budget, &pending),
+        )
+        .await;
         let answered =
-            tokio::time::timeout(state.request_timeout, dispatch(state, chain, &pending)).await;
-        let mut answered =
             answered.unwrap_or_else(|_| vec![Err(PipelineError::UpstreamTimeout); pending.len()]);
-        for (pending, result) in pending.iter().zip(answered.drain(..)) {
+        for (planned, result) in pending.iter().zip(answered) {
             let outcome = match result {
                 Ok(answer) => {
-                    if let (Some(key), Answer::Result(raw)) = (&pending.cache_key, &answer) {
-                        state.cache.insert(key.clone(), raw).await;
+                    if let (Some(key), Answer::Result(result)) = (&planned.cache_key, &answer) {
+                        relay.cache.insert(key.clone(), result).await;
                     }
                     Outcome::Answered(answer)
                 }
                 Err(error) => Outcome::Failed(error),
             };
-            if let Some(slot) = slots.get_mut(pending.slot) {
-                slot.outcome = Some(outcome);
+            if let Some(slot) = slots.get_mut(planned.slot) {
+                slot.outcome = outcome;
             }
         }
     }
 
     // respond, metrics
-    let mut answers = Vec::with_capacity(slots.len());
-    let mut logged: Vec<PipelineError> = Vec::new();
+    let assembled = assemble::assemble(batch, &mut slots, relay.max_response_bytes);
+    let mut logged: Vec<&PipelineError> = Vec::new();
     for slot in &slots {
-        let outcome = slot
-            .outcome
-            .as_ref()
-            .unwrap_or(&Outcome::Failed(PipelineError::Internal));
-        let label = match outcome {
-            Outcome::Answered(Answer::Result(_)) => "ok",
-            Outcome::Answered(Answer::Error(_)) => "error",
-            Outcome::Cached(_) => "cached",
-            Outcome::Failed(error) => {
-                if !logged.contains(error) {
-                    error.log();
-                    logged.push(error.clone());
-                }
-                error.outcome()
-            }
-        };
-        metrics.call(&chain.name, slot.label, label);
-        let Some(id) = &slot.id else { continue };
-        answers.push(match outcome {
-            Outcome::Answered(answer) | Outcome::Cached(answer) => {
-                restore::client_answer(id, answer)
-            }
-            Outcome::Failed(error) => respond::error_answer(error, id),
-        });
+        if let Outcome::Failed(error) = &slot.outcome
+            && !logged.contains(&error)
+        {
+            error.log();
+            logged.push(error);
+        }
+        metrics.call(&chain.name, slot.label, slot.outcome.label());
     }
     metrics.request_duration(&chain.name, started.elapsed());
-    let response = respond::answers_response(parsed.batch, answers);
-    if response_too_large(&response, state.limits.max_response_bytes) {
-        return respond::error_response(&PipelineError::UpstreamTooLarge {
-            max: state.limits.max_response_bytes,
-        });
-    }
+    let mut response = respond::answers_response(assembled);
+    let body = std::mem::take(response.body_mut());
+    *response.body_mut() = body.with_reservation(budget.into_reservation());
     response
 }
 
-fn response_too_large(response: &Response<Body>, max: usize) -> bool {
-    use hyper::body::Body as _;
-    response
-        .body()
-        .size_hint()
-        .exact()
-        .is_some_and(|len| len > max as u64)
-}
-
-fn rate_limited(state: &AppState) -> Response<Body> {
-    state.metrics.rate_limited();
+fn rate_limited(relay: &Relay) -> Response<Body> {
+    relay.metrics.rate_limited();
     respond::error_response(&PipelineError::RateLimited)
-}
-
-/// A random gateway id, unique within the request, below 2^53 so that upstreams that read
-/// JSON numbers as doubles keep it exact.
-fn fresh_id(used: &mut HashSet<u64>) -> u64 {
-    let mut rng = rand::thread_rng();
-    loop {
-        let id = rng.gen_range(1..(1_u64 << 53));
-        if used.insert(id) {
-            return id;
-        }
-    }
 }
 
 /// Spreads the pending calls at random over the chain's upstreams (one exchange per upstream
 /// chosen), forwards the exchanges concurrently and restores the answers in `pending` order.
 async fn dispatch(
-    state: &AppState,
+    relay: &Relay,
     chain: &Chain,
-    pending: &[Pending],
+    budget: &AnswerBudget,
+    pending: &[Planned],
 ) -> Vec<Result<Answer, PipelineError>> {
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut results: Vec<Result<Answer, PipelineError>> =
@@ -232,17 +186,17 @@ async fn dispatch(
         }
     }
     let exchange = forward::Exchange {
-        client: &state.client,
-        metrics: &state.metrics,
+        client: &relay.client,
+        metrics: &relay.metrics,
         chain,
-        max_response_bytes: state.limits.max_response_bytes,
+        budget,
     };
     let exchanges = groups.into_iter().map(|(upstream, members)| {
         let exchange = &exchange;
         async move {
-            let calls: Vec<(u64, &SanitizedCall)> = members
+            let calls: Vec<(GatewayId, &SanitizedCall)> = members
                 .iter()
-                .filter_map(|&n| pending.get(n).map(|p| (p.gateway_id, &p.call)))
+                .filter_map(|&n| pending.get(n).map(|p| (p.id, &p.call)))
                 .collect();
             let result = forward::forward(exchange, upstream, &calls).await;
             (members, result)
@@ -252,7 +206,7 @@ async fn dispatch(
         let p = pending.get(n)?;
         let exchange = &exchange;
         Some(async move {
-            let result = forward::broadcast(exchange, (p.gateway_id, &p.call)).await;
+            let result = forward::broadcast(exchange, (p.id, &p.call)).await;
             (vec![n], result)
         })
     });
@@ -268,7 +222,7 @@ async fn dispatch(
                     let Some(p) = pending.get(n) else { continue };
                     if let Some(slot) = results.get_mut(n) {
                         *slot = answers
-                            .take(p.gateway_id)
+                            .take(p.id.get())
                             .ok_or(PipelineError::UpstreamNoAnswer);
                     }
                 }

@@ -1,5 +1,10 @@
 //! `policy`: which methods a chain relays (DESIGN §5), and which method names may be metric
 //! labels. Patterns are a method name or a prefix followed by `*`.
+//!
+//! A [`ClientCall`] becomes a [`PermittedCall`] only through [`MethodPolicy::permit`]; `strip`
+//! takes nothing else.
+
+use super::parse::{ClientCall, ClientId};
 
 /// Standard execution-API methods: the metric labels used when a chain has no `allow_methods`
 /// (anything else is counted as `other`, so clients cannot blow up the label set).
@@ -54,17 +59,50 @@ const KNOWN_METHODS: [&str; 48] = [
     "web3_sha3",
 ];
 
-/// A chain's method policy.
-#[derive(Debug, Clone)]
-pub(crate) struct MethodPolicy {
+/// A chain's method policy. The default denies nothing but JSON-RPC's reserved `rpc.` methods.
+#[derive(Debug, Clone, Default)]
+pub struct MethodPolicy {
     allow: Option<Vec<String>>,
     deny: Vec<String>,
 }
 
+/// A call the chain's policy permits. Only [`MethodPolicy::permit`] builds one.
+#[derive(Debug)]
+pub struct PermittedCall {
+    id: Option<ClientId>,
+    method: String,
+    params: Box<str>,
+}
+
+impl PermittedCall {
+    /// The method name.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// Takes the call apart for `strip`.
+    pub(super) fn into_parts(self) -> (Option<ClientId>, String, Box<str>) {
+        (self.id, self.method, self.params)
+    }
+}
+
+/// Whether `method` matches `pattern` exactly (allow lists: what is relayed is what was listed).
 fn matches(pattern: &str, method: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => method.starts_with(prefix),
         None => pattern == method,
+    }
+}
+
+/// Whether `method` matches `pattern` in any ASCII case (deny lists: some nodes resolve method
+/// names without regard to case, so `Admin_peers` must be denied like `admin_peers`).
+fn matches_any_case(pattern: &str, method: &str) -> bool {
+    let method = method.as_bytes();
+    match pattern.strip_suffix('*') {
+        Some(prefix) => method
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes())),
+        None => method.eq_ignore_ascii_case(pattern.as_bytes()),
     }
 }
 
@@ -74,20 +112,33 @@ impl MethodPolicy {
         Self { allow, deny }
     }
 
-    /// Whether `method` is relayed: on the allow list (when there is one), not on the deny list,
-    /// and not one of JSON-RPC's reserved `rpc.` methods.
-    pub(crate) fn permits(&self, method: &str) -> bool {
+    /// Lets `call` through when [`permits`](Self::permits) its method; else gives back the
+    /// client's id, for the -32601 answer.
+    pub fn permit(&self, call: ClientCall) -> Result<PermittedCall, Option<ClientId>> {
+        let (id, method, params) = call.into_parts();
+        if self.permits(&method) {
+            Ok(PermittedCall { id, method, params })
+        } else {
+            Err(id)
+        }
+    }
+
+    /// Whether `method` is relayed: on the allow list (when there is one), not on the deny list
+    /// in any case, and not one of JSON-RPC's reserved `rpc.` methods.
+    pub fn permits(&self, method: &str) -> bool {
         let allowed = self
             .allow
             .as_ref()
             .is_none_or(|allow| allow.iter().any(|p| matches(p, method)));
-        allowed && !method.starts_with("rpc.") && !self.deny.iter().any(|p| matches(p, method))
+        allowed
+            && !matches_any_case("rpc.*", method)
+            && !self.deny.iter().any(|p| matches_any_case(p, method))
     }
 
     /// The `method` metric label: the name when it is permitted and on the allow list (an exact
     /// entry, or a standard method matched by a pattern or by the absence of an allow list),
     /// else `other`.
-    pub(crate) fn label(&self, method: &str) -> &str {
+    pub fn label(&self, method: &str) -> &str {
         if !self.permits(method) {
             return "other";
         }
@@ -134,6 +185,15 @@ mod tests {
         }
         assert!(policy.permits("eth_call"));
         assert_eq!(policy.label("eth_call"), "eth_call");
+        // Nodes that resolve names in any case must not be reachable through another spelling.
+        for method in [
+            "Admin_peers",
+            "DEBUG_traceTransaction",
+            "Personal_Sign",
+            "RPC.discover",
+        ] {
+            assert!(!policy.permits(method), "{method}");
+        }
         assert!(policy.permits("eth_someFutureMethod"));
         assert_eq!(policy.label("eth_someFutureMethod"), "other");
     }

@@ -1,18 +1,21 @@
-//! `restore`: upstream answers, keyed by the gateway's ids, become answers under the client's
-//! own ids. Only `result` or `error` of an upstream answer is kept, byte for byte; everything
-//! else the upstream sent (its id, extra members, formatting around them) is dropped.
+//! `restore`: upstream answers, keyed by the gateway's ids, become the answers to the client's
+//! calls (the client's ids are put back by [`super::assemble`]). Only `result` or `error` of an
+//! upstream answer is kept, byte for byte and without copying: each is a slice of the upstream's
+//! body. Everything else the upstream sent (its id, extra members, formatting around them) is
+//! dropped.
 
 use std::collections::{BTreeMap, HashMap};
 
+use bytes::Bytes;
 use serde_json::value::RawValue;
 
 /// What an upstream answered to one call.
 #[derive(Debug, Clone)]
-pub(crate) enum Answer {
+pub enum Answer {
     /// `result`, verbatim.
-    Result(Box<RawValue>),
+    Result(Bytes),
     /// `error`, verbatim (code, message and data as the upstream sent them).
-    Error(Box<RawValue>),
+    Error(Bytes),
 }
 
 /// An upstream's answers to one exchange.
@@ -21,7 +24,7 @@ pub(crate) struct Answers {
     by_id: HashMap<u64, Answer>,
     /// An error under id `null` (the upstream refused the whole exchange): the answer to every
     /// call it did not answer otherwise.
-    unkeyed_error: Option<Box<RawValue>>,
+    unkeyed_error: Option<Bytes>,
 }
 
 impl Answers {
@@ -39,8 +42,8 @@ impl Answers {
 }
 
 /// Parses an upstream body: one answer object or an array of them. `None` when it is not a
-/// JSON-RPC answer at all.
-pub(crate) fn parse_answers(body: &[u8]) -> Option<Answers> {
+/// JSON-RPC answer at all. Nothing is recursed into: members are read as raw text.
+pub(crate) fn parse_answers(body: &Bytes) -> Option<Answers> {
     let top: &RawValue = serde_json::from_slice(body).ok()?;
     let objects: Vec<&RawValue> = match top.get().as_bytes().first() {
         Some(b'[') => serde_json::from_str(top.get()).ok()?,
@@ -49,11 +52,10 @@ pub(crate) fn parse_answers(body: &[u8]) -> Option<Answers> {
     };
     let mut answers = Answers::default();
     for object in objects {
-        let mut members: BTreeMap<String, Box<RawValue>> =
-            serde_json::from_str(object.get()).ok()?;
+        let mut members: BTreeMap<String, &RawValue> = serde_json::from_str(object.get()).ok()?;
         let answer = match (members.remove("error"), members.remove("result")) {
-            (Some(error), _) => Answer::Error(error),
-            (None, Some(result)) => Answer::Result(result),
+            (Some(error), _) => Answer::Error(slice_of(body, error.get())?),
+            (None, Some(result)) => Answer::Result(slice_of(body, result.get())?),
             (None, None) => return None,
         };
         let id = members
@@ -71,58 +73,61 @@ pub(crate) fn parse_answers(body: &[u8]) -> Option<Answers> {
     Some(answers)
 }
 
-/// The answer object for the client: `{"jsonrpc":"2.0","id":ID,"result"|"error":...}` with the
-/// client's exact id bytes.
-pub(crate) fn client_answer(id: &RawValue, answer: &Answer) -> Vec<u8> {
-    let (member, value) = match answer {
-        Answer::Result(value) => ("result", value),
-        Answer::Error(value) => ("error", value),
-    };
-    let mut out = Vec::with_capacity(40 + id.get().len() + value.get().len());
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    out.extend_from_slice(id.get().as_bytes());
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(member.as_bytes());
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(value.get().as_bytes());
-    out.push(b'}');
-    out
+/// `part`, which serde_json borrowed from `body`, as a shared slice of it.
+fn slice_of(body: &Bytes, part: &str) -> Option<Bytes> {
+    let start = (part.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= body.len()).then(|| body.slice(start..end))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn text(answer: Option<Answer>) -> String {
+        match answer {
+            Some(Answer::Result(b)) => format!("result {}", std::str::from_utf8(&b).unwrap()),
+            Some(Answer::Error(b)) => format!("error {}", std::str::from_utf8(&b).unwrap()),
+            None => "none".to_owned(),
+        }
+    }
+
     #[test]
     fn answers_by_gateway_id_and_verbatim() {
-        let mut answers = parse_answers(
+        let body = Bytes::from_static(
             br#"[{"id":5,"jsonrpc":"2.0","result":{"b":1.50,"a":123456789012345678901234567890}},{"jsonrpc":"2.0","id":6,"error":{"code":3,"message":"reverted","data":"0x08c3"}}]"#,
-        )
-        .unwrap();
-        let Some(Answer::Result(result)) = answers.take(5) else {
-            panic!("result");
-        };
-        assert_eq!(
-            result.get(),
-            r#"{"b":1.50,"a":123456789012345678901234567890}"#
         );
-        let id = RawValue::from_string("\"mine\"".to_owned()).unwrap();
-        let answer = answers.take(6).unwrap();
+        let mut answers = parse_answers(&body).unwrap();
         assert_eq!(
-            String::from_utf8(client_answer(&id, &answer)).unwrap(),
-            r#"{"jsonrpc":"2.0","id":"mine","error":{"code":3,"message":"reverted","data":"0x08c3"}}"#
+            text(answers.take(5)),
+            r#"result {"b":1.50,"a":123456789012345678901234567890}"#
+        );
+        assert_eq!(
+            text(answers.take(6)),
+            r#"error {"code":3,"message":"reverted","data":"0x08c3"}"#
         );
         assert!(answers.take(7).is_none());
     }
 
     #[test]
+    fn results_share_the_upstream_buffer() {
+        let body = Bytes::from(br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#.to_vec());
+        let Some(Answer::Result(result)) = parse_answers(&body).unwrap().take(1) else {
+            panic!("a result");
+        };
+        assert_eq!(&result[..], b"\"0x1\"");
+        let inside = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
+        assert!(inside.contains(&(result.as_ptr() as usize)), "not copied");
+    }
+
+    #[test]
     fn an_unkeyed_error_answers_everything() {
-        let mut answers = parse_answers(
+        let body = Bytes::from_static(
             br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"slow down"}}"#,
-        )
-        .unwrap();
+        );
+        let mut answers = parse_answers(&body).unwrap();
         assert!(matches!(answers.take(1), Some(Answer::Error(_))));
-        assert!(parse_answers(b"not json").is_none());
-        assert!(parse_answers(b"[1]").is_none());
+        assert!(parse_answers(&Bytes::from_static(b"not json")).is_none());
+        assert!(parse_answers(&Bytes::from_static(b"[1]")).is_none());
     }
 }

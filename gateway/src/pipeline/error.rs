@@ -1,0 +1,235 @@
+//! [`PipelineError`]: everything that can go wrong between accepting a request and answering
+//! it, and its one classification ([`PipelineError::class`]) into HTTP status, JSON-RPC code,
+//! metric label and log level.
+
+use http::StatusCode;
+
+/// JSON-RPC: invalid JSON.
+pub(crate) const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC: not a valid request object.
+pub(crate) const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC: internal error.
+pub(crate) const INTERNAL_ERROR: i64 = -32603;
+/// Implementation-defined server error: the upstream could not answer.
+pub(crate) const UPSTREAM_ERROR: i64 = -32000;
+
+/// JSON-RPC: the method does not exist or is not available (denied by policy).
+pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
+/// EIP-1474 "limit exceeded": the client's rate limit.
+pub(crate) const LIMIT_EXCEEDED: i64 = -32005;
+
+/// Everything that can go wrong between accepting a request and answering it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// The path names no configured chain.
+    #[error("unknown chain")]
+    UnknownChain,
+    /// Known path, wrong HTTP method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// `content-type` is not `application/json`.
+    #[error("content-type must be application/json")]
+    UnsupportedMediaType,
+    /// The body exceeds the limit.
+    #[error("request body too large: the limit is {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body could not be read (client went away or sent a malformed body).
+    #[error("could not read the request body")]
+    BodyRead,
+    /// The body did not arrive within the body read timeout.
+    #[error("request body not received in time")]
+    BodyTimeout,
+    /// The body is not JSON.
+    #[error("parse error")]
+    Parse,
+    /// JSON, but not a valid JSON-RPC request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// Arrays and objects nested deeper than the limit.
+    #[error("invalid request: JSON nested deeper than {max} levels")]
+    TooDeep {
+        /// The configured limit.
+        max: usize,
+    },
+    /// A batch longer than the limit.
+    #[error("invalid request: batch of {len} calls exceeds the limit of {max}")]
+    BatchTooLarge {
+        /// The batch length.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The method is unknown or denied by the chain's policy.
+    #[error("method not found or not allowed by this gateway")]
+    MethodDenied,
+    /// The client exceeded its rate limit.
+    #[error("rate limit exceeded, retry later")]
+    RateLimited,
+    /// The gateway holds as many upstream answers in memory as it allows.
+    #[error("gateway busy: too many large answers in flight, retry later")]
+    Overloaded,
+    /// No upstream accepted a connection.
+    #[error("upstream unavailable: no upstream of this chain could be reached")]
+    UpstreamUnavailable,
+    /// The upstream did not answer in time.
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream connection failed after the request was sent.
+    #[error("upstream connection failed")]
+    UpstreamFailed,
+    /// The upstream answered something that is not JSON-RPC.
+    #[error("upstream returned an invalid response")]
+    UpstreamInvalidResponse,
+    /// The upstream's answer exceeds the response size limit.
+    #[error("upstream response too large: the limit is {max} bytes")]
+    UpstreamTooLarge {
+        /// The configured limit.
+        max: usize,
+    },
+    /// The upstream answered an HTTP error without a JSON-RPC body.
+    #[error("upstream returned HTTP {0}")]
+    UpstreamStatus(u16),
+    /// The upstream answered the exchange but not this call.
+    #[error("upstream returned no answer for this call")]
+    UpstreamNoAnswer,
+    /// A gateway bug.
+    #[error("internal error")]
+    Internal,
+}
+
+/// How an error is reported: every field derives from the one classification in
+/// [`PipelineError::class`], so status, code, metric and log level cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    /// The HTTP status of a response that carries only this error.
+    pub status: StatusCode,
+    /// The JSON-RPC error code.
+    pub code: i64,
+    /// The `outcome` metric label.
+    pub outcome: &'static str,
+    /// The log level.
+    pub level: Level,
+}
+
+/// The log level of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The client's doing: logged at debug.
+    Debug,
+    /// An upstream's or the load's doing: warn.
+    Warn,
+    /// A gateway bug: error.
+    Error,
+}
+
+impl PipelineError {
+    /// The classification of this error.
+    pub fn class(&self) -> Class {
+        let (status, code, outcome, level) = match self {
+            Self::NotFound | Self::UnknownChain => (
+                StatusCode::NOT_FOUND,
+                INVALID_REQUEST,
+                "invalid",
+                Level::Debug,
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                INVALID_REQUEST,
+                "invalid",
+                Level::Debug,
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                INVALID_REQUEST,
+                "invalid",
+                Level::Debug,
+            ),
+            Self::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID_REQUEST,
+                "limit",
+                Level::Debug,
+            ),
+            Self::BodyRead => (
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "invalid",
+                Level::Debug,
+            ),
+            Self::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                INVALID_REQUEST,
+                "limit",
+                Level::Debug,
+            ),
+            Self::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                LIMIT_EXCEEDED,
+                "rate_limited",
+                Level::Debug,
+            ),
+            // JSON-RPC level failures travel in a 200, as wallets expect.
+            Self::Parse => (StatusCode::OK, PARSE_ERROR, "invalid", Level::Debug),
+            Self::InvalidRequest(_) => (StatusCode::OK, INVALID_REQUEST, "invalid", Level::Debug),
+            Self::TooDeep { .. } | Self::BatchTooLarge { .. } => {
+                (StatusCode::OK, INVALID_REQUEST, "limit", Level::Debug)
+            }
+            Self::MethodDenied => (StatusCode::OK, METHOD_NOT_FOUND, "denied", Level::Debug),
+            Self::Overloaded => (StatusCode::OK, LIMIT_EXCEEDED, "overloaded", Level::Warn),
+            Self::UpstreamUnavailable
+            | Self::UpstreamTimeout
+            | Self::UpstreamFailed
+            | Self::UpstreamInvalidResponse
+            | Self::UpstreamTooLarge { .. }
+            | Self::UpstreamStatus(_)
+            | Self::UpstreamNoAnswer => (
+                StatusCode::OK,
+                UPSTREAM_ERROR,
+                "upstream_error",
+                Level::Warn,
+            ),
+            Self::Internal => (
+                StatusCode::OK,
+                INTERNAL_ERROR,
+                "internal_error",
+                Level::Error,
+            ),
+        };
+        Class {
+            status,
+            code,
+            outcome,
+            level,
+        }
+    }
+
+    /// The HTTP status of the response.
+    pub fn status(&self) -> StatusCode {
+        self.class().status
+    }
+
+    /// The JSON-RPC error code.
+    pub fn code(&self) -> i64 {
+        self.class().code
+    }
+
+    /// The `outcome` metric label.
+    pub fn outcome(&self) -> &'static str {
+        self.class().outcome
+    }
+
+    /// Logs the error at its level. Never with anything that identifies the client.
+    pub(crate) fn log(&self) {
+        match self.class().level {
+            Level::Debug => tracing::debug!(error = %self, "request refused"),
+            Level::Warn => tracing::warn!(error = %self, "relay failed"),
+            Level::Error => tracing::error!(error = %self, "relay failed"),
+        }
+    }
+}
