@@ -41,7 +41,8 @@ impl CollateralFetcher {
             .iter()
             .any(|url| url.starts_with("http://"));
         Ok(Self {
-            client: https_client(plain)?,
+            // Fetches are hours apart: nothing is worth keeping open between them.
+            client: https_client(plain, std::time::Duration::from_secs(30))?,
             intel_url: tee.intel_collateral_url.clone(),
             kds_url: tee.amd_kds_url.clone(),
             amd_product: tee.amd_product.clone(),

@@ -78,6 +78,8 @@ pub struct LimitsConfig {
     pub body_read_timeout_ms: u64,
     /// Deadline of the whole upstream exchange of one request, all retries included.
     pub request_timeout_ms: u64,
+    /// How long a pooled upstream connection may stay idle before it is closed.
+    pub upstream_idle_timeout_ms: u64,
     /// JSON-RPC calls per second allowed per client IP (a batch counts each call); 0 disables
     /// rate limiting. Over the limit: HTTP 429 with a -32005 error.
     pub rate_limit_per_second: u32,
@@ -99,6 +101,7 @@ impl Default for LimitsConfig {
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
             request_timeout_ms: 30_000,
+            upstream_idle_timeout_ms: 90_000,
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
         }
@@ -695,6 +698,7 @@ impl Config {
             ("header_read_timeout_ms", l.header_read_timeout_ms),
             ("body_read_timeout_ms", l.body_read_timeout_ms),
             ("request_timeout_ms", l.request_timeout_ms),
+            ("upstream_idle_timeout_ms", l.upstream_idle_timeout_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!(

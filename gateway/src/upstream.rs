@@ -26,8 +26,6 @@ use crate::pipeline::strip::{GatewayId, UpstreamBody};
 pub(crate) const USER_AGENT: &str = concat!("shroud-gateway/", env!("CARGO_PKG_VERSION"));
 /// How long establishing a TCP connection to an upstream may take before the next is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle pooled connections are closed after this long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest health-check answer read.
 const MAX_HEALTH_ANSWER: usize = 64 * 1024;
 
@@ -217,12 +215,18 @@ pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
                 .get(..7)
                 .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
         });
-    https_client(any_plain_http)
+    https_client(
+        any_plain_http,
+        Duration::from_millis(config.limits.upstream_idle_timeout_ms),
+    )
 }
 
 /// A pooled HTTPS client with the web PKI roots (ring), HTTP/1.1 and HTTP/2 by ALPN; plain
 /// `http://` only with `allow_plain_http` (which the configuration allowed).
-pub(crate) fn https_client(allow_plain_http: bool) -> Result<HttpClient, GatewayError> {
+pub(crate) fn https_client(
+    allow_plain_http: bool,
+    idle_timeout: Duration,
+) -> Result<HttpClient, GatewayError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -239,7 +243,7 @@ pub(crate) fn https_client(allow_plain_http: bool) -> Result<HttpClient, Gateway
     // The idle timeout needs a timer: without one, idle pooled sockets are never closed.
     Ok(Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(idle_timeout)
         .build(connector))
 }
 

@@ -211,7 +211,7 @@ async fn rotation_changes_the_served_and_published_certificate() {
         &IssueParams::new(vec!["localhost".into()], UnixTime::now()),
     )
     .unwrap();
-    gateway.resolver.rotate(&fresh).unwrap();
+    gateway.resolver.as_ref().unwrap().rotate(&fresh).unwrap();
 
     let after = peer_certificate(&gateway.connect(b"h2").await);
     assert_ne!(before, after);

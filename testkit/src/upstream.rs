@@ -13,7 +13,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -80,12 +80,29 @@ impl std::fmt::Debug for RecordingUpstream {
     }
 }
 
-/// Faults switched on at run time.
+/// Faults switched on at run time, and what the test may want to count.
 #[derive(Debug, Default)]
 struct Faults {
     delay: Mutex<Option<Duration>>,
     garbage: AtomicBool,
     status: Mutex<Option<http::StatusCode>>,
+    open_connections: AtomicUsize,
+}
+
+/// Counts a connection as open until dropped.
+struct OpenConnection(Arc<Faults>);
+
+impl OpenConnection {
+    fn new(faults: &Arc<Faults>) -> Self {
+        faults.open_connections.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(faults))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl RecordingUpstream {
@@ -187,6 +204,11 @@ impl RecordingUpstream {
             .unwrap_or_else(PoisonError::into_inner) = status;
     }
 
+    /// Connections from clients (the gateway's pool) open right now.
+    pub fn open_connections(&self) -> usize {
+        self.faults.open_connections.load(Ordering::Relaxed)
+    }
+
     /// Answers `200 text/plain` garbage instead of JSON-RPC while `on`.
     pub fn set_garbage(&self, on: bool) {
         self.faults.garbage.store(on, Ordering::Relaxed);
@@ -257,7 +279,9 @@ async fn serve(
         let responder = Arc::clone(&responder);
         let faults = Arc::clone(&faults);
         let mut stop = stop.clone();
+        let open = OpenConnection::new(&faults);
         tokio::spawn(async move {
+            let _open = open;
             let service = service_fn(move |request| {
                 let requests = Arc::clone(&requests);
                 let responder = Arc::clone(&responder);

@@ -25,15 +25,27 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// A running gateway and what a test needs to talk to it.
+/// A running gateway (in this process, or the `shroud-gateway` binary) and what a test needs
+/// to talk to it.
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub measurement: String,
-    pub resolver: Arc<RotatingCertResolver>,
+    /// The in-process gateway's resolver (`None` for the binary).
+    pub resolver: Option<Arc<RotatingCertResolver>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), GatewayError>>>,
+    process: Option<Process>,
 }
+
+/// The binary's process, with its configuration and stderr in a temporary directory.
+struct Process {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+/// `shroud-gateway`, built by Cargo for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_shroud-gateway");
 
 impl TestGateway {
     /// Starts a `--dev` gateway on loopback port 0 with `upstreams` (`(chain, url)`).
@@ -56,10 +68,104 @@ impl TestGateway {
             addr,
             metrics_addr,
             measurement,
-            resolver,
+            resolver: Some(resolver),
             shutdown: Some(tx),
             task: Some(task),
+            process: None,
         }
+    }
+
+    /// Starts the binary with the TOML `config` (listeners on loopback port 0), through `sh -c`
+    /// with `shell` run first (e.g. `ulimit -n 256`). Panics when it does not print its
+    /// start-up lines within 60 s.
+    pub async fn spawn(config: &str, shell: &str) -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{shell}\nexec \"$0\" --config \"$1\""))
+            .arg(BIN)
+            .arg(&config_path)
+            .env_remove("SHROUD_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let read = async {
+            let first = lines.next_line().await.unwrap();
+            let second = lines.next_line().await.unwrap();
+            (first, second)
+        };
+        let (first, second) = tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .expect("start-up lines within 60 s");
+        let stderr_path = dir.path().join("stderr");
+        let (Some(first), Some(second)) = (first, second) else {
+            panic!(
+                "the gateway exited: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        };
+        let addr = first
+            .strip_prefix("shroud-gateway listening on https://")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let measurement = second
+            .strip_prefix("measurement: simulated ")
+            .unwrap()
+            .to_owned();
+        // The metrics address is logged just after the start-up lines.
+        let mut metrics_addr = None;
+        for _ in 0..500 {
+            let text = strip_ansi(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
+            metrics_addr = text
+                .split("metrics=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|addr| {
+                    addr.trim_end_matches(|c: char| !c.is_ascii_digit())
+                        .parse()
+                        .ok()
+                });
+            if metrics_addr.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Self {
+            addr,
+            metrics_addr: metrics_addr.expect("the metrics address is logged"),
+            measurement,
+            resolver: None,
+            shutdown: None,
+            task: None,
+            process: Some(Process { child, dir }),
+        }
+    }
+
+    /// The binary's stderr so far, without terminal colours.
+    pub fn stderr(&self) -> String {
+        let process = self.process.as_ref().expect("a spawned gateway");
+        strip_ansi(&std::fs::read_to_string(process.dir.path().join("stderr")).unwrap_or_default())
+    }
+
+    /// The binary's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().unwrap().child.id().unwrap()
+    }
+
+    /// Whether the binary is still running.
+    pub fn is_running(&mut self) -> bool {
+        let process = self.process.as_mut().expect("a spawned gateway");
+        matches!(process.child.try_wait(), Ok(None))
     }
 
     /// Starts a gateway with one chain `eth` served by `url`.
@@ -67,12 +173,17 @@ impl TestGateway {
         Self::start(vec![("eth".to_owned(), url)]).await
     }
 
-    /// Asks the gateway to stop and waits for `run` to return.
+    /// Asks the gateway to stop and waits for `run` to return (in-process gateways only).
     pub async fn stop(mut self) -> Result<(), GatewayError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         self.task.take().unwrap().await.unwrap()
+    }
+
+    /// A call over a fresh HTTP/1.1 connection; the parsed JSON answer.
+    pub async fn call(&self, body: &str) -> serde_json::Value {
+        self.http1(post_json("/eth", body)).await.json()
     }
 
     /// The pin for this gateway.
@@ -254,4 +365,22 @@ pub fn get(path: &str) -> Request<Full<Bytes>> {
         .header("host", "localhost")
         .body(Full::new(Bytes::new()))
         .unwrap()
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
