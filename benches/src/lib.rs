@@ -15,6 +15,8 @@
 //! Every fixture takes its clock as a parameter, like the verifier does, so runs are repeatable.
 #![forbid(unsafe_code)]
 
+pub mod harness;
+
 use std::time::Duration;
 
 use shroud_ra_tls::attest::simulated::SimulatedAttester;

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::error::LoadError;
+use shroud_benches::harness::error::LoadError;
 
 /// Largest latency the histograms hold: 60 s, in nanoseconds.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;

@@ -22,8 +22,6 @@
 
 mod cpu;
 mod drive;
-mod error;
-mod gateway;
 mod nginx;
 mod report;
 mod upstream;
@@ -38,8 +36,10 @@ use rustls_pki_types::ServerName;
 use shroud_ra_tls::Policy;
 use shroud_ra_tls::tls::{AttestedServerVerifier, client_config, crypto_provider};
 
+use shroud_benches::harness::error::LoadError;
+use shroud_benches::harness::gateway;
+
 use crate::drive::{Call, Endpoint, Phase, Target};
-use crate::error::LoadError;
 use crate::report::{IdleMemory, Report, Row};
 
 /// What every request asks, unless cached: the balance of one account.
@@ -145,7 +145,10 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
         || wants(TargetName::GatewayCached)
         || args.idle_connections > 0
     {
-        Some(gateway::Gateway::start(&gateway_binary(args)?, upstream.addr()).await?)
+        Some(
+            gateway::Gateway::start(&gateway_binary(args)?, &gateway_config(upstream.addr()))
+                .await?,
+        )
     } else {
         None
     };
@@ -251,6 +254,31 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
         drop(idle);
     }
     Ok(report)
+}
+
+/// Chain `eth` in front of the upstream. Rate limiting is off (one client makes all the calls)
+/// and the connection and idle limits leave room for the idle-connection measurement;
+/// everything else is at its default.
+fn gateway_config(upstream: std::net::SocketAddr) -> String {
+    format!(
+        r#"[listen]
+https = "127.0.0.1:0"
+metrics = "127.0.0.1:0"
+
+[tee]
+platform = "simulated"
+
+[limits]
+rate_limit_per_second = 0
+max_connections = 20000
+max_connections_per_client = 20000
+header_read_timeout_ms = 600000
+
+[[chain]]
+name = "eth"
+upstreams = [{{ url = "http://{upstream}/", max_concurrent = 1024 }}]
+"#
+    )
 }
 
 fn gateway_binary(args: &Args) -> Result<PathBuf, LoadError> {

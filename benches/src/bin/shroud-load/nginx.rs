@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateDer;
 
-use crate::error::LoadError;
+use shroud_benches::harness::error::LoadError;
 
 /// How long nginx may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::drive::Outcome;
-use crate::error::LoadError;
+use shroud_benches::harness::error::LoadError;
 
 /// Relay overhead targets of DESIGN §8, microseconds.
 const ADDED_P50_TARGET_US: f64 = 150.0;

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::error::LoadError;
+use shroud_benches::harness::error::LoadError;
 
 /// `eth_getBalance` of a funded account: 1000 ETH.
 const BALANCE: &str = r#""0x3635c9adc5dea00000""#;

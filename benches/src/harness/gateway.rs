@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::error::LoadError;
+use super::error::LoadError;
 
 /// How long the gateway may take to print its address and measurement.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,10 +24,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts `binary` in front of `upstream`, serving chain `eth`. Rate limiting is off (one
-    /// client makes all the calls) and the connection and idle limits leave room for the
-    /// idle-connection measurement; everything else is at its default.
-    pub async fn start(binary: &Path, upstream: SocketAddr) -> Result<Self, LoadError> {
+    /// Starts `binary` with the TOML `config` (its listeners on loopback port 0).
+    pub async fn start(binary: &Path, config: &str) -> Result<Self, LoadError> {
         if !binary.is_file() {
             return Err(target_error(format!(
                 "no gateway binary at {}; build it first: cargo build --release -p shroud-gateway",
@@ -35,8 +33,9 @@ impl Gateway {
             )));
         }
         let dir = tempfile::tempdir().map_err(|e| LoadError::io("creating a temp dir", e))?;
+        let config_text = config;
         let config = dir.path().join("gateway.toml");
-        std::fs::write(&config, config_toml(upstream))
+        std::fs::write(&config, config_text)
             .map_err(|e| LoadError::io("writing the gateway's configuration", e))?;
         let log = std::fs::File::create(dir.path().join("gateway.log"))
             .map_err(|e| LoadError::io("creating the gateway's log", e))?;
@@ -88,6 +87,17 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Open file descriptors of the gateway (Linux `/proc`), when they can be counted.
+    pub fn open_descriptors(&self) -> Option<usize> {
+        let pid = self.child.id()?;
+        Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
     /// The gateway's resident set size in KiB (Linux `/proc`), when it can be read.
     pub fn rss_kib(&self) -> Option<u64> {
         let pid = self.child.id()?;
@@ -97,27 +107,6 @@ impl Gateway {
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     }
-}
-
-fn config_toml(upstream: SocketAddr) -> String {
-    format!(
-        r#"[listen]
-https = "127.0.0.1:0"
-metrics = "127.0.0.1:0"
-
-[tee]
-platform = "simulated"
-
-[limits]
-rate_limit_per_second = 0
-max_connections = 20000
-header_read_timeout_ms = 600000
-
-[[chain]]
-name = "eth"
-upstreams = [{{ url = "http://{upstream}/", max_concurrent = 1024 }}]
-"#
-    )
 }
 
 /// Reads `shroud-gateway listening on https://ADDR` and `measurement: simulated HEX`.
