@@ -292,7 +292,7 @@ fn http_client(
             builder.with_tls_config(config)
         }
         None => builder
-            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_provider_and_webpki_roots(shroud_ra_tls::tls::crypto_provider())
             .map_err(|e| ClientError::InvalidOption {
                 option: "tls_config",
                 reason: format!("the default TLS configuration: {e}"),

@@ -201,7 +201,7 @@ fn build_chain(chain: &ChainConfig) -> Result<Chain, GatewayError> {
     })
 }
 
-/// The shared, pooled upstream client: HTTPS with the web PKI roots (ring), HTTP/1.1 and HTTP/2
+/// The shared, pooled upstream client: HTTPS with the web PKI roots (aws-lc-rs, post-quantum key exchange preferred), HTTP/1.1 and HTTP/2
 /// by ALPN. Plain `http://` is enabled only when the configuration has such an upstream (which
 /// validation allowed: loopback, or `allow_insecure_upstream`).
 pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
@@ -221,7 +221,7 @@ pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
     )
 }
 
-/// A pooled HTTPS client with the web PKI roots (ring), HTTP/1.1 and HTTP/2 by ALPN; plain
+/// A pooled HTTPS client with the web PKI roots (aws-lc-rs, post-quantum key exchange preferred), HTTP/1.1 and HTTP/2 by ALPN; plain
 /// `http://` only with `allow_plain_http` (which the configuration allowed).
 pub(crate) fn https_client(
     allow_plain_http: bool,
@@ -232,7 +232,7 @@ pub(crate) fn https_client(
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     http.set_nodelay(true);
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .with_provider_and_webpki_roots(Arc::unwrap_or_clone(shroud_ra_tls::tls::crypto_provider()))
         .map_err(|e| GatewayError::UpstreamClient(e.to_string()))?;
     let builder = if allow_plain_http {
         builder.https_or_http()

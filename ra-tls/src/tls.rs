@@ -19,10 +19,27 @@ use crate::{Error, Policy, Verdict, VerifyOptions, verify_certificate};
 /// covers every gateway replica a client talks to.
 const VERDICT_CACHE_LEN: usize = 64;
 
-/// The single rustls crypto provider of Shroud (ring).
+/// The single rustls crypto provider of Shroud: aws-lc-rs, whose key exchange groups start with
+/// the post-quantum hybrid X25519MLKEM768 (a classical-only peer still gets X25519 or P-256).
+/// ring only in a build without `aws-lc-rs` (the wasm32 tests).
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(provider())
 }
+
+#[cfg(feature = "aws-lc-rs")]
+fn provider() -> CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+fn provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "shroud-ra-tls's `rustls` feature needs a crypto provider: feature `aws-lc-rs` or `ring`"
+);
 
 /// A rustls `ServerCertVerifier` that accepts exactly the certificates whose evidence verifies
 /// and matches the policy. Verdicts are cached per certificate hash.
@@ -40,7 +57,7 @@ impl AttestedServerVerifier {
         Self {
             policy,
             danger_allow_simulated: false,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            algorithms: provider().signature_verification_algorithms,
             verdicts: Mutex::new(HashMap::new()),
         }
     }
