@@ -1,0 +1,6 @@
+//! The endorsements extension and SEV-SNP collateral (see `src/ra_tls.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = shroud_fuzz::ra_tls::endorsements(data);
+});
