@@ -40,6 +40,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    shroud_ra_tls::tls::install_process_default();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(error) => {

@@ -26,6 +26,15 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(provider())
 }
 
+/// Makes [`crypto_provider`] the process-wide default, for the binaries: a dependency that asks
+/// rustls for the default (instead of taking ours) then gets this one, rather than a panic when
+/// another crate's features compiled a second provider into rustls (jsonrpsee's client does).
+/// Does nothing if a default is already installed.
+pub fn install_process_default() {
+    // An `Err` only means a default is already installed, which is what we want.
+    let _ = CryptoProvider::install_default(provider());
+}
+
 #[cfg(feature = "aws-lc-rs")]
 fn provider() -> CryptoProvider {
     rustls::crypto::aws_lc_rs::default_provider()

@@ -130,6 +130,7 @@ impl From<ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
+    shroud_ra_tls::tls::install_process_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
