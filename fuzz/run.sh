@@ -89,9 +89,9 @@ for target in "${targets[@]}"; do
     last=$(grep -E '^#[0-9]+[[:space:]]' "$log" | tail -n 1 || true)
     execs=$(sed -n 's/^stat::number_of_executed_units: //p' "$log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: //p' "$log" | tail -n 1)
-    line=$(printf '%-18s execs %10s  exec/s %7s  cov %6s  ft %7s  corpus %s' "$target" \
+    line=$(printf '%-18s execs %10s  exec/s %7s  cov %6s  ft %7s  corp %s' "$target" \
         "${execs:-?}" "${speed:-?}" "$(field cov "$last")" "$(field ft "$last")" \
-        "$(find "$fuzz/corpus/$target" -type f | wc -l)")
+        "$(field corp "$last")")
     echo "$line"
     echo "$last"
     artifacts=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log")
