@@ -72,11 +72,20 @@ fn parse_checked(body: &[u8], limits: ParseLimits) -> Result<usize, PipelineErro
     );
     // A second reading, by serde_json's recursive `Value` parser (not the iterative skipping
     // the gateway validates with). It recurses up to 128 levels, so it is a witness only below
-    // that, and it refuses numbers beyond f64 that JSON allows: no verdict then.
+    // that, and it refuses numbers beyond f64 that JSON allows, and `\u` escapes of lone UTF-16
+    // surrogates, which JSON's grammar allows too (RFC 8259 §8.2; serde_json says "lone ...
+    // surrogate" or "unexpected end of hex escape"): no verdict then. The gateway's first
+    // reading skips string contents; a member name it cannot decode makes that call invalid
+    // (-32600, nothing relayed) rather than the body unparseable (-32700). A refusal either way.
     if !too_deep && limits.max_depth < 127 {
         let json = match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(_) => Some(true),
             Err(e) if e.to_string().starts_with("number out of range") => None,
+            Err(e)
+                if e.to_string().contains("surrogate") || e.to_string().contains("hex escape") =>
+            {
+                None
+            }
             Err(_) => Some(false),
         };
         if let Some(json) = json {
