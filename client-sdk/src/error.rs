@@ -47,7 +47,8 @@ pub enum ClientError {
     Attestation(shroud_ra_tls::Error),
     /// The gateway's evidence is authentic, but its measurements are not the pinned ones (a
     /// different build, or the wrong pin): the TLS handshake was aborted and no request byte was
-    /// sent. Always wraps [`shroud_ra_tls::Error::MeasurementMismatch`], which names both sides.
+    /// sent. Wraps [`shroud_ra_tls::Error::MeasurementMismatch`], which names both sides, or
+    /// [`shroud_ra_tls::Error::RuleNotMet`], which names the condition a matching rule lacks.
     #[error("gateway not trusted, nothing was sent: pin mismatch: {0}")]
     PinMismatch(shroud_ra_tls::Error),
     /// The attestation bundle verified, but its OHTTP keys cannot be trusted or used (served
@@ -184,11 +185,13 @@ impl ClientError {
         }
     }
 
-    /// Sorts a refusal by the verifier: a measurement mismatch is a [`ClientError::PinMismatch`],
+    /// Sorts a refusal by the verifier: a measurement mismatch, or a match that fails one of its
+    /// rule's conditions, is a [`ClientError::PinMismatch`],
     /// anything else a [`ClientError::Attestation`].
     pub fn from_refusal(refusal: shroud_ra_tls::Error) -> Self {
         match refusal {
-            shroud_ra_tls::Error::MeasurementMismatch { .. } => Self::PinMismatch(refusal),
+            shroud_ra_tls::Error::MeasurementMismatch { .. }
+            | shroud_ra_tls::Error::RuleNotMet { .. } => Self::PinMismatch(refusal),
             other => Self::Attestation(other),
         }
     }

@@ -126,6 +126,12 @@ fn single_extension(
             len: ext.value.len(),
             max,
         }),
+        // The CCC interoperable RA-TLS profile makes both extensions non-critical, so that TLS
+        // stacks unaware of attestation still accept the certificate. A critical one is not
+        // what any attester of the profile produces; refusing it keeps one form for one meaning.
+        [ext] if ext.critical => Err(Error::CertificateParse(format!(
+            "the {what} ({oid}) is marked critical; the RA-TLS profile requires it non-critical"
+        ))),
         [ext] => Ok(Some(ext.value.to_vec())),
         many => Err(Error::DuplicateExtension {
             oid,

@@ -145,6 +145,16 @@ pub enum Error {
         /// What the policy accepts.
         expected: String,
     },
+    /// The measurements match a rule, but the evidence fails one of its other conditions
+    /// (minimum ISV SVN, SEV-SNP migration agent, TCB evaluation number, evidence age).
+    #[error("the gateway's measurements match {rule}, but {reason}")]
+    RuleNotMet {
+        /// The rule, as `[platform field=hex …]`.
+        rule: String,
+        /// What the evidence lacks.
+        reason: String,
+    },
+
     /// A pin or policy file is invalid.
     #[error("invalid policy: {0}")]
     InvalidPolicy(String),

@@ -70,14 +70,18 @@ impl Platform {
         }
     }
 
-    /// The fields of which a policy entry must pin at least one: the ones that identify the code.
-    pub fn identity_fields(self) -> &'static [&'static str] {
+    /// The sets of fields that together identify the code on this platform: a policy rule must
+    /// pin every field of at least one set (DESIGN §6). A field alone names only part of the
+    /// code: TDX's `mrtd` is the TD firmware every tenant of a cloud's VM type shares (the
+    /// kernel, command line and gateway are in RTMR0–2); SGX's `mrsigner` is every product and
+    /// version of a signer; Nitro's `pcr0` without PCR1–2 leaves the kernel or application
+    /// open. `min_isvsvn` is the rule's minimum ISV SVN, not a measurement.
+    pub fn complete_identities(self) -> &'static [&'static [&'static str]] {
         match self {
-            Self::Nitro => &["pcr0"],
-            Self::Tdx => &["mrtd"],
-            Self::Sgx => &["mrenclave", "mrsigner"],
-            Self::SevSnp => &["measurement"],
-            Self::Simulated => &["measurement"],
+            Self::Nitro => &[&["pcr0", "pcr1", "pcr2"]],
+            Self::Tdx => &[&["mrtd", "rtmr0", "rtmr1", "rtmr2"]],
+            Self::Sgx => &[&["mrenclave"], &["mrsigner", "isvprodid", "min_isvsvn"]],
+            Self::SevSnp | Self::Simulated => &[&["measurement"]],
         }
     }
 

@@ -76,6 +76,9 @@ pub(crate) fn verify(
         report_data,
         debug: verified_debug,
         tcb_status,
+        tcb_eval_data_number: Some(claims.tcb.eval_data_number),
+        snp_tcb: None,
+        issued_at: None,
     })
 }
 

@@ -22,6 +22,7 @@ use rustls_pki_types::UnixTime;
 use crate::cert::ParsedCertificate;
 use crate::claims::Claims;
 use crate::cmw::{Endorsements, Evidence};
+use crate::policy::{Observed, SnpTcb};
 use crate::{Error, Measurements, Platform, Policy, TcbStatus};
 
 /// What the caller allows beyond the policy, and the clock.
@@ -31,7 +32,7 @@ pub struct VerifyOptions<'a> {
     pub now: UnixTime,
     /// Accept simulated evidence. Development only: simulated evidence proves nothing.
     pub danger_allow_simulated: bool,
-    /// Collateral supplied by the caller, used when the certificate carries no endorsements.
+    /// Collateral supplied by the caller; used instead of the certificate's endorsements.
     pub collateral: Option<&'a [u8]>,
 }
 
@@ -59,6 +60,27 @@ pub struct PlatformReport {
     pub debug: bool,
     /// The TCB status established with the collateral.
     pub tcb_status: TcbStatus,
+    /// Intel: the lower `tcbEvaluationDataNumber` of the collateral's TCB info and QE identity.
+    pub tcb_eval_data_number: Option<u32>,
+    /// SEV-SNP: the TCB the report was signed at.
+    pub snp_tcb: Option<SnpTcb>,
+    /// When the platform says the evidence was produced, unix seconds (Nitro's timestamp).
+    pub issued_at: Option<u64>,
+}
+
+impl PlatformReport {
+    /// What the policy sees of this report; `iat` is the claims' issue time, used when the
+    /// platform states none of its own.
+    pub fn observed(&self, iat: Option<u64>) -> Observed<'_> {
+        Observed {
+            platform: self.platform,
+            measurements: &self.measurements,
+            tcb_status: self.tcb_status,
+            tcb_eval_data_number: self.tcb_eval_data_number,
+            snp_tcb: self.snp_tcb,
+            issued_at: self.issued_at.or(iat),
+        }
+    }
 }
 
 /// A verified, policy-accepted RA-TLS certificate.
@@ -103,7 +125,7 @@ pub fn verify_certificate(
     // 4. the claims are what the evidence signed, and they bind this certificate's key.
     let claims = bind(&cert, &evidence, &report)?;
     // 5. the pins.
-    policy.check_measurements(report.platform, &report.measurements, report.tcb_status)?;
+    policy.check_measurements(&report.observed(claims.iat), options.now)?;
     Ok(Verdict {
         platform: report.platform,
         measurements: report.measurements,
@@ -144,7 +166,9 @@ fn authenticate(
     cert.check_validity(options.now)?;
     let evidence = Evidence::from_cbor(&cert.evidence)?;
     let endorsements = certificate_collateral(cert.endorsements.as_deref(), &evidence)?;
-    let endorsements = endorsements.as_deref().or(options.collateral);
+    // The caller's collateral wins over what the gateway chose to send: a gateway could keep
+    // serving old TCB info (from before a TCB recovery) that still rates its platform UpToDate.
+    let endorsements = options.collateral.or(endorsements.as_deref());
     let report = verify_platform_evidence(&evidence, endorsements, options)?;
     Ok((cert, evidence, report))
 }

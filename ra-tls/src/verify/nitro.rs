@@ -5,7 +5,8 @@
 //!
 //! Checks, in order: COSE structure and algorithm; payload fields; root fingerprint; every
 //! certificate valid at the verifier's clock; each certificate signed by the one above
-//! (ECDSA P-384/SHA-384); the COSE signature by the leaf key; then debug (PCR0, PCR1 and PCR2 all
+//! (ECDSA P-384/SHA-384), each bundle certificate a CA within its path length and the leaf an
+//! end entity allowed to sign (keyUsage digitalSignature); the COSE signature by the leaf key; then debug (PCR0, PCR1 and PCR2 all
 //! zero, which is what the NSM reports for an enclave started with `--debug-mode`).
 
 use ciborium::Value;
@@ -47,6 +48,8 @@ struct Payload {
     certificate: Vec<u8>,
     cabundle: Vec<Vec<u8>>,
     user_data: Option<Vec<u8>>,
+    /// Milliseconds since the Unix epoch, when the NSM produced the document.
+    timestamp_ms: u64,
 }
 
 /// The PCRs a document states, without verifying it: what an attester reports about itself at
@@ -128,11 +131,15 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
         let cert = pki::parse(PLATFORM, &what, der)?;
         pki::check_validity(PLATFORM, &what, &cert, now)?;
         pki::check_issued_by_p384(PLATFORM, &what, &cert, &issuer)?;
+        // Each bundle certificate must be a CA allowed to issue what hangs below it.
+        let below = intermediates.len().saturating_sub(i).saturating_sub(1);
+        pki::check_ca_for(PLATFORM, &what, &cert, below)?;
         issuer = cert;
     }
     let leaf = pki::parse(PLATFORM, "signing certificate", &payload.certificate)?;
     pki::check_validity(PLATFORM, "signing certificate", &leaf, now)?;
     pki::check_issued_by_p384(PLATFORM, "signing certificate", &leaf, &issuer)?;
+    pki::check_signing_leaf(PLATFORM, "signing certificate", &leaf)?;
 
     // The document signature, by the leaf key.
     let key = {
@@ -163,6 +170,9 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
         report_data: payload.user_data.unwrap_or_default(),
         debug,
         tcb_status: TcbStatus::NotApplicable,
+        tcb_eval_data_number: None,
+        snp_tcb: None,
+        issued_at: Some(payload.timestamp_ms / 1000),
     })
 }
 
@@ -231,7 +241,12 @@ fn parse_payload(bytes: &[u8]) -> Result<Payload, Error> {
         None | Some(Value::Null) => None,
         Some(v) => Some(bytes_of("user_data", v)?),
     };
+    let timestamp_ms = required("timestamp")?
+        .as_integer()
+        .and_then(|i| u64::try_from(i).ok())
+        .ok_or_else(|| malformed("timestamp is not an unsigned integer".into()))?;
     Ok(Payload {
+        timestamp_ms,
         digest,
         pcrs,
         certificate,

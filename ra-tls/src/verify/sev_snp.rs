@@ -12,9 +12,13 @@
 //! as received, not a re-encoding); the report's `reported_tcb` equals the TCB the VEK was issued
 //! for; a VCEK's `hwID` equals the report's `chip_id`.
 //!
-//! AMD publishes no TCB status: a report whose `reported_tcb` is below the platform's
-//! `committed_tcb` is signed with the key of an older, superseded firmware and is reported as
-//! [`TcbStatus::OutOfDate`]; otherwise [`TcbStatus::UpToDate`].
+//! Before any of that, the report's own invariants: reserved guest-policy bits as specified, a
+//! VCEK or VLEK as signing key (and the endorsement of that kind), a VMPL that exists.
+//!
+//! AMD publishes no TCB status: a report is [`TcbStatus::OutOfDate`] when its `reported_tcb` is
+//! below the platform's `committed_tcb` (the key of an older, superseded firmware), below the
+//! product's minimum from AMD's security bulletins, or above its `launch_tcb`; otherwise
+//! [`TcbStatus::UpToDate`].
 
 use rustls_pki_types::UnixTime;
 use sev::certs::snp::{Certificate, Chain, Verifiable, ca};
@@ -25,6 +29,7 @@ use x509_parser::prelude::X509Certificate;
 
 use super::PlatformReport;
 use super::pki::{self, rejected};
+use crate::policy::SnpTcb;
 use crate::{Error, Measurements, Platform, TcbStatus};
 
 const PLATFORM: Platform = Platform::SevSnp;
@@ -35,6 +40,14 @@ pub const REPORT_LEN: usize = 1184;
 const SIGNED_LEN: usize = 0x2a0;
 /// `SIGNATURE_ALGO` 1: ECDSA P-384 with SHA-384.
 const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
+/// Guest policy bit 17 is reserved and must be one; bits 26 to 63 are reserved and must be zero.
+const POLICY_RESERVED_ONE: u64 = 1 << 17;
+const POLICY_RESERVED_ZERO: u64 = !((1 << 26) - 1);
+/// `KEY_INFO.SIGNING_KEY`: the report is signed by a VCEK (0) or a VLEK (1); 7 is "none".
+const SIGNING_KEY_VCEK: u32 = 0;
+const SIGNING_KEY_VLEK: u32 = 1;
+/// The highest virtual machine privilege level.
+const MAX_VMPL: u32 = 3;
 /// Largest number of certificates accepted in the endorsements (VEK, intermediate, ARK).
 const MAX_CERTIFICATES: usize = 4;
 
@@ -43,6 +56,9 @@ struct Product {
     name: &'static str,
     ark_pem: &'static [u8],
     ask_pem: &'static [u8],
+    /// The lowest TCB that is not known to be vulnerable (docs/platforms.md cites the AMD
+    /// security bulletins these come from); below it the status is `OutOfDate`.
+    minimum_tcb: SnpTcb,
 }
 
 /// The products whose roots are pinned.
@@ -51,16 +67,34 @@ const PRODUCTS: [Product; 3] = [
         name: "Milan",
         ark_pem: include_bytes!("amd/ark_milan.pem"),
         ask_pem: include_bytes!("amd/ask_milan.pem"),
+        minimum_tcb: SnpTcb {
+            bootloader: 0,
+            tee: 0,
+            snp: 21,
+            microcode: 0xd5,
+        },
     },
     Product {
         name: "Genoa",
         ark_pem: include_bytes!("amd/ark_genoa.pem"),
         ask_pem: include_bytes!("amd/ask_genoa.pem"),
+        minimum_tcb: SnpTcb {
+            bootloader: 0,
+            tee: 0,
+            snp: 21,
+            microcode: 0x54,
+        },
     },
     Product {
         name: "Turin",
         ark_pem: include_bytes!("amd/ark_turin.pem"),
         ask_pem: include_bytes!("amd/ask_turin.pem"),
+        minimum_tcb: SnpTcb {
+            bootloader: 0,
+            tee: 0,
+            snp: 0,
+            microcode: 0,
+        },
     },
 ];
 
@@ -96,6 +130,7 @@ pub(crate) fn verify(
     if report.policy.debug_allowed() {
         return Err(Error::DebugEnclave { platform: PLATFORM });
     }
+    check_report_invariants(&report)?;
     let endorsements = endorsements.ok_or(Error::MissingCollateral { platform: PLATFORM })?;
     let certificates = decode_certificates(endorsements)?;
     let (vek_der, supplied_intermediates) = split_vek(&certificates)?;
@@ -176,7 +211,21 @@ pub(crate) fn verify(
             ),
         ));
     }
-    if let Some(hw_id) = extension(&vek, OID_HW_ID)
+    let hw_id = extension(&vek, OID_HW_ID);
+    // A VCEK names its chip; a VLEK (loaded by the cloud provider) names none. The report says
+    // which of the two signed it, and the certificate must be that kind.
+    let signing_key = report.key_info.signing_key();
+    if (signing_key == SIGNING_KEY_VCEK) != hw_id.is_some() {
+        return Err(rejected(
+            PLATFORM,
+            format!(
+                "the report says it is signed by a {}, the endorsement is a {}",
+                if signing_key == SIGNING_KEY_VCEK { "VCEK" } else { "VLEK" },
+                if hw_id.is_some() { "VCEK" } else { "VLEK" }
+            ),
+        ));
+    }
+    if let Some(hw_id) = hw_id
         && !same_chip(hw_id, &report.chip_id)
     {
         return Err(rejected(
@@ -184,11 +233,7 @@ pub(crate) fn verify(
             "the VCEK was issued for another chip (hwID differs from the report's chip_id)".into(),
         ));
     }
-    let tcb_status = if below(&report.reported_tcb, &report.committed_tcb) {
-        TcbStatus::OutOfDate
-    } else {
-        TcbStatus::UpToDate
-    };
+    let tcb_status = tcb_status(&report, product);
 
     Ok(PlatformReport {
         platform: PLATFORM,
@@ -196,7 +241,60 @@ pub(crate) fn verify(
         report_data: report.report_data.to_vec(),
         debug: false,
         tcb_status,
+        tcb_eval_data_number: None,
+        snp_tcb: Some(snp_tcb(&report.reported_tcb)),
+        issued_at: None,
     })
+}
+
+/// What the report itself must say, whoever signed it: reserved guest policy bits as the
+/// specification fixes them, a real signing key, a VMPL that exists.
+fn check_report_invariants(report: &AttestationReport) -> Result<(), Error> {
+    let policy = u64::from(report.policy);
+    if policy & POLICY_RESERVED_ONE == 0 || policy & POLICY_RESERVED_ZERO != 0 {
+        return Err(malformed(format!(
+            "guest policy {policy:#x} has reserved bits set wrongly (bit 17 must be 1, bits 26-63 must be 0)"
+        )));
+    }
+    let signing_key = report.key_info.signing_key();
+    if report.key_info.mask_chip_key()
+        || !matches!(signing_key, SIGNING_KEY_VCEK | SIGNING_KEY_VLEK)
+    {
+        return Err(rejected(
+            PLATFORM,
+            format!("the report is not signed by a VCEK or VLEK (SIGNING_KEY {signing_key}, MASK_CHIP_KEY {})", report.key_info.mask_chip_key()),
+        ));
+    }
+    if report.vmpl > MAX_VMPL {
+        return Err(malformed(format!("VMPL {} does not exist", report.vmpl)));
+    }
+    Ok(())
+}
+
+/// AMD publishes no TCB status, so it is derived: `OutOfDate` when the report was signed at a
+/// TCB below the platform's committed TCB (an older, superseded firmware's key), below the
+/// product's minimum from AMD's security bulletins, or when the guest was launched on a TCB
+/// below the one it reports now (its launch measurement was taken on older firmware, as Intel's
+/// TD relaunch advice).
+fn tcb_status(report: &AttestationReport, product: &Product) -> TcbStatus {
+    let reported = snp_tcb(&report.reported_tcb);
+    if below(&report.reported_tcb, &report.committed_tcb)
+        || !reported.below(&product.minimum_tcb).is_empty()
+        || below(&report.launch_tcb, &report.reported_tcb)
+    {
+        TcbStatus::OutOfDate
+    } else {
+        TcbStatus::UpToDate
+    }
+}
+
+fn snp_tcb(tcb: &TcbVersion) -> SnpTcb {
+    SnpTcb {
+        bootloader: tcb.bootloader,
+        tee: tcb.tee,
+        snp: tcb.snp,
+        microcode: tcb.microcode,
+    }
 }
 
 /// The measurements of DESIGN §6.

@@ -91,5 +91,8 @@ pub(crate) fn verify(report: &[u8]) -> Result<PlatformReport, Error> {
         report_data: report.report_data.to_vec(),
         debug: false,
         tcb_status: TcbStatus::NotApplicable,
+        tcb_eval_data_number: None,
+        snp_tcb: None,
+        issued_at: None,
     })
 }

@@ -73,7 +73,7 @@ pub fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let policy = pin_policy(args, &allowed_tcb)?;
     let outcome = examine(args, now)?;
-    let outcome = apply_policy(outcome, policy.as_ref(), &allowed_tcb);
+    let outcome = apply_policy(outcome, policy.as_ref(), &allowed_tcb, now);
     if args.json {
         println!("{}", outcome_json(&outcome));
     } else {
@@ -102,7 +102,12 @@ fn examine(args: &VerifyArgs, now: UnixTime) -> Result<Outcome, Failure> {
             ..VerifyOptions::at(now)
         };
         let result = shroud_ra_tls::verify_certificate_evidence(&der, &options)
-            .map(|(report, _claims)| report);
+            .map(|(mut report, claims)| {
+                // What the certificate's claims say of their issue time counts for the policy's
+                // maximum evidence age when the platform states none of its own.
+                report.issued_at = report.issued_at.or(claims.iat);
+                report
+            });
         (platform, result)
     } else {
         let (Some(path), Some(name)) = (&args.evidence, &args.platform) else {
@@ -131,16 +136,19 @@ fn examine(args: &VerifyArgs, now: UnixTime) -> Result<Outcome, Failure> {
 }
 
 /// Step 3 (TCB) and step 5 (pins) on an authentic report.
-fn apply_policy(outcome: Outcome, policy: Option<&Policy>, allowed_tcb: &[TcbStatus]) -> Outcome {
+fn apply_policy(
+    outcome: Outcome,
+    policy: Option<&Policy>,
+    allowed_tcb: &[TcbStatus],
+    now: UnixTime,
+) -> Outcome {
     let Some(report) = &outcome.report else {
         return outcome;
     };
     let checked = match policy {
         Some(policy) => policy
             .check_tcb(report.platform, report.tcb_status)
-            .and_then(|()| {
-                policy.check_measurements(report.platform, &report.measurements, report.tcb_status)
-            }),
+            .and_then(|()| policy.check_measurements(&report.observed(None), now)),
         None => default_tcb_check(report, allowed_tcb),
     };
     Outcome {

@@ -116,6 +116,65 @@ pub(crate) fn is_ca(cert: &X509Certificate<'_>) -> bool {
         })
 }
 
+/// `cert` is a CA (basicConstraints cA, keyUsage keyCertSign when present) whose path length
+/// allows `below` more CA certificates under it.
+pub(crate) fn check_ca_for(
+    platform: Platform,
+    what: &str,
+    cert: &X509Certificate<'_>,
+    below: usize,
+) -> Result<(), Error> {
+    let constraints = cert
+        .basic_constraints()
+        .map_err(|e| rejected(platform, format!("{what}: basicConstraints: {e}")))?
+        .map(|c| c.value);
+    let Some(constraints) = constraints.filter(|c| c.ca) else {
+        return Err(rejected(
+            platform,
+            format!("{what} issues certificates but is not a CA (basicConstraints)"),
+        ));
+    };
+    if let Some(max) = constraints.path_len_constraint
+        && usize::try_from(max).is_ok_and(|max| max < below)
+    {
+        return Err(rejected(
+            platform,
+            format!("{what} allows {max} CA certificates below it, the chain has {below}"),
+        ));
+    }
+    let usage = cert
+        .key_usage()
+        .map_err(|e| rejected(platform, format!("{what}: keyUsage: {e}")))?;
+    if usage.is_some_and(|u| !u.value.key_cert_sign()) {
+        return Err(rejected(
+            platform,
+            format!("{what} is not allowed to sign certificates (keyUsage)"),
+        ));
+    }
+    Ok(())
+}
+
+/// `cert` is an end entity whose key may sign (not a CA; keyUsage digitalSignature when present).
+pub(crate) fn check_signing_leaf(
+    platform: Platform,
+    what: &str,
+    cert: &X509Certificate<'_>,
+) -> Result<(), Error> {
+    if is_ca(cert) {
+        return Err(rejected(platform, format!("{what} is a CA, not an end entity")));
+    }
+    let usage = cert
+        .key_usage()
+        .map_err(|e| rejected(platform, format!("{what}: keyUsage: {e}")))?;
+    if usage.is_some_and(|u| !u.value.digital_signature()) {
+        return Err(rejected(
+            platform,
+            format!("{what} is not allowed to sign (keyUsage lacks digitalSignature)"),
+        ));
+    }
+    Ok(())
+}
+
 /// [`Error::EvidenceRejected`] for `platform`.
 pub(crate) fn rejected(platform: Platform, reason: String) -> Error {
     Error::EvidenceRejected { platform, reason }
