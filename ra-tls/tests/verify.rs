@@ -120,6 +120,28 @@ fn rejects_two_evidence_extensions() {
     );
 }
 
+/// Issue: the CCC profile makes the evidence extension non-critical; a critical one is refused.
+#[test]
+fn rejects_a_critical_evidence_extension() {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let evidence = evidence_for(&key.subject_public_key_info()).to_cbor();
+    let mut params = CertificateParams::new(vec!["localhost".into()]).unwrap();
+    let at = time::OffsetDateTime::from_unix_timestamp(now().as_secs() as i64).unwrap();
+    params.not_before = at - time::Duration::minutes(5);
+    params.not_after = at + time::Duration::hours(24);
+    let mut extension = CustomExtension::from_oid_content(&oid(OID_EVIDENCE), evidence.clone());
+    extension.set_criticality(true);
+    params.custom_extensions.push(extension);
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    let err = verify_certificate(&der, &pinned(), &dev_options()).unwrap_err();
+    assert!(
+        matches!(&err, Error::CertificateParse(m) if m.contains("marked critical")),
+        "{err}"
+    );
+    // The same evidence in a non-critical extension verifies.
+    verify_certificate(&cert_with(&key, vec![evidence]), &pinned(), &dev_options()).unwrap();
+}
+
 #[test]
 fn rejects_an_oversized_evidence_extension() {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
@@ -179,7 +201,10 @@ fn rejects_a_wrong_measurement_and_names_both_values() {
     assert!(actual.contains(&hex::encode(MEASUREMENT)), "{actual}");
     assert!(expected.contains(&"00".repeat(48)), "{expected}");
     // A pin for another platform does not match either.
-    let tdx = Policy::from_pins([format!("tdx:mrtd={}", hex::encode(MEASUREMENT))]).unwrap();
+    let tdx = Policy::from_pins(
+        ["mrtd", "rtmr0", "rtmr1", "rtmr2"].map(|f| format!("tdx:{f}={}", hex::encode(MEASUREMENT))),
+    )
+    .unwrap();
     assert!(matches!(
         verify_certificate(&cert.certificate, &tdx, &dev_options()),
         Err(Error::MeasurementMismatch { .. })
