@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Simulated attestation is accepted only when the pin is a `simulated:` one: this example is
-//! for local development. Against a real enclave, pass its pins (e.g. `tdx:mrtd=HEX`).
+//! for local development. Against a real enclave, pass every pin of its identity, e.g.
+//! `tdx:mrtd=HEX tdx:rtmr0=HEX tdx:rtmr1=HEX tdx:rtmr2=HEX`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,13 +20,15 @@ use shroud_client::{Client, ClientError};
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let (Some(url), Some(pin)) = (args.next(), args.next()) else {
+    let url = args.next();
+    let pins: Vec<String> = args.collect();
+    let (Some(url), false) = (url, pins.is_empty()) else {
         eprintln!(
-            "usage: call GATEWAY_URL PIN   (e.g. https://127.0.0.1:8443/eth simulated:measurement=HEX)"
+            "usage: call GATEWAY_URL PIN...   (e.g. https://127.0.0.1:8443/eth simulated:measurement=HEX)"
         );
         return ExitCode::from(2);
     };
-    match run(&url, &pin).await {
+    match run(&url, &pins).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error ({}): {error}", error.kind());
@@ -34,10 +37,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(url: &str, pin: &str) -> Result<(), ClientError> {
-    let client = Client::builder(url)
-        .pin(pin)
-        .danger_allow_simulated(pin.starts_with("simulated:"))
+async fn run(url: &str, pins: &[String]) -> Result<(), ClientError> {
+    let simulated = pins.iter().all(|pin| pin.starts_with("simulated:"));
+    let client = pins
+        .iter()
+        .fold(Client::builder(url), |builder, pin| builder.pin(pin))
+        .danger_allow_simulated(simulated)
         .timeout(Duration::from_secs(10))
         .retries(2)
         .build()?;

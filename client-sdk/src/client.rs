@@ -63,7 +63,9 @@ impl ClientBuilder {
     }
 
     /// Trusts a build with this measurement, written as on the command line, e.g.
-    /// `tdx:mrtd=HEX` or `simulated:measurement=HEX`. Pins of one platform form one build.
+    /// `tdx:mrtd=HEX` or `simulated:measurement=HEX`. Pins of one platform form one build, which
+    /// must be a complete identity of the code (TDX: `mrtd` and `rtmr0`..`rtmr2`), else
+    /// [`build`](Self::build) refuses it naming what is missing.
     /// Checked by [`build`](Self::build).
     pub fn pin(mut self, pin: impl Into<String>) -> Self {
         self.pins.push(pin.into());

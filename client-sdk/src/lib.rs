@@ -9,7 +9,9 @@
 //! # async fn example() -> Result<(), shroud_client::ClientError> {
 //! use shroud_client::{Client, Policy};
 //!
-//! let policy = Policy::from_pins(["tdx:mrtd=…96 hex digits…"]).map_err(shroud_client::ClientError::Policy)?;
+//! // A complete identity: the TD firmware (mrtd) and what it booted (rtmr0..rtmr2).
+//! let pins = ["tdx:mrtd=…96 hex digits…", "tdx:rtmr0=…", "tdx:rtmr1=…", "tdx:rtmr2=…"];
+//! let policy = Policy::from_pins(pins).map_err(shroud_client::ClientError::Policy)?;
 //! let client = Client::builder("https://gateway.example:8443/eth").policy(policy).build()?;
 //! let verdict = client.attest().await?; // optional: the handshake alone, nothing sent
 //! println!("{} {}", verdict.platform, verdict.measurements.describe());

@@ -54,7 +54,8 @@ impl ObliviousClientBuilder {
         self
     }
 
-    /// Adds one pin, e.g. `tdx:mrtd=HEX`. See [`ClientBuilder::pin`].
+    /// Adds one pin, e.g. `tdx:mrtd=HEX` (with `tdx:rtmr0..2`: a rule must pin a complete
+    /// identity). See [`ClientBuilder::pin`].
     pub fn pin(mut self, pin: impl Into<String>) -> Self {
         self.common = self.common.pin(pin);
         self
@@ -139,6 +140,9 @@ impl ObliviousClientBuilder {
 ///
 /// let client = ObliviousClient::builder("https://gateway.example/eth")
 ///     .pin("tdx:mrtd=…96 hex digits…")
+///     .pin("tdx:rtmr0=…")
+///     .pin("tdx:rtmr1=…")
+///     .pin("tdx:rtmr2=…")
 ///     .relay("https://relay.example/shroud")
 ///     .connect()
 ///     .await?;

@@ -12,7 +12,7 @@
 //! ```js
 //! import init, { verify_certificate } from "./shroud_wasm.js";
 //! await init();
-//! const policy = `[[accept]]\nplatform = "nitro"\npcr0 = "…96 hex digits…"\n`;
+//! const policy = `[[accept]]\nplatform = "nitro"\npcr0 = "…96 hex digits…"\npcr1 = "…"\npcr2 = "…"\n`;
 //! const verdict = JSON.parse(verify_certificate(certDer, policy, Date.now() / 1000, false));
 //! // throws an Error saying which check failed when the gateway is not trusted
 //! ```

@@ -79,7 +79,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct TrustArgs {
-    /// Trust a build with this measurement, e.g. tdx:mrtd=HEX; pins of one platform form one build.
+    /// Trust a build with this measurement, e.g. tdx:mrtd=HEX; pins of one platform form one build, which must identify the code completely (tdx: mrtd and rtmr0..rtmr2).
     #[arg(long = "pin", value_name = "P:FIELD=HEX")]
     pins: Vec<String>,
     #[arg(
