@@ -196,6 +196,14 @@ async fn cli_attest_json() {
 #[tokio::test]
 async fn cli_usage_errors_exit_2() {
     let pin = common::pin(&[7; 48]);
+    let dir = tempfile::tempdir().unwrap();
+    let partial_policy = dir.path().join("partial.toml");
+    std::fs::write(
+        &partial_policy,
+        format!("[[accept]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n", "ab".repeat(48)),
+    )
+    .unwrap();
+    let partial_policy = partial_policy.to_str().unwrap().to_owned();
     for (case, list) in [
         (
             "no pins",
@@ -243,6 +251,32 @@ async fn cli_usage_errors_exit_2() {
                 "policy.toml",
             ]),
         ),
+        // Issue: part of an identity is refused by every command, and by a policy file.
+        (
+            "mrtd alone (attest)",
+            args(&[
+                "attest",
+                "https://127.0.0.1:1/eth",
+                "--pin",
+                &format!("tdx:mrtd={}", "ab".repeat(48)),
+            ]),
+        ),
+        (
+            "mrtd alone (proxy)",
+            args(&[
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--gateway",
+                "https://127.0.0.1:1/eth",
+                "--pin",
+                &format!("tdx:mrtd={}", "ab".repeat(48)),
+            ]),
+        ),
+        (
+            "mrtd alone (policy file)",
+            args(&["attest", "https://127.0.0.1:1/eth", "--policy", &partial_policy]),
+        ),
         (
             "missing policy file",
             args(&[
@@ -257,6 +291,9 @@ async fn cli_usage_errors_exit_2() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
         assert!(stderr.contains("error"), "{case}: {stderr}");
+        if case.starts_with("mrtd alone") {
+            assert!(stderr.contains("missing: rtmr0, rtmr1, rtmr2"), "{case}: {stderr}");
+        }
     }
 }
 

@@ -44,6 +44,15 @@ fn builder_errors_name_the_option() {
             builder_error(Client::builder(URL).pin("nitro:pcr9=00")),
             "invalid policy",
         ),
+        // Issue: a pin of part of an identity is refused, naming what is missing.
+        (
+            builder_error(Client::builder(URL).pin(format!("tdx:mrtd={}", "ab".repeat(48)))),
+            "missing: rtmr0, rtmr1, rtmr2",
+        ),
+        (
+            builder_error(Client::builder(URL).pin(format!("sgx:mrsigner={}", "ab".repeat(32)))),
+            "missing: isvprodid, min_isvsvn",
+        ),
         (
             builder_error(
                 Client::builder(URL)

@@ -23,6 +23,14 @@ const SNP_MEASUREMENT: &str = "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb4246
 const SNP_REPORT_DATA: &str = "d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c645810b0f2cdfca0040433be063fc1a8293f0f3f8dae7b79fecb3d1cd82bd6a93ebfd";
 const SGX_MRENCLAVE: &str = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
 const TDX_MRTD: &str = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7";
+const TDX_RTMRS: [(&str, &str); 3] = [
+    ("rtmr0", "44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0"),
+    ("rtmr1", "0084452c01668329d4bc06acdf58a7205c26743304509973949e5619bf81a6a7aea8c323c173019b3093d54e579e9378"),
+    ("rtmr2", "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48c3132"),
+];
+const SGX_MRSIGNER: &str = "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6";
+const NITRO_PCR1: &str = "0343b056cd8485ca7890ddd833476d78460aed2aa161548e4e26bedf321726696257d623e8805f3f605946b3d8b0c6aa";
+const NITRO_PCR2: &str = "743ea12db9aba9440a8197f7ac9aeda43cfbb1587473ff7577415ac5be116bc026dfa836db6713930474d1aa0d06b049";
 const NITRO_PCR0: &str = "5cb702954321826d7939d6da829a940d787fcf32357beb8eae1ddf33c28c17d36f3ac3ba6828fdf7edeed02889702da6";
 
 fn vectors() -> Option<PathBuf> {
@@ -105,10 +113,16 @@ fn snp_report_is_trusted_at_its_instant_with_its_vcek() {
         "--at",
         SNP_AT,
     ];
+    // Issue: the 2022 Milan report (SNP firmware 8) is below AMD's bulletin minimum: OutOfDate,
+    // trusted only with the explicit allowance.
+    let value = verify_json(&base, 1);
+    assert_eq!(value["tcb_status"], "OutOfDate");
+    assert!(reason(&value).contains("TCB status OutOfDate"), "{value}");
+    let base = [&base[..], &["--allow-tcb", "OutOfDate"]].concat();
     let value = verify_json(&base, 0);
     assert_eq!(value["platform"], "sev-snp");
     assert_eq!(value["debug"], false);
-    assert_eq!(value["tcb_status"], "UpToDate");
+    assert_eq!(value["tcb_status"], "OutOfDate");
     assert_eq!(value["measurements"]["measurement"], SNP_MEASUREMENT);
     assert_eq!(value["measurements"]["host_data"], "00".repeat(32));
     assert_eq!(value["measurements"]["policy"], "0000030000000000");
@@ -164,6 +178,24 @@ fn sgx_tcb_status_needs_an_explicit_allow_and_is_reported() {
     let pin = format!("sgx:mrenclave={SGX_MRENCLAVE}");
     verify_json(&[&base[..], &allow, &["--pin", &pin]].concat(), 0);
     verify_json(&[&base[..], &["--pin", &pin]].concat(), 1);
+
+    // Issue: a signer-only pin is refused; with the product and a minimum SVN it is a complete
+    // identity, and a quote below the minimum (the vector's ISV SVN is 0) is refused.
+    let signer = format!("sgx:mrsigner={SGX_MRSIGNER}");
+    let out = shroud(&[&base[..], &allow, &["--pin", &signer]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing: isvprodid, min_isvsvn"), "{stderr}");
+    let product = ["--pin", &signer, "--pin", "sgx:isvprodid=0000"];
+    verify_json(
+        &[&base[..], &allow, &product, &["--pin", "sgx:min_isvsvn=0"]].concat(),
+        0,
+    );
+    let value = verify_json(
+        &[&base[..], &allow, &product, &["--pin", "sgx:min_isvsvn=1"]].concat(),
+        1,
+    );
+    assert!(reason(&value).contains("below min_isvsvn 1"), "{value}");
 }
 
 #[test]
@@ -181,8 +213,19 @@ fn tdx_quote_is_trusted_at_its_instant_and_rejected_now() {
         "--collateral",
         &collateral,
     ];
+    // Issue: mrtd alone is the firmware every tenant shares; the pin is refused, naming the
+    // missing RTMRs, before anything is verified.
     let pin = format!("tdx:mrtd={TDX_MRTD}");
-    let value = verify_json(&[&base[..], &["--at", INTEL_AT, "--pin", &pin]].concat(), 0);
+    let out = shroud(&[&base[..], &["--at", INTEL_AT, "--pin", &pin]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing: rtmr0, rtmr1, rtmr2"), "{stderr}");
+    let mut pins = vec!["--at".to_owned(), INTEL_AT.to_owned(), "--pin".into(), pin];
+    for (field, value) in TDX_RTMRS {
+        pins.extend(["--pin".to_owned(), format!("tdx:{field}={value}")]);
+    }
+    let pins: Vec<&str> = pins.iter().map(String::as_str).collect();
+    let value = verify_json(&[&base[..], &pins].concat(), 0);
     assert_eq!(value["tcb_status"], "UpToDate");
     assert_eq!(value["measurements"]["mrtd"], TDX_MRTD);
     assert_eq!(value["measurements"].as_object().unwrap().len(), 5);
@@ -246,8 +289,11 @@ fn nitro_documents_at_their_timestamps() {
     };
     let doc = path(&dir, "nitro/attestation_doc.cose");
     let pin = format!("nitro:pcr0={NITRO_PCR0}");
+    let pcr1 = format!("nitro:pcr1={NITRO_PCR1}");
+    let pcr2 = format!("nitro:pcr2={NITRO_PCR2}");
     let base = ["--evidence", &doc, "--platform", "nitro"];
-    let value = verify_json(&[&base[..], &["--at", NITRO_AT, "--pin", &pin]].concat(), 0);
+    let pins = ["--pin", &pin, "--pin", &pcr1, "--pin", &pcr2];
+    let value = verify_json(&[&base[..], &["--at", NITRO_AT], &pins].concat(), 0);
     assert_eq!(value["tcb_status"], "NotApplicable");
     assert_eq!(value["measurements"]["pcr0"], NITRO_PCR0);
     assert_eq!(value["report_data"], "00".repeat(64));

@@ -180,6 +180,21 @@ mod tests {
                 Err(VerifyError::InvalidClock(_))
             ));
         }
+        // Issue: a policy that pins part of an identity is refused before anything is checked,
+        // naming what is missing.
+        let partial = format!(
+            "[[accept]]\nplatform = \"nitro\"\npcr0 = \"{}\"\n",
+            "ab".repeat(48)
+        );
+        let refused = verify_certificate_summary(&cert, &partial, NOW as f64, true);
+        assert!(
+            matches!(
+                &refused,
+                Err(VerifyError::Verification(shroud_ra_tls::Error::InvalidPolicy(m)))
+                    if m.contains("missing: pcr1, pcr2")
+            ),
+            "{refused:?}"
+        );
         // Expired: the clock is injected, so time travel is a parameter.
         assert!(matches!(
             verify_certificate_summary(
