@@ -10,8 +10,13 @@
 //! `message/ohttp-req` ciphertext. TLS to the front end checks the WebPKI roots unless
 //! [`ObliviousClientBuilder::tls_config`] says otherwise; the trust in the enclave does not
 //! rest on it.
+//!
+//! A verdict holds until its [`expires_at`](Verdict::expires_at), the earlier of the
+//! certificate's expiry and the evidence's (its chain and collateral). Before sealing a call
+//! past that instant the client fetches and verifies the bundle again, and seals nothing when
+//! the new one is refused.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,15 +41,29 @@ const MAX_RESPONSE_LEN: usize = 64 * 1024 * 1024;
 
 type Connector = HttpsConnector<HttpConnector>;
 
+/// The client's clock: the system's, or one injected for tests.
+type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
+
 /// Configures an [`ObliviousClient`]: the options of a [`ClientBuilder`] (pins or policy,
 /// simulated opt-in, timeout, retries) plus the relay and the TLS configuration of the front
 /// end. Obtained from [`ObliviousClient::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct ObliviousClientBuilder {
     common: ClientBuilder,
     relay: Option<String>,
     tls: Option<rustls::ClientConfig>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for ObliviousClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObliviousClientBuilder")
+            .field("common", &self.common)
+            .field("relay", &self.relay)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ObliviousClientBuilder {
@@ -109,26 +128,44 @@ impl ObliviousClientBuilder {
             None => uri(&checked.url, checked.url.path_and_query())?,
         };
         let http = http_client(self.tls)?;
-        let bundle = fetch_bundle(&http, &checked).await?;
-        let options = VerifyOptions {
-            danger_allow_simulated: checked.danger_allow_simulated,
-            ..VerifyOptions::at(UnixTime::now())
-        };
-        let verified = AttestationBundle::from_json(&bundle)
-            .and_then(|b| b.verify(&checked.policy, &options))
-            .map_err(ClientError::from_bundle)?;
-        let chain = checked.url.path_and_query().trim_start_matches('/');
-        let session = ohttp::Session::new(verified, chain)?;
+        let session = verified_session(&http, &checked, (self.clock)()).await?;
         Ok(ObliviousClient {
             inner: Arc::new(Inner {
                 http,
                 target,
-                session,
-                timeout: checked.timeout,
-                retries: checked.retries,
+                session: RwLock::new(Arc::new(session)),
+                refresh: tokio::sync::Mutex::new(()),
+                checked,
+                clock: self.clock,
             }),
         })
     }
+
+    /// Replaces the system clock, by which verdicts are checked and expire. For tests, and for
+    /// programs with a clock of their own.
+    pub fn clock(mut self, clock: impl Fn() -> UnixTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+}
+
+/// Fetches the bundle, verifies it at `now` against the policy and makes the session that seals
+/// calls to its keys.
+async fn verified_session(
+    http: &HttpClient<Connector, Full<Bytes>>,
+    checked: &Checked,
+    now: UnixTime,
+) -> Result<ohttp::Session, ClientError> {
+    let bundle = fetch_bundle(http, checked).await?;
+    let options = VerifyOptions {
+        danger_allow_simulated: checked.danger_allow_simulated,
+        ..VerifyOptions::at(now)
+    };
+    let verified = AttestationBundle::from_json(&bundle)
+        .and_then(|b| b.verify(&checked.policy, &options))
+        .map_err(ClientError::from_bundle)?;
+    let chain = checked.url.path_and_query().trim_start_matches('/');
+    Ok(ohttp::Session::new(verified, chain)?)
 }
 
 /// A JSON-RPC client for one chain of one Shroud gateway over Oblivious HTTP. Cheap to clone;
@@ -154,14 +191,25 @@ pub struct ObliviousClient {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     http: HttpClient<Connector, Full<Bytes>>,
     /// Where sealed calls are posted: the relay, or the gateway's chain URL.
     target: http::Uri,
-    session: ohttp::Session,
-    timeout: Duration,
-    retries: u32,
+    /// The verified keys; replaced when its verdict has expired.
+    session: RwLock<Arc<ohttp::Session>>,
+    /// Held while the bundle is fetched again, so that one expiry causes one re-verification.
+    refresh: tokio::sync::Mutex<()>,
+    checked: Checked,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("target", &self.target)
+            .field("checked", &self.checked)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ObliviousClient {
@@ -171,17 +219,51 @@ impl ObliviousClient {
             common: Client::builder(url),
             relay: None,
             tls: None,
+            clock: Arc::new(UnixTime::now),
         }
     }
 
-    /// What the gateway's attestation established.
-    pub fn verdict(&self) -> &Verdict {
-        &self.inner.session.verified().verdict
+    /// What the gateway's attestation established (the latest verification).
+    pub fn verdict(&self) -> Verdict {
+        self.session().verified().verdict.clone()
     }
 
     /// The attested `application/ohttp-keys` every call is sealed to.
-    pub fn ohttp_keys(&self) -> &[u8] {
-        &self.inner.session.verified().ohttp_keys
+    pub fn ohttp_keys(&self) -> Vec<u8> {
+        self.session().verified().ohttp_keys.clone()
+    }
+
+    fn session(&self) -> Arc<ohttp::Session> {
+        // A panic while the lock was held cannot leave the Arc half written: use it.
+        Arc::clone(
+            &self
+                .inner
+                .session
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The session to seal with at `now`: the current one while its verdict holds, else a
+    /// freshly fetched and verified one. Nothing is sealed to keys whose verdict has expired.
+    async fn session_at(&self, now: UnixTime) -> Result<Arc<ohttp::Session>, ClientError> {
+        let current = self.session();
+        if now.as_secs() <= current.verified().verdict.expires_at {
+            return Ok(current);
+        }
+        let _refreshing = self.inner.refresh.lock().await;
+        // Another call may have refreshed it while this one waited.
+        let current = self.session();
+        if now.as_secs() <= current.verified().verdict.expires_at {
+            return Ok(current);
+        }
+        let fresh = Arc::new(verified_session(&self.inner.http, &self.inner.checked, now).await?);
+        *self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fresh);
+        Ok(fresh)
     }
 
     /// Calls `method` with `params` (`Value::Null` for none) and returns the JSON-RPC `result`.
@@ -214,14 +296,25 @@ impl ObliviousClient {
         body: Bytes,
         idempotent: bool,
     ) -> Result<(http::StatusCode, Bytes), ClientError> {
-        let retries = if idempotent { self.inner.retries } else { 0 };
+        let retries = if idempotent {
+            self.inner.checked.retries
+        } else {
+            0
+        };
         // hyper-util's pool drops broken connections itself.
-        with_retries(retries, self.inner.timeout, || self.attempt(&body), || {}).await
+        with_retries(
+            retries,
+            self.inner.checked.timeout,
+            || self.attempt(&body),
+            || {},
+        )
+        .await
     }
 
     /// Seals `body`, posts it, opens the answer: the inner status and body.
     async fn attempt(&self, body: &[u8]) -> Result<(http::StatusCode, Bytes), ClientError> {
-        let mut sealed = self.inner.session.seal(body, UnixTime::now().as_secs())?;
+        let now = (self.inner.clock)();
+        let mut sealed = self.session_at(now).await?.seal(body, now.as_secs())?;
         let request = http::Request::post(self.inner.target.clone())
             .header(http::header::CONTENT_TYPE, REQUEST_MEDIA_TYPE)
             .header(http::header::ACCEPT, RESPONSE_MEDIA_TYPE)

@@ -136,7 +136,7 @@ impl Pool {
         let idle_timeout = self.idle_timeout;
         state.idle.retain(|idle| {
             idle.connection.verdict.spki_sha256 == bound
-                && idle.connection.verdict.not_after >= now
+                && idle.connection.verdict.expires_at >= now
                 && !idle.connection.sender.is_closed()
                 && idle.since.elapsed() < idle_timeout
         });

@@ -12,7 +12,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use shroud_client::ohttp::OhttpError;
 use shroud_client::{ClientError, ErrorKind, ObliviousClient, Platform};
+use shroud_ra_tls::UnixTime;
 use shroud_ra_tls::tls::{AttestedServerVerifier, client_config};
 use shroud_testkit::upstream::RecordingUpstream;
 use tokio::net::TcpListener;
@@ -353,4 +354,54 @@ async fn options_are_checked_before_anything_is_fetched() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::Network);
+}
+
+/// Issue: a session never expired; now, past its verdict's expiry, the client fetches and
+/// verifies the bundle again before sealing, and seals nothing when that fails.
+#[tokio::test]
+async fn an_expired_verdict_is_verified_again_before_sealing() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+    let ahead = Arc::new(AtomicU64::new(0));
+    let clock_ahead = Arc::clone(&ahead);
+    let client = builder(&gateway)
+        .clock(move || {
+            let now = UnixTime::now().as_secs() + clock_ahead.load(Ordering::SeqCst);
+            UnixTime::since_unix_epoch(Duration::from_secs(now))
+        })
+        .connect()
+        .await
+        .unwrap();
+    let verdict = client.verdict();
+    assert!(verdict.expires_at <= verdict.not_after);
+
+    // Within the verdict the verified keys seal the call.
+    assert_eq!(
+        client.request("eth_blockNumber", json!([])).await.unwrap(),
+        json!("0x10")
+    );
+    let answered = upstream.calls().len();
+    assert_eq!(answered, 1);
+
+    // One second past it: the bundle is fetched and verified again at the client's clock, the
+    // gateway's certificate has expired by then, and the call is refused unsealed.
+    ahead.store(
+        verdict.expires_at + 1 - UnixTime::now().as_secs(),
+        Ordering::SeqCst,
+    );
+    let err = client
+        .request("eth_blockNumber", json!([]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Attestation, "{err}");
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert!(err.nothing_sent(), "{err}");
+    assert_eq!(upstream.calls().len(), answered);
+
+    // Back within the verdict, the session that was never replaced still works.
+    ahead.store(0, Ordering::SeqCst);
+    assert_eq!(
+        client.request("eth_blockNumber", json!([])).await.unwrap(),
+        json!("0x10")
+    );
 }

@@ -66,6 +66,9 @@ pub struct PlatformReport {
     pub snp_tcb: Option<SnpTcb>,
     /// When the platform says the evidence was produced, unix seconds (Nitro's timestamp).
     pub issued_at: Option<u64>,
+    /// Until when the evidence verifies: the earliest notAfter or nextUpdate of its chain and
+    /// collateral, unix seconds (`None`: nothing in it expires).
+    pub valid_until: Option<u64>,
 }
 
 impl PlatformReport {
@@ -102,6 +105,9 @@ pub struct Verdict {
     pub not_before: u64,
     /// notAfter of the certificate, unix seconds.
     pub not_after: u64,
+    /// Until when this verdict holds: the earlier of the certificate's notAfter and the
+    /// evidence's own expiry (its chain and collateral). A client re-verifies after it.
+    pub expires_at: u64,
 }
 
 /// Verifies an RA-TLS certificate and checks it against `policy`, failing closed.
@@ -135,6 +141,9 @@ pub fn verify_certificate(
         cert_sha256: cert.cert_sha256,
         not_before: cert.not_before,
         not_after: cert.not_after,
+        expires_at: report
+            .valid_until
+            .map_or(cert.not_after, |until| until.min(cert.not_after)),
     })
 }
 

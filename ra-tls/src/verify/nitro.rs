@@ -125,6 +125,7 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
     let root_der = root_der()?;
     let root = pki::parse(PLATFORM, "pinned AWS Nitro root", &root_der)?;
     pki::check_validity(PLATFORM, "AWS Nitro root", &root, now)?;
+    let mut valid_until = pki::not_after(&root);
     let mut issuer = root;
     for (i, der) in intermediates.iter().enumerate() {
         let what = format!("cabundle[{}]", i.saturating_add(1));
@@ -134,6 +135,7 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
         // Each bundle certificate must be a CA allowed to issue what hangs below it.
         let below = intermediates.len().saturating_sub(i).saturating_sub(1);
         pki::check_ca_for(PLATFORM, &what, &cert, below)?;
+        valid_until = valid_until.min(pki::not_after(&cert));
         issuer = cert;
     }
     let leaf = pki::parse(PLATFORM, "signing certificate", &payload.certificate)?;
@@ -173,6 +175,7 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
         tcb_eval_data_number: None,
         snp_tcb: None,
         issued_at: Some(payload.timestamp_ms / 1000),
+        valid_until: Some(valid_until.min(pki::not_after(&leaf))),
     })
 }
 

@@ -171,6 +171,10 @@ pub(crate) fn verify(
     pki::check_validity(PLATFORM, "ARK", &ark, now)?;
     pki::check_validity(PLATFORM, "ASK/ASVK", &intermediate, now)?;
     pki::check_validity(PLATFORM, "VCEK/VLEK", &vek, now)?;
+    let valid_until = [&ark, &intermediate, &vek]
+        .into_iter()
+        .map(pki::not_after)
+        .min();
 
     // Signatures ARK → ARK, ARK → intermediate → VEK (RSA-PSS/SHA-384), by sev.
     let sev_cert = |what: &str, der: &[u8]| {
@@ -244,6 +248,7 @@ pub(crate) fn verify(
         tcb_eval_data_number: None,
         snp_tcb: Some(snp_tcb(&report.reported_tcb)),
         issued_at: None,
+        valid_until,
     })
 }
 

@@ -94,5 +94,6 @@ pub(crate) fn verify(report: &[u8]) -> Result<PlatformReport, Error> {
         tcb_eval_data_number: None,
         snp_tcb: None,
         issued_at: None,
+        valid_until: None,
     })
 }

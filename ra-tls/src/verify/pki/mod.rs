@@ -55,6 +55,11 @@ pub(crate) fn check_validity(
     Ok(())
 }
 
+/// notAfter of `cert`, unix seconds (0 for a date before 1970, which nothing accepts anyway).
+pub(crate) fn not_after(cert: &X509Certificate<'_>) -> u64 {
+    u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0)
+}
+
 /// `cert` must name `issuer` as its issuer and carry an ECDSA P-384/SHA-384 signature by
 /// `issuer`'s key; `issuer` must be a CA.
 pub(crate) fn check_issued_by_p384(
