@@ -1,5 +1,6 @@
 //! [`ShroudClient`]: fetch the attestation bundle, verify it in wasm, then seal every call.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Promise, Reflect};
@@ -21,8 +22,11 @@ use crate::session::{Endpoint, Session, SessionError};
 #[wasm_bindgen]
 #[derive(Clone)]
 pub struct ShroudClient {
-    pub(crate) inner: Rc<Session>,
+    pub(crate) inner: SharedSession,
 }
+
+/// The session every clone of a client seals with; replaced when its verdict has expired.
+pub(crate) type SharedSession = Rc<RefCell<Rc<Session>>>;
 
 #[wasm_bindgen]
 impl ShroudClient {
@@ -35,18 +39,11 @@ impl ShroudClient {
     pub fn connect(url: String, policy_toml: String, allow_simulated: bool) -> Promise {
         future_to_promise(async move {
             let endpoint = Endpoint::parse(&url).map_err(js_error)?;
-            let bundle = fetch::get(&endpoint.bundle_url()).await?;
-            if bundle.status != 200 {
-                return Err(js_error(SessionError::Transport(format!(
-                    "attestation bundle: HTTP {}",
-                    bundle.status
-                ))));
-            }
-            let session =
-                Session::open(endpoint, &bundle.body, &policy_toml, now(), allow_simulated)
-                    .map_err(js_error)?;
+            let bundle = fetch_bundle(&endpoint).await?;
+            let session = Session::open(endpoint, &bundle, &policy_toml, now(), allow_simulated)
+                .map_err(js_error)?;
             Ok(ShroudClient {
-                inner: Rc::new(session),
+                inner: Rc::new(RefCell::new(Rc::new(session))),
             }
             .into())
         })
@@ -54,7 +51,7 @@ impl ShroudClient {
 
     /// The verdict, as JSON (the shape of `verify_certificate`).
     pub fn verdict(&self) -> String {
-        crate::summary(&self.inner.verified().verdict).to_string()
+        crate::summary(&self.inner.borrow().verified().verdict).to_string()
     }
 
     /// Sends one JSON-RPC call, sealed; resolves to its `result` or rejects with an Error that
@@ -70,12 +67,38 @@ impl ShroudClient {
     }
 }
 
+/// `GET /.well-known/shroud/attestation`: the bundle's body.
+async fn fetch_bundle(endpoint: &Endpoint) -> Result<Vec<u8>, JsValue> {
+    let bundle = fetch::get(&endpoint.bundle_url()).await?;
+    if bundle.status != 200 {
+        return Err(js_error(SessionError::Transport(format!(
+            "attestation bundle: HTTP {}",
+            bundle.status
+        ))));
+    }
+    Ok(bundle.body)
+}
+
+/// The session to seal with now: the current one while its verdict holds, else one verified
+/// afresh from a newly fetched bundle (nothing is sealed when that fails).
+async fn current_session(shared: &SharedSession) -> Result<Rc<Session>, JsValue> {
+    let session = Rc::clone(&shared.borrow());
+    if !session.is_expired(now()).map_err(js_error)? {
+        return Ok(session);
+    }
+    let bundle = fetch_bundle(&session.endpoint).await?;
+    let fresh = Rc::new(session.reopen(&bundle, now()).map_err(js_error)?);
+    *shared.borrow_mut() = Rc::clone(&fresh);
+    Ok(fresh)
+}
+
 /// One sealed JSON-RPC call: the `result`, or a rejection carrying `code`, `message`, `data`.
 pub(crate) async fn call(
-    session: &Session,
+    shared: &SharedSession,
     method: &str,
     params: &JsValue,
 ) -> Result<JsValue, JsValue> {
+    let session = current_session(shared).await?;
     let params = if params.is_undefined() || params.is_null() {
         "[]".to_owned()
     } else {

@@ -35,6 +35,12 @@ pub enum SessionError {
         /// The inner body, as text.
         body: String,
     },
+    /// The verdict has expired: nothing is sealed before the bundle is verified again.
+    #[error("the gateway's verdict expired at {expires_at} (unix seconds); its attestation must be verified again")]
+    Expired {
+        /// The verdict's expiry, unix seconds.
+        expires_at: u64,
+    },
     /// A network or JavaScript error.
     #[error("{0}")]
     Transport(String),
@@ -85,12 +91,15 @@ impl Endpoint {
     }
 }
 
-/// A verified gateway: its verdict and the key configuration every call is sealed to.
+/// A verified gateway: its verdict and the key configuration every call is sealed to, until
+/// the verdict expires; then [`Session::reopen`] verifies a fresh bundle with the same policy.
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The endpoint.
     pub endpoint: Endpoint,
     inner: ohttp::Session,
+    policy: Policy,
+    allow_simulated: bool,
 }
 
 /// A sealed call, and what opens its answer.
@@ -115,13 +124,45 @@ impl Session {
         allow_simulated: bool,
     ) -> Result<Session, SessionError> {
         let policy = Policy::from_toml(policy_toml).map_err(SessionError::Policy)?;
+        Self::verify(endpoint, bundle_json, policy, now_unix_secs, allow_simulated)
+    }
+
+    /// Verifies a freshly fetched bundle with this session's policy and options: the session
+    /// to seal with once this one's verdict has expired.
+    pub fn reopen(&self, bundle_json: &[u8], now_unix_secs: f64) -> Result<Session, SessionError> {
+        Self::verify(
+            self.endpoint.clone(),
+            bundle_json,
+            self.policy.clone(),
+            now_unix_secs,
+            self.allow_simulated,
+        )
+    }
+
+    fn verify(
+        endpoint: Endpoint,
+        bundle_json: &[u8],
+        policy: Policy,
+        now_unix_secs: f64,
+        allow_simulated: bool,
+    ) -> Result<Session, SessionError> {
         let options = VerifyOptions {
             danger_allow_simulated: allow_simulated,
             ..VerifyOptions::at(unix_time(now_unix_secs)?)
         };
         let verified = AttestationBundle::from_json(bundle_json)?.verify(&policy, &options)?;
         let inner = ohttp::Session::new(verified, &endpoint.chain)?;
-        Ok(Session { endpoint, inner })
+        Ok(Session {
+            endpoint,
+            inner,
+            policy,
+            allow_simulated,
+        })
+    }
+
+    /// Whether the verdict has expired at `now_unix_secs`.
+    pub fn is_expired(&self, now_unix_secs: f64) -> Result<bool, SessionError> {
+        Ok(unix_time(now_unix_secs)?.as_secs() > self.inner.verified().verdict.expires_at)
     }
 
     /// The verified bundle.
@@ -129,9 +170,14 @@ impl Session {
         self.inner.verified()
     }
 
-    /// Seals one JSON-RPC body as `POST /{chain}` dated `now_unix_secs`.
+    /// Seals one JSON-RPC body as `POST /{chain}` dated `now_unix_secs`; refused once the
+    /// verdict has expired ([`SessionError::Expired`]).
     pub fn seal(&self, json_body: &[u8], now_unix_secs: f64) -> Result<SealedCall, SessionError> {
         let date = unix_time(now_unix_secs)?.as_secs();
+        let expires_at = self.inner.verified().verdict.expires_at;
+        if date > expires_at {
+            return Err(SessionError::Expired { expires_at });
+        }
         Ok(SealedCall(self.inner.seal(json_body, date)?))
     }
 }

@@ -184,6 +184,33 @@ fn session_seals_to_the_attested_key_and_opens_the_answer() {
     assert_ne!(again.body(), sealed.body());
 }
 
+/// Issue: a session sealed to its keys forever. Past the verdict's expiry nothing is sealed, and
+/// re-verifying (what `ShroudClient` does with a fresh bundle) applies the same policy at the
+/// new clock.
+#[wasm_bindgen_test]
+fn an_expired_session_seals_nothing_until_verified_again() {
+    let (_, keys) = ohttp_key();
+    let cert = simulated_certificate(Some(keys.clone()));
+    let bundle = bundle_json(&cert, Some(&keys));
+    let session = open_session(&bundle).unwrap();
+    let expires_at = session.verified().verdict.expires_at;
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+    assert!(!session.is_expired(expires_at as f64).unwrap());
+    session.seal(call, expires_at as f64).unwrap();
+    let late = (expires_at + 1) as f64;
+    assert!(session.is_expired(late).unwrap());
+    assert!(matches!(
+        session.seal(call, late),
+        Err(SessionError::Expired { expires_at: at }) if at == expires_at
+    ));
+    // The same certificate re-verified at the late clock is refused as expired...
+    let error = session.reopen(&bundle, late).unwrap_err();
+    assert!(error.to_string().contains("expired"), "{error}");
+    // ...and within its validity it verifies again, with the policy the session was opened with.
+    let again = session.reopen(&bundle, NOW as f64).unwrap();
+    again.seal(call, NOW as f64).unwrap();
+}
+
 #[wasm_bindgen_test]
 fn refuses_a_bundle_whose_ohttp_keys_differ_from_the_attested_ones() {
     let (_, attested) = ohttp_key();
