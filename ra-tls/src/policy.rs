@@ -75,6 +75,8 @@ pub struct Observed<'a> {
     pub tcb_eval_data_number: Option<u32>,
     /// SEV-SNP: the TCB the report was signed at.
     pub snp_tcb: Option<SnpTcb>,
+    /// SEV-SNP: the VMPL the report was requested from.
+    pub snp_vmpl: Option<u8>,
     /// When the evidence was produced, unix seconds (Nitro: the document's timestamp; else the
     /// `iat` claim the evidence signs).
     pub issued_at: Option<u64>,
@@ -94,6 +96,8 @@ pub struct Conditions {
     pub max_evidence_age_secs: Option<u64>,
     /// SEV-SNP: accept a guest policy with MIGRATE_MA set.
     pub allow_migration_agent: bool,
+    /// SEV-SNP: the VMPL the gateway's reports come from (`None`: 0, a guest without an SVSM).
+    pub vmpl: Option<u8>,
     /// Research only: accept a rule that pins only part of an identity. Never the default; a
     /// client with such a rule may trust code that was never meant to be trusted.
     pub danger_allow_partial_identity: bool,
@@ -221,6 +225,18 @@ impl AcceptRule {
                 None => return Some("the evidence reports no SEV-SNP guest policy".into()),
             }
         }
+        if observed.platform == Platform::SevSnp {
+            let expected = c.vmpl.unwrap_or(0);
+            match observed.snp_vmpl {
+                Some(vmpl) if vmpl == expected => {}
+                Some(vmpl) => {
+                    return Some(format!(
+                        "its report was requested from VMPL {vmpl}, the rule expects VMPL {expected} (set vmpl = {vmpl} in the rule if the gateway runs there, e.g. under an SVSM)"
+                    ));
+                }
+                None => return Some("the evidence reports no VMPL".into()),
+            }
+        }
         if let Some(min) = c.min_tcb_eval_data_number {
             match observed.tcb_eval_data_number {
                 Some(n) if n >= min => {}
@@ -299,6 +315,7 @@ fn check_conditions_apply(platform: Platform, c: &Conditions) -> Result<(), Erro
         &[Platform::Sgx, Platform::Tdx],
     )?;
     only(c.min_snp_tcb.is_some(), "min_snp_tcb", &[Platform::SevSnp])?;
+    only(c.vmpl.is_some(), "vmpl", &[Platform::SevSnp])?;
     only(
         c.allow_migration_agent,
         "allow_migration_agent",
@@ -509,6 +526,7 @@ fn parse_rule(entry: toml::Table) -> Result<AcceptRule, Error> {
             ("min_tcb_eval_data_number", value) => {
                 conditions.min_tcb_eval_data_number = Some(toml_int(&key, &value)?);
             }
+            ("vmpl", value) => conditions.vmpl = Some(toml_int(&key, &value)?),
             ("max_evidence_age_secs", value) => {
                 conditions.max_evidence_age_secs = Some(toml_int(&key, &value)?);
             }
@@ -619,6 +637,7 @@ mod tests {
             tcb_status: TcbStatus::UpToDate,
             tcb_eval_data_number: None,
             snp_tcb: None,
+            snp_vmpl: (platform == Platform::SevSnp).then_some(0),
             issued_at: None,
         }
     }
@@ -761,6 +780,17 @@ mod tests {
         report.insert("policy", (1u64 << 17).to_le_bytes());
         strict
             .check_measurements(&observed(Platform::SevSnp, &report), now())
+            .unwrap();
+        // A report from VMPL 2 is refused by default, accepted by a rule that expects VMPL 2.
+        let mut from_vmpl2 = observed(Platform::SevSnp, &report);
+        from_vmpl2.snp_vmpl = Some(2);
+        assert!(matches!(
+            strict.check_measurements(&from_vmpl2, now()),
+            Err(Error::RuleNotMet { reason, .. }) if reason.contains("VMPL 2")
+        ));
+        Policy::from_toml(&format!("{rule}vmpl = 2\n"))
+            .unwrap()
+            .check_measurements(&from_vmpl2, now())
             .unwrap();
     }
 

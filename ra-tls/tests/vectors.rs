@@ -708,6 +708,59 @@ fn snp_debug_policy_is_refused() {
     );
 }
 
+/// Issue: the report's own invariants. Reserved guest-policy bits and a report that no VCEK or
+/// VLEK signed are refused before (and regardless of) the signature; MIGRATE_MA (bit 18) is
+/// authentic evidence of a host choice and is refused at the policy step instead.
+#[test]
+fn snp_report_invariants_and_migration_agent() {
+    let Some((report, vcek)) = snp_vector() else {
+        return;
+    };
+    let verify = |bytes: &[u8]| verify_raw_evidence(Platform::SevSnp, bytes, Some(&vcek), at(SNP_AT));
+    // Bit 26 of the policy (reserved, must be zero) is bit 2 of its fourth byte.
+    let mut reserved = report.clone();
+    reserved[SNP_POLICY + 3] |= 0x04;
+    assert!(
+        matches!(verify(&reserved), Err(Error::MalformedEvidence(m)) if m.contains("reserved")),
+    );
+    // Bit 17 (reserved, must be one) cleared.
+    let mut cleared = report.clone();
+    cleared[SNP_POLICY + 2] &= !0x02;
+    let result = verify(&cleared);
+    assert!(matches!(result, Err(Error::MalformedEvidence(_))), "{result:?}");
+    // KEY_INFO.SIGNING_KEY = 7 (none): bits 2..4 of the key info at 0x48.
+    let mut unsigned = report.clone();
+    unsigned[0x48] |= 0x1c;
+    rejected_because(verify(&unsigned), Platform::SevSnp, "not signed by a VCEK or VLEK");
+    // MIGRATE_MA set: the signature no longer verifies over the crafted report, so the policy
+    // step is shown on the authentic report's measurements with the bit set (as a report signed
+    // with it would carry).
+    let authentic = verify(&report).unwrap();
+    let mut measurements = authentic.measurements.clone();
+    let policy = u64::from_le_bytes(measurements.get("policy").unwrap().try_into().unwrap());
+    measurements.insert("policy", (policy | (1 << 18)).to_le_bytes());
+    let migrating = PlatformReport {
+        measurements,
+        ..authentic.clone()
+    };
+    let measurement = SNP_MEASUREMENTS[0].1;
+    let rule = format!(
+        "[[accept]]\nplatform = \"sev-snp\"\nmeasurement = \"{measurement}\"\nallow_tcb = [\"OutOfDate\"]\n"
+    );
+    let strict = Policy::from_toml(&rule).unwrap();
+    strict
+        .check_measurements(&authentic.observed(None), at(SNP_AT))
+        .unwrap();
+    assert!(matches!(
+        strict.check_measurements(&migrating.observed(None), at(SNP_AT)),
+        Err(Error::RuleNotMet { reason, .. }) if reason.contains("MIGRATE_MA")
+    ));
+    Policy::from_toml(&format!("{rule}allow_migration_agent = true\n"))
+        .unwrap()
+        .check_measurements(&migrating.observed(None), at(SNP_AT))
+        .unwrap();
+}
+
 #[test]
 fn tampered_snp_reports_are_refused() {
     let Some((report, vcek)) = snp_vector() else {

@@ -78,6 +78,7 @@ pub(crate) fn verify(
         tcb_status,
         tcb_eval_data_number: Some(claims.tcb.eval_data_number),
         snp_tcb: None,
+        snp_vmpl: None,
         issued_at: None,
         valid_until: Some(claims.earliest_expiration_date),
     })

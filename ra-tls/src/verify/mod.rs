@@ -64,6 +64,8 @@ pub struct PlatformReport {
     pub tcb_eval_data_number: Option<u32>,
     /// SEV-SNP: the TCB the report was signed at.
     pub snp_tcb: Option<SnpTcb>,
+    /// SEV-SNP: the VMPL the report was requested from.
+    pub snp_vmpl: Option<u8>,
     /// When the platform says the evidence was produced, unix seconds (Nitro's timestamp).
     pub issued_at: Option<u64>,
     /// Until when the evidence verifies: the earliest notAfter or nextUpdate of its chain and
@@ -81,6 +83,7 @@ impl PlatformReport {
             tcb_status: self.tcb_status,
             tcb_eval_data_number: self.tcb_eval_data_number,
             snp_tcb: self.snp_tcb,
+            snp_vmpl: self.snp_vmpl,
             issued_at: self.issued_at.or(iat),
         }
     }

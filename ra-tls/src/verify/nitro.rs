@@ -174,6 +174,7 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
         tcb_status: TcbStatus::NotApplicable,
         tcb_eval_data_number: None,
         snp_tcb: None,
+        snp_vmpl: None,
         issued_at: Some(payload.timestamp_ms / 1000),
         valid_until: Some(valid_until.min(pki::not_after(&leaf))),
     })

@@ -40,6 +40,8 @@ pub const REPORT_LEN: usize = 1184;
 const SIGNED_LEN: usize = 0x2a0;
 /// `SIGNATURE_ALGO` 1: ECDSA P-384 with SHA-384.
 const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
+/// Where the guest policy sits in a report.
+const POLICY_OFFSET: usize = 0x08;
 /// Guest policy bit 17 is reserved and must be one; bits 26 to 63 are reserved and must be zero.
 const POLICY_RESERVED_ONE: u64 = 1 << 17;
 const POLICY_RESERVED_ZERO: u64 = !((1 << 26) - 1);
@@ -130,7 +132,8 @@ pub(crate) fn verify(
     if report.policy.debug_allowed() {
         return Err(Error::DebugEnclave { platform: PLATFORM });
     }
-    check_report_invariants(&report)?;
+    let policy = raw_policy(report_bytes)?;
+    check_report_invariants(&report, policy)?;
     let endorsements = endorsements.ok_or(Error::MissingCollateral { platform: PLATFORM })?;
     let certificates = decode_certificates(endorsements)?;
     let (vek_der, supplied_intermediates) = split_vek(&certificates)?;
@@ -241,12 +244,14 @@ pub(crate) fn verify(
 
     Ok(PlatformReport {
         platform: PLATFORM,
-        measurements: measurements(&report),
+        measurements: measurements(&report, policy),
         report_data: report.report_data.to_vec(),
         debug: false,
         tcb_status,
         tcb_eval_data_number: None,
         snp_tcb: Some(snp_tcb(&report.reported_tcb)),
+        // At most MAX_VMPL (3), checked with the invariants.
+        snp_vmpl: u8::try_from(report.vmpl).ok(),
         issued_at: None,
         valid_until,
     })
@@ -254,8 +259,7 @@ pub(crate) fn verify(
 
 /// What the report itself must say, whoever signed it: reserved guest policy bits as the
 /// specification fixes them, a real signing key, a VMPL that exists.
-fn check_report_invariants(report: &AttestationReport) -> Result<(), Error> {
-    let policy = u64::from(report.policy);
+fn check_report_invariants(report: &AttestationReport, policy: u64) -> Result<(), Error> {
     if policy & POLICY_RESERVED_ONE == 0 || policy & POLICY_RESERVED_ZERO != 0 {
         return Err(malformed(format!(
             "guest policy {policy:#x} has reserved bits set wrongly (bit 17 must be 1, bits 26-63 must be 0)"
@@ -303,21 +307,32 @@ fn snp_tcb(tcb: &TcbVersion) -> SnpTcb {
 }
 
 /// The measurements of DESIGN §6.
-fn measurements(report: &AttestationReport) -> Measurements {
+/// The guest policy as the report's bytes state it (the `sev` crate's parsed policy normalises
+/// reserved bits, which are exactly what must be checked).
+fn raw_policy(report_bytes: &[u8]) -> Result<u64, Error> {
+    report_bytes
+        .get(POLICY_OFFSET..POLICY_OFFSET + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| malformed("shorter than its guest policy".into()))
+}
+
+fn measurements(report: &AttestationReport, policy: u64) -> Measurements {
     let mut measurements = Measurements::new();
     measurements.insert("measurement", report.measurement);
     measurements.insert("host_data", report.host_data);
     // The policy as it is in the report: a little-endian u64.
-    measurements.insert("policy", u64::from(report.policy).to_le_bytes());
+    measurements.insert("policy", policy.to_le_bytes());
     measurements
 }
 
 /// The measurements a report states, without verifying it: what an attester reports about
 /// itself at start-up (the verifier never uses this).
 #[cfg(feature = "attest")]
-pub(crate) fn unverified_measurements(report: &[u8]) -> Result<Measurements, Error> {
-    let report = AttestationReport::from_bytes(report).map_err(|e| malformed(e.to_string()))?;
-    Ok(measurements(&report))
+pub(crate) fn unverified_measurements(report_bytes: &[u8]) -> Result<Measurements, Error> {
+    let report =
+        AttestationReport::from_bytes(report_bytes).map_err(|e| malformed(e.to_string()))?;
+    Ok(measurements(&report, raw_policy(report_bytes)?))
 }
 
 fn check_report_signature(

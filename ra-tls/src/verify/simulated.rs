@@ -93,6 +93,7 @@ pub(crate) fn verify(report: &[u8]) -> Result<PlatformReport, Error> {
         tcb_status: TcbStatus::NotApplicable,
         tcb_eval_data_number: None,
         snp_tcb: None,
+        snp_vmpl: None,
         issued_at: None,
         valid_until: None,
     })
