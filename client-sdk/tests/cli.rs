@@ -200,7 +200,10 @@ async fn cli_usage_errors_exit_2() {
     let partial_policy = dir.path().join("partial.toml");
     std::fs::write(
         &partial_policy,
-        format!("[[accept]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n", "ab".repeat(48)),
+        format!(
+            "[[accept]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n",
+            "ab".repeat(48)
+        ),
     )
     .unwrap();
     let partial_policy = partial_policy.to_str().unwrap().to_owned();
@@ -275,7 +278,12 @@ async fn cli_usage_errors_exit_2() {
         ),
         (
             "mrtd alone (policy file)",
-            args(&["attest", "https://127.0.0.1:1/eth", "--policy", &partial_policy]),
+            args(&[
+                "attest",
+                "https://127.0.0.1:1/eth",
+                "--policy",
+                &partial_policy,
+            ]),
         ),
         (
             "missing policy file",
@@ -292,7 +300,10 @@ async fn cli_usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
         assert!(stderr.contains("error"), "{case}: {stderr}");
         if case.starts_with("mrtd alone") {
-            assert!(stderr.contains("missing: rtmr0, rtmr1, rtmr2"), "{case}: {stderr}");
+            assert!(
+                stderr.contains("missing: rtmr0, rtmr1, rtmr2"),
+                "{case}: {stderr}"
+            );
         }
     }
 }

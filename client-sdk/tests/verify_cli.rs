@@ -24,9 +24,18 @@ const SNP_REPORT_DATA: &str = "d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e
 const SGX_MRENCLAVE: &str = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
 const TDX_MRTD: &str = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7";
 const TDX_RTMRS: [(&str, &str); 3] = [
-    ("rtmr0", "44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0"),
-    ("rtmr1", "0084452c01668329d4bc06acdf58a7205c26743304509973949e5619bf81a6a7aea8c323c173019b3093d54e579e9378"),
-    ("rtmr2", "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48c3132"),
+    (
+        "rtmr0",
+        "44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0",
+    ),
+    (
+        "rtmr1",
+        "0084452c01668329d4bc06acdf58a7205c26743304509973949e5619bf81a6a7aea8c323c173019b3093d54e579e9378",
+    ),
+    (
+        "rtmr2",
+        "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48c3132",
+    ),
 ];
 const SGX_MRSIGNER: &str = "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6";
 const NITRO_PCR1: &str = "0343b056cd8485ca7890ddd833476d78460aed2aa161548e4e26bedf321726696257d623e8805f3f605946b3d8b0c6aa";
@@ -185,7 +194,10 @@ fn sgx_tcb_status_needs_an_explicit_allow_and_is_reported() {
     let out = shroud(&[&base[..], &allow, &["--pin", &signer]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("missing: isvprodid, min_isvsvn"), "{stderr}");
+    assert!(
+        stderr.contains("missing: isvprodid, min_isvsvn"),
+        "{stderr}"
+    );
     let product = ["--pin", &signer, "--pin", "sgx:isvprodid=0000"];
     verify_json(
         &[&base[..], &allow, &product, &["--pin", "sgx:min_isvsvn=0"]].concat(),

@@ -288,7 +288,11 @@ impl AcceptRule {
             .measurements
             .iter()
             .map(|(k, v)| format!("{k}={}", hex::encode(v)))
-            .chain(self.conditions.min_isvsvn.map(|v| format!("min_isvsvn={v}")))
+            .chain(
+                self.conditions
+                    .min_isvsvn
+                    .map(|v| format!("min_isvsvn={v}")),
+            )
             .collect();
         format!("[{} {}]", self.platform, pins.join(" "))
     }
@@ -340,9 +344,18 @@ fn check_complete_identity(
         .iter()
         .min_by_key(|fields| {
             let pinned = fields.iter().filter(|f| has(f)).count();
-            (std::cmp::Reverse(pinned), fields.len().saturating_sub(pinned))
+            (
+                std::cmp::Reverse(pinned),
+                fields.len().saturating_sub(pinned),
+            )
         })
-        .map(|fields| fields.iter().filter(|f| !has(f)).copied().collect::<Vec<_>>())
+        .map(|fields| {
+            fields
+                .iter()
+                .filter(|f| !has(f))
+                .copied()
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     if closest.is_empty() {
         return Ok(());
@@ -590,7 +603,9 @@ fn toml_int<T: TryFrom<i64>>(key: &str, value: &toml::Value) -> Result<T, Error>
     value
         .as_integer()
         .and_then(|i| T::try_from(i).ok())
-        .ok_or_else(|| Error::InvalidPolicy(format!("{key} must be a non-negative integer in range")))
+        .ok_or_else(|| {
+            Error::InvalidPolicy(format!("{key} must be a non-negative integer in range"))
+        })
 }
 
 fn parse_svn(pin: &str, value: &str) -> Result<u16, Error> {
@@ -704,12 +719,18 @@ mod tests {
             mrtd_only.contains("missing: rtmr0, rtmr1, rtmr2"),
             "{mrtd_only}"
         );
-        let signer_only = refusal(Policy::from_pins([format!("sgx:mrsigner={}", "aa".repeat(32))]));
+        let signer_only = refusal(Policy::from_pins([format!(
+            "sgx:mrsigner={}",
+            "aa".repeat(32)
+        )]));
         assert!(
             signer_only.contains("missing: isvprodid, min_isvsvn"),
             "{signer_only}"
         );
-        let pcr0_only = refusal(Policy::from_pins([format!("nitro:pcr0={}", "aa".repeat(48))]));
+        let pcr0_only = refusal(Policy::from_pins([format!(
+            "nitro:pcr0={}",
+            "aa".repeat(48)
+        )]));
         assert!(pcr0_only.contains("missing: pcr1, pcr2"), "{pcr0_only}");
         let host_data_only = refusal(Policy::from_pins([format!(
             "sev-snp:host_data={}",
@@ -720,7 +741,10 @@ mod tests {
             "{host_data_only}"
         );
         // The same through a policy file, and the research opt-out that lets it load.
-        let file = format!("[[accept]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n", "aa".repeat(48));
+        let file = format!(
+            "[[accept]]\nplatform = \"tdx\"\nmrtd = \"{}\"\n",
+            "aa".repeat(48)
+        );
         assert!(refusal(Policy::from_toml(&file)).contains("rtmr0"));
         let opted_out = format!("{file}danger_allow_partial_identity = true\n");
         assert_eq!(Policy::from_toml(&opted_out).unwrap().rules().len(), 1);
@@ -746,7 +770,10 @@ mod tests {
         else {
             panic!("an ISV SVN below the minimum must be refused");
         };
-        assert!(reason.contains("ISV SVN 4 is below min_isvsvn 5"), "{reason}");
+        assert!(
+            reason.contains("ISV SVN 4 is below min_isvsvn 5"),
+            "{reason}"
+        );
         assert!(refusal(Policy::from_pins(["sgx:min_isvsvn=x"])).contains("decimal"));
         // min_isvsvn means nothing on TDX: refused rather than silently ignored.
         let mut tdx = tdx_pins(1);

@@ -30,10 +30,15 @@ fn root() -> PathBuf {
 fn documents() -> Vec<PathBuf> {
     let root = root();
     let mut files = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
-    for dir in ["docs"] {
-        files.extend(files_with(&root.join(dir), "md"));
-    }
-    for krate in ["ra-tls", "client-sdk", "gateway", "wasm-client", "testkit", "benches"] {
+    files.extend(files_with(&root.join("docs"), "md"));
+    for krate in [
+        "ra-tls",
+        "client-sdk",
+        "gateway",
+        "wasm-client",
+        "testkit",
+        "benches",
+    ] {
         files.extend(files_with(&root.join(krate).join("src"), "rs"));
         files.extend(files_with(&root.join(krate).join("examples"), "rs"));
     }
@@ -125,8 +130,7 @@ fn pins(block: &str) -> Vec<String> {
             let Some((field, tail)) = rest.split_once('=') else {
                 continue;
             };
-            if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 continue;
             }
             let end = tail
@@ -231,7 +235,10 @@ fn every_policy_in_the_documentation_loads() {
         }
     }
     println!("{checked} policies and pin sets checked");
-    assert!(checked >= 10, "only {checked} policies found: is the scan broken?");
+    assert!(
+        checked >= 10,
+        "only {checked} policies found: is the scan broken?"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -239,7 +246,10 @@ fn every_policy_in_the_documentation_loads() {
 fn the_scan_finds_pins_and_replaces_placeholders() {
     assert_eq!(
         pins("shroud attest URL --pin tdx:mrtd=… --pin sgx:min_isvsvn=3 x-tdx:rtmr0=1"),
-        vec![format!("tdx:mrtd={}", "00".repeat(48)), "sgx:min_isvsvn=3".into()]
+        vec![
+            format!("tdx:mrtd={}", "00".repeat(48)),
+            "sgx:min_isvsvn=3".into()
+        ]
     );
     let policy = toml_policy("[[accept]]\nplatform = \"nitro\"\npcr0 = \"…\"\n").unwrap();
     assert!(policy.contains(&"00".repeat(48)), "{policy}");

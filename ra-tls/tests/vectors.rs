@@ -176,7 +176,10 @@ fn sgx_signer_pins_need_product_and_minimum_svn() {
     let Err(Error::InvalidPolicy(message)) = signer_only else {
         panic!("a signer-only rule must be refused: {signer_only:?}");
     };
-    assert!(message.contains("missing: isvprodid, min_isvsvn"), "{message}");
+    assert!(
+        message.contains("missing: isvprodid, min_isvsvn"),
+        "{message}"
+    );
     // The vector's ISV SVN is 0: a minimum of 0 accepts it, a minimum of 1 refuses it.
     for (min, accepted) in [(0, true), (1, false)] {
         let policy = Policy::from_toml(&format!(
@@ -203,13 +206,20 @@ fn tdx_pins_need_the_rtmrs() {
     let report =
         verify_raw_evidence(Platform::Tdx, &quote, Some(&collateral), at(INTEL_AT)).unwrap();
     let pin = |field: &str| {
-        let value = TDX_MEASUREMENTS.iter().find(|(f, _)| *f == field).unwrap().1;
+        let value = TDX_MEASUREMENTS
+            .iter()
+            .find(|(f, _)| *f == field)
+            .unwrap()
+            .1;
         format!("tdx:{field}={value}")
     };
     let Err(Error::InvalidPolicy(message)) = Policy::from_pins([pin("mrtd")]) else {
         panic!("an mrtd-only pin must be refused");
     };
-    assert!(message.contains("missing: rtmr0, rtmr1, rtmr2"), "{message}");
+    assert!(
+        message.contains("missing: rtmr0, rtmr1, rtmr2"),
+        "{message}"
+    );
     let complete = Policy::from_pins(["mrtd", "rtmr0", "rtmr1", "rtmr2"].map(pin)).unwrap();
     complete
         .check_measurements(&report.observed(None), at(INTEL_AT))
@@ -716,7 +726,8 @@ fn snp_report_invariants_and_migration_agent() {
     let Some((report, vcek)) = snp_vector() else {
         return;
     };
-    let verify = |bytes: &[u8]| verify_raw_evidence(Platform::SevSnp, bytes, Some(&vcek), at(SNP_AT));
+    let verify =
+        |bytes: &[u8]| verify_raw_evidence(Platform::SevSnp, bytes, Some(&vcek), at(SNP_AT));
     // Bit 26 of the policy (reserved, must be zero) is bit 2 of its fourth byte.
     let mut reserved = report.clone();
     reserved[SNP_POLICY + 3] |= 0x04;
@@ -727,11 +738,18 @@ fn snp_report_invariants_and_migration_agent() {
     let mut cleared = report.clone();
     cleared[SNP_POLICY + 2] &= !0x02;
     let result = verify(&cleared);
-    assert!(matches!(result, Err(Error::MalformedEvidence(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::MalformedEvidence(_))),
+        "{result:?}"
+    );
     // KEY_INFO.SIGNING_KEY = 7 (none): bits 2..4 of the key info at 0x48.
     let mut unsigned = report.clone();
     unsigned[0x48] |= 0x1c;
-    rejected_because(verify(&unsigned), Platform::SevSnp, "not signed by a VCEK or VLEK");
+    rejected_because(
+        verify(&unsigned),
+        Platform::SevSnp,
+        "not signed by a VCEK or VLEK",
+    );
     // MIGRATE_MA set: the signature no longer verifies over the crafted report, so the policy
     // step is shown on the authentic report's measurements with the bit set (as a report signed
     // with it would carry).
@@ -862,10 +880,16 @@ mod certificates {
     fn any_policy() -> Policy {
         let zeros = "00".repeat(48);
         let mut policy = Policy::from_pins(
-            ["sev-snp:measurement", "tdx:mrtd", "tdx:rtmr0", "tdx:rtmr1", "tdx:rtmr2"]
-                .iter()
-                .chain(&["nitro:pcr0", "nitro:pcr1", "nitro:pcr2"])
-                .map(|pin| format!("{pin}={zeros}")),
+            [
+                "sev-snp:measurement",
+                "tdx:mrtd",
+                "tdx:rtmr0",
+                "tdx:rtmr1",
+                "tdx:rtmr2",
+            ]
+            .iter()
+            .chain(&["nitro:pcr0", "nitro:pcr1", "nitro:pcr2"])
+            .map(|pin| format!("{pin}={zeros}")),
         )
         .unwrap();
         // The Milan vector is out of date: let it through to the steps these tests are about.

@@ -202,7 +202,8 @@ fn rejects_a_wrong_measurement_and_names_both_values() {
     assert!(expected.contains(&"00".repeat(48)), "{expected}");
     // A pin for another platform does not match either.
     let tdx = Policy::from_pins(
-        ["mrtd", "rtmr0", "rtmr1", "rtmr2"].map(|f| format!("tdx:{f}={}", hex::encode(MEASUREMENT))),
+        ["mrtd", "rtmr0", "rtmr1", "rtmr2"]
+            .map(|f| format!("tdx:{f}={}", hex::encode(MEASUREMENT))),
     )
     .unwrap();
     assert!(matches!(

@@ -36,7 +36,9 @@ pub enum SessionError {
         body: String,
     },
     /// The verdict has expired: nothing is sealed before the bundle is verified again.
-    #[error("the gateway's verdict expired at {expires_at} (unix seconds); its attestation must be verified again")]
+    #[error(
+        "the gateway's verdict expired at {expires_at} (unix seconds); its attestation must be verified again"
+    )]
     Expired {
         /// The verdict's expiry, unix seconds.
         expires_at: u64,
@@ -124,7 +126,13 @@ impl Session {
         allow_simulated: bool,
     ) -> Result<Session, SessionError> {
         let policy = Policy::from_toml(policy_toml).map_err(SessionError::Policy)?;
-        Self::verify(endpoint, bundle_json, policy, now_unix_secs, allow_simulated)
+        Self::verify(
+            endpoint,
+            bundle_json,
+            policy,
+            now_unix_secs,
+            allow_simulated,
+        )
     }
 
     /// Verifies a freshly fetched bundle with this session's policy and options: the session

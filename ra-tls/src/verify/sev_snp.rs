@@ -227,7 +227,11 @@ pub(crate) fn verify(
             PLATFORM,
             format!(
                 "the report says it is signed by a {}, the endorsement is a {}",
-                if signing_key == SIGNING_KEY_VCEK { "VCEK" } else { "VLEK" },
+                if signing_key == SIGNING_KEY_VCEK {
+                    "VCEK"
+                } else {
+                    "VLEK"
+                },
                 if hw_id.is_some() { "VCEK" } else { "VLEK" }
             ),
         ));
@@ -271,7 +275,10 @@ fn check_report_invariants(report: &AttestationReport, policy: u64) -> Result<()
     {
         return Err(rejected(
             PLATFORM,
-            format!("the report is not signed by a VCEK or VLEK (SIGNING_KEY {signing_key}, MASK_CHIP_KEY {})", report.key_info.mask_chip_key()),
+            format!(
+                "the report is not signed by a VCEK or VLEK (SIGNING_KEY {signing_key}, MASK_CHIP_KEY {})",
+                report.key_info.mask_chip_key()
+            ),
         ));
     }
     if report.vmpl > MAX_VMPL {

@@ -101,13 +101,14 @@ fn examine(args: &VerifyArgs, now: UnixTime) -> Result<Outcome, Failure> {
             collateral: collateral.as_deref(),
             ..VerifyOptions::at(now)
         };
-        let result = shroud_ra_tls::verify_certificate_evidence(&der, &options)
-            .map(|(mut report, claims)| {
+        let result = shroud_ra_tls::verify_certificate_evidence(&der, &options).map(
+            |(mut report, claims)| {
                 // What the certificate's claims say of their issue time counts for the policy's
                 // maximum evidence age when the platform states none of its own.
                 report.issued_at = report.issued_at.or(claims.iat);
                 report
-            });
+            },
+        );
         (platform, result)
     } else {
         let (Some(path), Some(name)) = (&args.evidence, &args.platform) else {

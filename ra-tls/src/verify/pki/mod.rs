@@ -166,7 +166,10 @@ pub(crate) fn check_signing_leaf(
     cert: &X509Certificate<'_>,
 ) -> Result<(), Error> {
     if is_ca(cert) {
-        return Err(rejected(platform, format!("{what} is a CA, not an end entity")));
+        return Err(rejected(
+            platform,
+            format!("{what} is a CA, not an end entity"),
+        ));
     }
     let usage = cert
         .key_usage()
