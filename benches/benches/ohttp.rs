@@ -14,8 +14,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use shroud_client::ohttp::message::{decode_response, encode_request, encode_response};
-use shroud_client::ohttp::{Aead, Kem, ServerKey, seal_request};
+use shroud_ohttp::message::{decode_response, encode_request, encode_response};
+use shroud_ohttp::{Aead, Kem, ServerKey, seal_request};
 
 /// A typical call: `eth_getBalance` of one address.
 const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1","latest"]}"#;

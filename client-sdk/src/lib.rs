@@ -29,7 +29,8 @@
 //! that the wasm client builds on.
 #![forbid(unsafe_code)]
 
-pub mod bundle;
+/// The attestation bundle (DESIGN §4.2), from [`shroud_ohttp`].
+pub use shroud_ohttp::bundle;
 #[cfg(feature = "transport")]
 mod client;
 #[cfg(feature = "transport")]
@@ -38,7 +39,8 @@ mod error;
 pub mod jsonrpc;
 #[cfg(feature = "transport")]
 mod oblivious;
-pub mod ohttp;
+/// Oblivious HTTP (RFC 9458): the crate [`shroud_ohttp`], which the gateway shares.
+pub use shroud_ohttp as ohttp;
 pub mod policy;
 #[cfg(feature = "transport")]
 mod pool;

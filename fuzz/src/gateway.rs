@@ -9,10 +9,6 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
-use shroud_client::ohttp::message::{self, BinaryRequest, BinaryResponse};
-use shroud_client::ohttp::{
-    Aead, Kem, OhttpError, SealedRequest, ServerKey, request_key_id, seal_request_with_ikm,
-};
 use shroud_gateway::config::LimitsConfig;
 use shroud_gateway::pipeline::PipelineError;
 use shroud_gateway::pipeline::json;
@@ -20,6 +16,10 @@ use shroud_gateway::pipeline::parse::{Entry, ParseLimits, parse};
 use shroud_gateway::pipeline::policy::MethodPolicy;
 use shroud_gateway::pipeline::strip::{GatewayId, SanitizedCall, UpstreamBody, strip};
 use shroud_gateway::{Config, ConfigError};
+use shroud_ohttp::message::{self, BinaryRequest, BinaryResponse};
+use shroud_ohttp::{
+    Aead, Kem, OhttpError, SealedRequest, ServerKey, request_key_id, seal_request_with_ikm,
+};
 
 /// The limits a gateway with the default configuration parses bodies under.
 pub fn default_limits() -> ParseLimits {

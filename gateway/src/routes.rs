@@ -5,12 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use serde_json::json;
 use shroud_ra_tls::tls::RotatingCertResolver;
 
 use crate::config::LimitsConfig;
@@ -22,7 +20,7 @@ use crate::ratelimit::ClientKey;
 use crate::upstream::Chain;
 
 /// The attestation bundle route (DESIGN §4.2), where clients fetch it.
-pub(crate) const ATTESTATION_PATH: &str = shroud_client::bundle::BUNDLE_PATH;
+pub(crate) const ATTESTATION_PATH: &str = shroud_ohttp::bundle::BUNDLE_PATH;
 
 /// The OHTTP key list route (RFC 9540).
 pub(crate) const OHTTP_KEYS_PATH: &str = "/.well-known/ohttp-gateway";
@@ -62,7 +60,7 @@ where
         (&Method::GET, ATTESTATION_PATH) => ohttp::cors::allow_any_origin(attestation(&state)),
         (&Method::GET, OHTTP_KEYS_PATH) => ohttp::cors::allow_any_origin(respond::text_response(
             StatusCode::OK,
-            shroud_client::ohttp::KEYS_MEDIA_TYPE,
+            shroud_ohttp::KEYS_MEDIA_TYPE,
             state.ohttp.served_keys(),
         )),
         (&Method::OPTIONS, _) => ohttp::cors::preflight(),
@@ -148,15 +146,12 @@ fn attestation(state: &AppState) -> Response<Body> {
     let Some((endorsements, ohttp_keys)) = bound_material(&certificate) else {
         return respond::error_response(&PipelineError::Internal);
     };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    respond::json_response(
-        StatusCode::OK,
-        &json!({
-            "certificate": b64.encode(certificate.as_ref()),
-            "endorsements": endorsements.map(|e| b64.encode(e)),
-            "ohttp_keys": ohttp_keys.map(|k| b64.encode(k)),
-        }),
-    )
+    let bundle = shroud_ohttp::bundle::AttestationBundle {
+        certificate: certificate.to_vec(),
+        endorsements,
+        ohttp_keys,
+    };
+    respond::json_response(StatusCode::OK, &bundle.to_json())
 }
 
 /// The endorsements extension and the `ohttp-keys` claim of a certificate this gateway issued

@@ -20,8 +20,8 @@ use common::{TestGateway, connect_from, dev_config, get, post_json};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
-use shroud_client::ohttp::message::{decode_response, encode_request};
-use shroud_client::ohttp::{Aead, Kem, KeyConfig, seal_request};
+use shroud_ohttp::message::{decode_response, encode_request};
+use shroud_ohttp::{Aead, Kem, KeyConfig, seal_request};
 use shroud_testkit::upstream::{RecordingUpstream, default_response};
 
 const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#;

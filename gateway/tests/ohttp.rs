@@ -21,9 +21,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use shroud_client::bundle::AttestationBundle;
-use shroud_client::ohttp::message::{decode_response, encode_request};
-use shroud_client::ohttp::{Aead, Kem, KeyConfig, SealedRequest, seal_request};
+use shroud_ohttp::bundle::AttestationBundle;
+use shroud_ohttp::message::{decode_response, encode_request};
+use shroud_ohttp::{Aead, Kem, KeyConfig, SealedRequest, seal_request};
 use shroud_ra_tls::{Policy, UnixTime, VerifyOptions};
 use shroud_testkit::upstream::RecordingUpstream;
 

@@ -114,11 +114,11 @@ pub(crate) async fn call(
         .map_err(js_error)?;
     let answer = fetch::post(
         &session.endpoint.ohttp_url(),
-        shroud_client::ohttp::REQUEST_MEDIA_TYPE,
+        shroud_ohttp::REQUEST_MEDIA_TYPE,
         sealed.body(),
     )
     .await?;
-    if answer.status != 200 || answer.content_type != shroud_client::ohttp::RESPONSE_MEDIA_TYPE {
+    if answer.status != 200 || answer.content_type != shroud_ohttp::RESPONSE_MEDIA_TYPE {
         return Err(js_error(SessionError::Http {
             status: answer.status,
             body: String::from_utf8_lossy(&answer.body).into_owned(),

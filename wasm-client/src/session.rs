@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use shroud_client::bundle::{AttestationBundle, BundleError, VerifiedBundle};
-use shroud_client::ohttp;
+use shroud_ohttp as ohttp;
+use shroud_ohttp::bundle::{AttestationBundle, BundleError, VerifiedBundle};
+
 use shroud_ra_tls::{Policy, UnixTime, VerifyOptions};
 
 /// Why a session could not be opened or a call failed.
@@ -84,7 +85,7 @@ impl Endpoint {
 
     /// The attestation bundle URL.
     pub fn bundle_url(&self) -> String {
-        format!("{}{}", self.origin, shroud_client::bundle::BUNDLE_PATH)
+        format!("{}{}", self.origin, shroud_ohttp::bundle::BUNDLE_PATH)
     }
 
     /// The URL encapsulated requests are posted to.

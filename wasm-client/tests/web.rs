@@ -35,8 +35,8 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use shroud_client::bundle::BundleError;
-use shroud_client::ohttp::{Kem, KeyConfig, ServerKey, message};
+use shroud_ohttp::bundle::BundleError;
+use shroud_ohttp::{Kem, KeyConfig, ServerKey, message};
 use shroud_ra_tls::UnixTime;
 use shroud_ra_tls::attest::simulated::SimulatedAttester;
 use shroud_ra_tls::cert::{IssueParams, issue_certificate};

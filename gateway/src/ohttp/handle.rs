@@ -12,10 +12,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::json;
-use shroud_client::ohttp::message::{self, BinaryRequest};
-use shroud_client::ohttp::{
-    OhttpError, PROBLEM_KEY, RESPONSE_MEDIA_TYPE, ResponseSealer, request_key_id,
-};
+use shroud_ohttp::message::{self, BinaryRequest};
+use shroud_ohttp::{OhttpError, PROBLEM_KEY, RESPONSE_MEDIA_TYPE, ResponseSealer, request_key_id};
 
 use super::cors;
 use crate::pipeline::respond::Body;
@@ -32,7 +30,7 @@ pub(crate) fn is_ohttp_request(headers: &http::HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| {
             m.trim()
-                .eq_ignore_ascii_case(shroud_client::ohttp::REQUEST_MEDIA_TYPE)
+                .eq_ignore_ascii_case(shroud_ohttp::REQUEST_MEDIA_TYPE)
         })
 }
 

@@ -6,7 +6,7 @@ use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use shroud_client::ohttp::{Kem, KeyConfig, OhttpError, ServerKey};
+use shroud_ohttp::{Kem, KeyConfig, OhttpError, ServerKey};
 
 use crate::config::OhttpConfig;
 

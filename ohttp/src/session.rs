@@ -1,9 +1,9 @@
 //! [`Session`]: a verified gateway's OHTTP keys, ready to seal calls. Transport-free: the
-//! native [`ObliviousClient`](crate::ObliviousClient) and the wasm client drive the same code.
+//! native `ObliviousClient` of `shroud-client` and the wasm client drive the same code.
 
 use crate::bundle::VerifiedBundle;
-use crate::ohttp::message::{BinaryResponse, decode_response, encode_request};
-use crate::ohttp::{Aead, Kem, KeyConfig, OhttpError, ResponseOpener, seal_request};
+use crate::message::{BinaryResponse, decode_response, encode_request};
+use crate::{Aead, Kem, KeyConfig, OhttpError, ResponseOpener, seal_request};
 
 /// What every call to one chain of one verified gateway is sealed with: the first attested
 /// X25519 configuration (the cheaper KEM), else the first one, and its first AEAD.

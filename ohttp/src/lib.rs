@@ -1,5 +1,10 @@
-//! Oblivious HTTP (RFC 9458) with binary HTTP (RFC 9292) inside: the channel of clients that
-//! cannot see the gateway's TLS certificate, browsers first (DESIGN §4.3).
+//! `shroud-ohttp`: Oblivious HTTP (RFC 9458) with binary HTTP (RFC 9292) inside, the channel of
+//! clients that cannot see the gateway's TLS certificate, browsers first (DESIGN §4.3), and the
+//! attestation bundle that carries the attested keys (DESIGN §4.2, [`bundle`]).
+//!
+//! A crate of its own because both sides of a trust boundary use it: the gateway (inside the
+//! measured enclave) takes the server role, the SDK and the wasm client the client role, and
+//! neither should carry the other's code. No I/O; it builds for `wasm32-unknown-unknown`.
 //!
 //! Both roles live here, as pure functions over bytes (no I/O, no clock, no tokio), so that the
 //! native SDK, the wasm client and the gateway share one implementation of the wire format:
@@ -16,6 +21,9 @@
 //! Randomness is drawn by the callers of the `*_with_*` functions, which is what the RFC 9458
 //! Appendix A and RFC 9180 conformance tests use to reproduce the published bytes.
 
+#![forbid(unsafe_code)]
+
+pub mod bundle;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod conformance_tests;

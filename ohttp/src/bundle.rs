@@ -10,7 +10,7 @@
 use base64::Engine as _;
 use shroud_ra_tls::{Policy, Verdict, VerifyOptions};
 
-use crate::ohttp::{KeyConfig, OhttpError};
+use crate::{KeyConfig, OhttpError};
 
 /// Where a gateway serves its attestation bundle.
 pub const BUNDLE_PATH: &str = "/.well-known/shroud/attestation";
@@ -48,6 +48,17 @@ pub struct AttestationBundle {
 }
 
 impl AttestationBundle {
+    /// The JSON body of `GET /.well-known/shroud/attestation`, as the gateway serves it: the
+    /// one writer of the format [`AttestationBundle::from_json`] reads.
+    pub fn to_json(&self) -> serde_json::Value {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        serde_json::json!({
+            "certificate": b64.encode(&self.certificate),
+            "endorsements": self.endorsements.as_ref().map(|e| b64.encode(e)),
+            "ohttp_keys": self.ohttp_keys.as_ref().map(|k| b64.encode(k)),
+        })
+    }
+
     /// Decodes the JSON body of `GET /.well-known/shroud/attestation`.
     pub fn from_json(body: &[u8]) -> Result<AttestationBundle, BundleError> {
         let value: serde_json::Value =
@@ -120,5 +131,36 @@ fn check_served_keys(attested: &[u8], served: Option<&[u8]>) -> Result<(), Bundl
     match served {
         Some(served) if served == attested => Ok(()),
         _ => Err(BundleError::OhttpKeysMismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_form_round_trips() {
+        for bundle in [
+            AttestationBundle {
+                certificate: vec![0x30, 1, 2],
+                endorsements: Some(vec![9; 40]),
+                ohttp_keys: Some(vec![0, 1, 2, 3]),
+            },
+            AttestationBundle {
+                certificate: vec![0x30],
+                endorsements: None,
+                ohttp_keys: None,
+            },
+        ] {
+            let json = bundle.to_json().to_string();
+            assert_eq!(
+                AttestationBundle::from_json(json.as_bytes()).ok(),
+                Some(bundle)
+            );
+        }
+        assert!(matches!(
+            AttestationBundle::from_json(br#"{"endorsements":null}"#),
+            Err(BundleError::Malformed(_))
+        ));
     }
 }
