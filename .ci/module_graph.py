@@ -2,22 +2,84 @@
 """The module graph of each crate, from its `crate::` paths, and the check CI runs on it.
 
 A module is a file under src/ (`a/mod.rs` is `a`, `a/b.rs` is `a::b`). An edge A -> B means
-A names `crate::B...` (in a `use` or inline). Edges to an ancestor module that only re-exports
-(`mod.rs` of a directory) count against the module the path goes on to name.
+A names `crate::B...` or `super::...` reaching B (in a `use` or inline). A path to an item that
+a module re-exports (`pub use b::Item` in `lib.rs` or a `mod.rs`) counts as an edge to the
+module that defines it, so re-exports cannot hide a cycle.
 
     .ci/module_graph.py            # check every crate: exit 1 on a cycle, printing it
     .ci/module_graph.py --edges    # print the edges per crate (for a closing note)
+    .ci/module_graph.py --self-test  # show that a planted upward import and cycle are caught
 
 A cycle is a set of modules that import each other, directly or through others: reading one
 means reading all. Test modules (`#[cfg(test)]` blocks at the end of a file) are left out.
+
+LAYERS declares, per crate, the layer of every module, lowest first: a module may import its own
+layer and the ones below, never one above (an upward import fails even when it closes no cycle
+yet). A new module must be given a layer here, which is the moment to decide where it belongs.
 """
 import os
 import re
 import sys
 
 CRATES = ["ra-tls", "ohttp", "gateway", "client-sdk", "wasm-client", "testkit", "benches"]
-PATH = re.compile(r"\bcrate::((?:[a-z_][a-z0-9_]*::)*[A-Za-z_][A-Za-z0-9_]*)")
-USE_GROUP = re.compile(r"\buse\s+crate::\{([^;]*)\};", re.S)
+
+LAYERS = {
+    "ra-tls": [
+        ["platform"],
+        ["error"],
+        ["claims", "policy"],
+        ["cmw", "attest", "verify::pki", "verify::report"],
+        ["cert", "verify::intel", "verify::nitro", "verify::sev_snp", "verify::simulated"],
+        ["verify"],
+        ["tls", "attest::collateral", "attest::configfs_tsm", "attest::gramine", "attest::nitro",
+         "attest::simulated"],
+        ["attest::detect"],
+    ],
+    "ohttp": [
+        ["error"],
+        ["algorithms", "message"],
+        ["suite", "response"],
+        ["keys"],
+        ["request", "bundle"],
+        ["session"],
+        ["conformance_tests"],
+    ],
+    "gateway": [
+        # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
+        ["config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::restore"],
+        ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body"],
+        ["metrics"],
+        # The pure pipeline stages: parse -> policy -> strip, planning and assembly.
+        ["pipeline::parse", "pipeline::policy", "pipeline::strip", "pipeline::respond",
+         "pipeline::cache", "pipeline::assemble", "pipeline::plan"],
+        # The upstream pool: takes only what strip built.
+        ["upstream"],
+        # What drives I/O over the pool, and what the TLS listener needs.
+        ["pipeline::select", "pipeline::forward", "pipeline", "collateral", "tls", "ohttp",
+         "ohttp::cors"],
+        ["state"],
+        ["routes", "ohttp::handle", "admin"],
+        ["gateway"],
+    ],
+    "client-sdk": [
+        ["error"],
+        ["connect", "jsonrpc", "policy", "retry", "pool"],
+        ["client"],
+        ["oblivious", "proxy"],
+    ],
+    "wasm-client": [
+        ["session", "fetch"],
+        ["rpc"],
+        ["provider"],
+        ["client"],
+    ],
+}
+PATH = re.compile(r"\b(crate|super|self)::((?:[a-z_][a-z0-9_]*::)*[A-Za-z_][A-Za-z0-9_]*)")
+USE_GROUP = re.compile(r"\buse\s+(crate|super|self)::((?:[a-z_][a-z0-9_]*::)*)\{([^;]*)\};", re.S)
+REEXPORT = re.compile(
+    r"\bpub(?:\([a-z]+\))?\s+use\s+((?:[a-z_][a-z0-9_]*::)+)(?:\{([^;]*)\}|([A-Za-z_][A-Za-z0-9_]*))\s*;",
+    re.S,
+)
 
 
 def modules(src):
@@ -46,36 +108,96 @@ def strip_comments(text):
     return re.sub(r"//[^\n]*", "", text)
 
 
-def targets(text, known):
-    paths = [m.group(1) for m in PATH.finditer(text)]
+def absolute(module, anchor, rest):
+    """`crate::rest` or `super::rest` as seen from `module`, as a path from the crate root."""
+    if anchor == "crate":
+        return rest
+    if anchor == "self":
+        return f"{module}::{rest}" if module else rest
+    parent = module.split("::")[:-1] if module else []
+    return "::".join(parent + [rest]) if parent else rest
+
+
+def reexports(mods):
+    """(module, item) -> the module an item re-exported by `pub use sub::item` comes from."""
+    found = {}
+    for path, module in mods.items():
+        with open(path, encoding="utf-8") as f:
+            text = strip_comments(f.read())
+        for match in REEXPORT.finditer(text):
+            prefix = match.group(1)[:-2]
+            prefix = prefix[len("self::"):] if prefix.startswith("self::") else prefix
+            items = match.group(2) or match.group(3)
+            source = f"{module}::{prefix}" if module else prefix
+            for item in re.split(r"[,\s]+", items):
+                item = item.strip("{} ").split(" as ")[0]
+                if item and item != "self":
+                    found[(module, item)] = source
+    return found
+
+
+def resolve(path, known, exports):
+    parts = path.split("::")
+    # The longest known module prefix of the path, then through re-exports.
+    for end in range(len(parts), -1, -1):
+        candidate = "::".join(parts[:end])
+        if candidate in known or candidate == "":
+            if end < len(parts):
+                via = exports.get((candidate, parts[end]))
+                if via in known:
+                    return via
+            return candidate or None
+    return None
+
+
+def targets(module, text, known, exports):
+    paths = [absolute(module, m.group(1), m.group(2)) for m in PATH.finditer(text)]
     for group in USE_GROUP.finditer(text):
-        for item in re.split(r"[,\s]+", group.group(1)):
+        anchor, prefix, items = group.group(1), group.group(2), group.group(3)
+        for item in re.split(r"[,\s]+", items):
             item = item.strip("{} ")
             if item and item != "self":
-                paths.append(item)
-    out = set()
-    for path in paths:
-        parts = path.split("::")
-        # The longest known module prefix of the path.
-        for end in range(len(parts), 0, -1):
-            candidate = "::".join(parts[:end])
-            if candidate in known:
-                out.add(candidate)
-                break
-    return out
+                paths.append(absolute(module, anchor, prefix + item))
+            elif item == "self" and prefix:
+                paths.append(absolute(module, anchor, prefix[:-2]))
+    # A module imported by name (`use crate::a::b;`, `use crate::a::{self, ..}`) and then used
+    # as `b::item`: the paths through the alias.
+    aliases = {}
+    for path in list(paths):
+        if path in known:
+            aliases[path.split("::")[-1]] = path
+    for alias, target in aliases.items():
+        for m in re.finditer(
+            r"(?<![A-Za-z0-9_:])" + re.escape(alias) + r"::((?:[a-z_][a-z0-9_]*::)*[A-Za-z_][A-Za-z0-9_]*)",
+            text,
+        ):
+            paths.append(f"{target}::{m.group(1)}")
+    # A parent naming its child relatively (`child::item`, `use child::Item`): the child module.
+    prefix = module + "::" if module else ""
+    for child in known:
+        if child.startswith(prefix) and "::" not in child[len(prefix):]:
+            local = child[len(prefix):]
+            if re.search(r"(?<![A-Za-z0-9_:])" + re.escape(local) + r"::", text):
+                paths.append(child)
+    return {t for t in (resolve(p, known, exports) for p in paths) if t}
 
 
 def graph(crate):
     src = os.path.join(crate, "src")
     mods = modules(src)
     known = set(mods.values()) - {""}
+    exports = reexports(mods)
     edges = {}
     for path, name in mods.items():
         if not name:
             continue
         with open(path, encoding="utf-8") as f:
             text = strip_comments(strip_tests(f.read()))
-        deps = {t for t in targets(text, known) if t != name and not name.startswith(t + "::")}
+        deps = {
+            t
+            for t in targets(name, text, known, exports)
+            if t != name
+        }
         edges[name] = deps
     return edges
 
@@ -114,9 +236,42 @@ def cycles(edges):
     return out
 
 
+def layering(crate, edges):
+    """Upward imports (module, target, its layer, the target's layer) and modules without a
+    layer, for a crate with declared layers."""
+    if crate not in LAYERS:
+        return [], []
+    layer = {m: i for i, names in enumerate(LAYERS[crate]) for m in names}
+    unplaced = sorted(m for m in edges if m not in layer)
+    upward = sorted(
+        (m, t, layer[m], layer[t])
+        for m, targets in edges.items()
+        for t in targets
+        if m in layer and t in layer and layer[t] > layer[m]
+    )
+    return upward, unplaced
+
+
+def self_test():
+    """Plants an upward import (metrics -> routes) and a cycle (routes -> gateway) in the
+    gateway's real graph, and checks that both are reported. Exit 0 only if they are."""
+    edges = graph("gateway")
+    planted = {k: set(v) for k, v in edges.items()}
+    planted["metrics"].add("routes")
+    upward, _ = layering("gateway", planted)
+    assert ("metrics", "routes", 2, 7) in upward, upward
+    planted["routes"].add("gateway")
+    assert any({"routes", "gateway"} <= set(c) for c in cycles(planted)), cycles(planted)
+    assert not cycles(edges) and layering("gateway", edges) == ([], [])
+    print("self-test: a planted upward import and a planted cycle are both reported")
+
+
 def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     os.chdir(root)
+    if "--self-test" in sys.argv:
+        self_test()
+        return
     show_edges = "--edges" in sys.argv
     failed = False
     for crate in CRATES:
@@ -125,8 +280,16 @@ def main():
         edges = graph(crate)
         count = sum(len(d) for d in edges.values())
         found = cycles(edges)
-        status = "ok" if not found else f"{len(found)} cycle(s)"
+        upward, unplaced = layering(crate, edges)
+        problems = len(found) + len(upward) + len(unplaced)
+        status = "ok" if not problems else "FAILED"
         print(f"{crate}: {len(edges)} modules, {count} edges: {status}")
+        for module in unplaced:
+            failed = True
+            print(f"  {module} has no layer: give it one in LAYERS[{crate!r}] (.ci/module_graph.py)")
+        for module, target, low, high in upward:
+            failed = True
+            print(f"  upward import: {module} (layer {low}) -> {target} (layer {high})")
         if show_edges:
             for module in sorted(edges):
                 if edges[module]:

@@ -27,8 +27,10 @@ use crate::pipeline::cache::ResponseCache;
 use crate::pipeline::forward::MEMORY_UNIT;
 use crate::pipeline::parse::ParseLimits;
 use crate::ratelimit::{ClientKey, RateLimiter};
-use crate::routes::{self, AppState};
-use crate::{descriptors, metrics, tls, upstream};
+use crate::routes;
+use crate::shutdown::{AcceptBackoff, stopped};
+use crate::state::AppState;
+use crate::{admin, descriptors, tls, upstream};
 
 /// After shutdown is requested, in-flight requests get the request timeout plus this long.
 const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(5);
@@ -76,7 +78,7 @@ impl Gateway {
         descriptors::ensure(descriptors::needed(
             &config.limits,
             upstream_reserve,
-            metrics::MAX_CONNECTIONS as u64,
+            admin::MAX_CONNECTIONS as u64,
         ))?;
         let client = upstream::http_client(&config)?;
 
@@ -108,7 +110,14 @@ impl Gateway {
         let metrics = bind("metrics", config.listen.metrics).await?;
         let https_addr = https.local_addr()?;
         let metrics_addr = metrics.local_addr()?;
-        let registry = Arc::new(Metrics::new(attester.platform(), &chain_list)?);
+        let series: Vec<(&str, Vec<&str>)> = chain_list
+            .iter()
+            .map(|chain| {
+                let upstreams = chain.upstreams.iter().map(|u| u.label.as_str()).collect();
+                (chain.name.as_str(), upstreams)
+            })
+            .collect();
+        let registry = Arc::new(Metrics::new(attester.platform(), &series)?);
         let limits = &config.limits;
         let relay = Relay {
             client,
@@ -202,7 +211,7 @@ impl Gateway {
             Arc::clone(&self.state.relay.metrics),
             stop_rx.clone(),
         ));
-        let metrics = tokio::spawn(metrics::serve(
+        let metrics = tokio::spawn(admin::serve(
             self.metrics,
             Arc::clone(&self.state.relay.metrics),
             Arc::clone(&self.state.chain_list),
@@ -299,38 +308,6 @@ struct Connection {
     _alive: mpsc::Sender<()>,
 }
 
-/// Backs off after failed accepts (`EMFILE` and friends) instead of spinning: 10 ms, doubling
-/// to a second, logged once per episode.
-#[derive(Debug, Default)]
-pub(crate) struct AcceptBackoff {
-    delay: Option<Duration>,
-}
-
-impl AcceptBackoff {
-    const FIRST: Duration = Duration::from_millis(10);
-    const MAX: Duration = Duration::from_secs(1);
-
-    /// Sleeps before the next accept.
-    pub(crate) async fn wait(&mut self, listener: &str, error: &std::io::Error) {
-        let delay = match self.delay {
-            None => {
-                tracing::warn!(listener, %error, "accept failed; backing off until it works again");
-                Self::FIRST
-            }
-            Some(delay) => delay.saturating_mul(2).min(Self::MAX),
-        };
-        self.delay = Some(delay);
-        tokio::time::sleep(delay).await;
-    }
-
-    /// An accept worked.
-    pub(crate) fn reset(&mut self) {
-        if self.delay.take().is_some() {
-            tracing::info!("accepting connections again");
-        }
-    }
-}
-
 /// Handshake, then HTTP/1.1 or HTTP/2 on one connection. Errors are logged at debug, without
 /// the peer's address.
 async fn serve_connection(
@@ -412,10 +389,4 @@ async fn serve_connection(
         tracing::debug!(%error, "connection ended with an error");
     }
     drop(connection);
-}
-
-/// Completes once shutdown is requested (or the signal is gone). Drops the watch guard before
-/// returning, so callers stay `Send`.
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
 }

@@ -14,6 +14,7 @@
 //!   Prometheus families and the metrics listener; `tls`: attester, issuing and rotation.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod admission;
 mod body;
 mod collateral;
@@ -26,7 +27,10 @@ mod ohttp;
 #[doc(hidden)]
 pub mod pipeline;
 mod ratelimit;
+mod request_body;
 mod routes;
+mod shutdown;
+mod state;
 mod tls;
 mod upstream;
 

@@ -1,39 +1,21 @@
-//! The metrics of DESIGN §6 and the metrics listener (`GET /metrics`, `/healthz`, `/readyz`).
+//! The metrics of DESIGN §6: the registry and its families. The listener that serves them is
+//! `admin.rs`; this module imports nothing above the error type, so everything may count.
 //!
 //! Every label value is bounded: chain names and upstream labels come from the configuration,
 //! methods are the allow-listed names or `other`, outcomes and protocols are fixed strings.
 //! Nothing that identifies a client is ever a label.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{Method, Request, Response, StatusCode};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::{
     Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
 
 use crate::error::GatewayError;
-use crate::pipeline::PipelineError;
-use crate::pipeline::respond::{self, Body};
-use crate::upstream::Chain;
 
-/// Most connections the metrics listener serves at once; more are closed at accept. A scraper
-/// needs one or two, and the rest of the gateway needs the descriptors.
-pub(crate) const MAX_CONNECTIONS: usize = 32;
-/// How long a metrics client may take to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one metrics connection may stay open.
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
-
-/// The Prometheus text exposition content type.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Buckets of the duration histograms, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -68,10 +50,10 @@ fn metric_error(e: prometheus::Error) -> GatewayError {
 
 impl Metrics {
     /// Registers every family and creates the series known at start (so every family shows up
-    /// in the first scrape).
+    /// in the first scrape): `chains` names each chain with its upstreams' labels.
     pub(crate) fn new(
         platform: shroud_ra_tls::Platform,
-        chains: &[Arc<Chain>],
+        chains: &[(&str, Vec<&str>)],
     ) -> Result<Self, GatewayError> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
@@ -174,15 +156,14 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), platform.as_str()])
             .set(1);
 
-        for chain in chains {
-            requests.with_label_values(&[chain.name.as_str(), "other", "ok"]);
-            request_duration.with_label_values(&[chain.name.as_str()]);
-            cache_hits.with_label_values(&[chain.name.as_str()]);
-            cache_misses.with_label_values(&[chain.name.as_str()]);
-            for upstream in &chain.upstreams {
-                let labels = [chain.name.as_str(), upstream.label.as_str()];
-                upstream_requests.with_label_values(&[labels[0], labels[1], "ok"]);
-                upstream_duration.with_label_values(&labels);
+        for (chain, upstreams) in chains {
+            requests.with_label_values(&[chain, "other", "ok"]);
+            request_duration.with_label_values(&[chain]);
+            cache_hits.with_label_values(&[chain]);
+            cache_misses.with_label_values(&[chain]);
+            for upstream in upstreams {
+                upstream_requests.with_label_values(&[chain, upstream, "ok"]);
+                upstream_duration.with_label_values(&[chain, upstream]);
             }
         }
         for protocol in ["http1", "h2"] {
@@ -319,93 +300,4 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// `/readyz`: 200 when every chain has a usable upstream, else 503.
-pub(crate) fn readiness(chains: &[Arc<Chain>]) -> Response<Body> {
-    if chains.iter().all(|chain| chain.is_ready()) {
-        respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ready")
-    } else {
-        respond::text_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            "not ready: a chain has no healthy upstream",
-        )
-    }
-}
-
-fn route<B>(metrics: &Metrics, chains: &[Arc<Chain>], request: &Request<B>) -> Response<Body> {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => {
-            respond::text_response(StatusCode::OK, CONTENT_TYPE, metrics.render())
-        }
-        (&Method::GET, "/healthz") => {
-            respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
-        }
-        (&Method::GET, "/readyz") => readiness(chains),
-        (_, "/metrics" | "/healthz" | "/readyz") => {
-            respond::error_response(&PipelineError::MethodNotAllowed)
-        }
-        _ => respond::error_response(&PipelineError::NotFound),
-    }
-}
-
-/// Serves the metrics listener (plain HTTP/1.1) until `shutdown` turns true: at most
-/// [`MAX_CONNECTIONS`] at once, each with a header timeout and a bounded lifetime.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    chains: Arc<[Arc<Chain>]>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = crate::gateway::AcceptBackoff::default();
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    backoff.reset();
-                    stream
-                }
-                Err(error) => {
-                    backoff.wait("metrics", &error).await;
-                    continue;
-                }
-            },
-            () = crate::gateway::stopped(&mut shutdown) => return,
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::debug!("metrics connection limit reached; closing a new connection");
-            continue;
-        };
-        let metrics = Arc::clone(&metrics);
-        let chains = Arc::clone(&chains);
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let service = service_fn(move |request| {
-                let response = route(&metrics, &chains, &request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "metrics connection ended with an error");
-                    }
-                }
-                () = tokio::time::sleep(CONNECTION_LIFETIME) => {
-                    tracing::debug!("metrics connection open too long; closing it");
-                }
-                () = crate::gateway::stopped(&mut shutdown) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
 }

@@ -1,45 +1,25 @@
 //! The HTTP routes of the RA-TLS listener (DESIGN §6), independent of the transport so they can
 //! be driven in-process.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use shroud_ra_tls::tls::RotatingCertResolver;
 
-use crate::config::LimitsConfig;
-use crate::metrics;
-use crate::ohttp::{self, OhttpState};
+use crate::admin;
+use crate::ohttp;
 use crate::pipeline::respond::{self, Body};
-use crate::pipeline::{self, PipelineError, Relay};
+use crate::pipeline::{self, PipelineError};
 use crate::ratelimit::ClientKey;
-use crate::upstream::Chain;
+use crate::request_body::read_body;
+use crate::state::AppState;
 
 /// The attestation bundle route (DESIGN §4.2), where clients fetch it.
 pub(crate) const ATTESTATION_PATH: &str = shroud_ohttp::bundle::BUNDLE_PATH;
 
 /// The OHTTP key list route (RFC 9540).
 pub(crate) const OHTTP_KEYS_PATH: &str = "/.well-known/ohttp-gateway";
-
-/// What every connection shares.
-pub(crate) struct AppState {
-    /// The chains, by name.
-    pub(crate) chains: HashMap<String, Arc<Chain>>,
-    /// The same chains, for readiness and health checks.
-    pub(crate) chain_list: Arc<[Arc<Chain>]>,
-    /// The certificate currently served, for the attestation bundle.
-    pub(crate) resolver: Arc<RotatingCertResolver>,
-    /// The configured limits.
-    pub(crate) limits: LimitsConfig,
-    /// What the relay pipeline needs.
-    pub(crate) relay: Relay,
-    /// The OHTTP keys and replay cache.
-    pub(crate) ohttp: Arc<OhttpState>,
-}
 
 /// Routes one request of the client known by `client`.
 pub(crate) async fn handle<B>(
@@ -56,7 +36,7 @@ where
         (&Method::GET, "/healthz") => {
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
-        (&Method::GET, "/readyz") => metrics::readiness(&state.chain_list),
+        (&Method::GET, "/readyz") => admin::readiness(&state.chain_list),
         (&Method::GET, ATTESTATION_PATH) => ohttp::cors::allow_any_origin(attestation(&state)),
         (&Method::GET, OHTTP_KEYS_PATH) => ohttp::cors::allow_any_origin(respond::text_response(
             StatusCode::OK,
@@ -105,35 +85,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Reads the body within the size limit and the body read timeout.
-pub(crate) async fn read_body<B>(
-    limits: &LimitsConfig,
-    request: Request<B>,
-) -> Result<Bytes, PipelineError>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let limit = limits.max_request_bytes;
-    let declared = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(PipelineError::PayloadTooLarge { limit });
-    }
-    let read = Limited::new(request.into_body(), limit).collect();
-    match tokio::time::timeout(Duration::from_millis(limits.body_read_timeout_ms), read).await {
-        Err(_) => Err(PipelineError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(PipelineError::PayloadTooLarge { limit })
-        }
-        Ok(Err(_)) => Err(PipelineError::BodyRead),
-    }
 }
 
 /// `GET /.well-known/shroud/attestation`: the certificate currently served, its endorsements

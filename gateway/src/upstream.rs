@@ -267,7 +267,7 @@ pub(crate) async fn health_checks(
                 if !first {
                     tokio::select! {
                         () = tokio::time::sleep(chain.health_interval) => {}
-                        () = crate::gateway::stopped(&mut stop) => return,
+                        () = crate::shutdown::stopped(&mut stop) => return,
                     }
                 }
                 first = false;
@@ -280,7 +280,7 @@ pub(crate) async fn health_checks(
         }));
     }
     let mut stop = stop;
-    crate::gateway::stopped(&mut stop).await;
+    crate::shutdown::stopped(&mut stop).await;
     for task in tasks {
         task.abort();
     }

@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod algorithms;
 pub mod bundle;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
@@ -35,8 +36,9 @@ mod response;
 mod session;
 mod suite;
 
+pub use algorithms::{Aead, KDF_HKDF_SHA256, Kem};
 pub use error::OhttpError;
-pub use keys::{Aead, KDF_HKDF_SHA256, Kem, KeyConfig, ServerKey};
+pub use keys::{KeyConfig, ServerKey};
 pub use request::{
     OpenedRequest, SealedRequest, request_enc, request_key_id, seal_request, seal_request_with_ikm,
 };

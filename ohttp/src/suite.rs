@@ -7,7 +7,8 @@ use hpke::rand_core::{TryCryptoRng, TryRng};
 use hpke::{Deserializable, Kem as KemTrait, OpModeR, OpModeS, Serializable};
 use zeroize::Zeroizing;
 
-use super::{Aead, Kem, OhttpError};
+use crate::OhttpError;
+use crate::algorithms::{Aead, Kem};
 
 /// The exporter label of the response secret (RFC 9458 §4.4).
 const RESPONSE_LABEL: &[u8] = b"message/bhttp response";

@@ -162,3 +162,9 @@ pub enum Error {
     #[error("attestation failed: {0}")]
     Attestation(String),
 }
+
+impl From<crate::platform::UnknownName> for Error {
+    fn from(name: crate::platform::UnknownName) -> Self {
+        Error::InvalidPolicy(name.0)
+    }
+}

@@ -29,7 +29,7 @@ pub mod tls;
 pub mod verify;
 
 pub use error::Error;
-pub use platform::{Measurements, Platform, TcbStatus};
+pub use platform::{Measurements, Platform, TcbStatus, UnknownName};
 pub use policy::Policy;
 pub use rustls_pki_types::UnixTime;
 pub use verify::{Verdict, VerifyOptions, verify_certificate, verify_certificate_evidence};

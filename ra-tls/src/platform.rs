@@ -2,7 +2,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Error;
+/// A platform or TCB status name that is not one Shroud knows. Converts into
+/// [`crate::Error::InvalidPolicy`]; its own type so that this module, below the error type,
+/// imports nothing of the crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownName(pub String);
 
 /// A kind of trusted execution environment whose evidence Shroud understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,14 +108,14 @@ impl fmt::Display for Platform {
 }
 
 impl FromStr for Platform {
-    type Err = Error;
+    type Err = UnknownName;
 
-    fn from_str(s: &str) -> Result<Self, Error> {
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         Self::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                Error::InvalidPolicy(format!(
+                UnknownName(format!(
                     "unknown platform {s:?} (expected one of nitro, tdx, sgx, sev-snp, simulated)"
                 ))
             })
@@ -174,14 +179,14 @@ impl fmt::Display for TcbStatus {
 }
 
 impl FromStr for TcbStatus {
-    type Err = Error;
+    type Err = UnknownName;
 
-    fn from_str(s: &str) -> Result<Self, Error> {
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         Self::NAMES
             .iter()
             .find(|(_, n)| n.eq_ignore_ascii_case(s))
             .map(|(status, _)| *status)
-            .ok_or_else(|| Error::InvalidPolicy(format!("unknown TCB status {s:?}")))
+            .ok_or_else(|| UnknownName(format!("unknown TCB status {s:?}")))
     }
 }
 

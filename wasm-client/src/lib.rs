@@ -21,6 +21,7 @@
 mod client;
 mod fetch;
 mod provider;
+mod rpc;
 pub mod session;
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! An EIP-1193 provider over [`ShroudClient`]: `request({method, params})`, `on`,
+//! An EIP-1193 provider over a [`ShroudClient`](crate::ShroudClient)'s session: `request({method, params})`, `on`,
 //! `removeListener`. Plugs into viem (`custom(provider)`) and ethers (`new BrowserProvider(provider)`).
 
 use std::cell::RefCell;
@@ -8,7 +8,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::client::{ShroudClient, call, rpc_error};
+use crate::rpc::{SharedSession, call, rpc_error};
 
 type Listeners = Rc<RefCell<Vec<(String, Function)>>>;
 
@@ -16,15 +16,15 @@ type Listeners = Rc<RefCell<Vec<(String, Function)>>>;
 /// `chainChanged` when a later one differs.
 #[wasm_bindgen]
 pub struct Eip1193Provider {
-    client: ShroudClient,
+    session: SharedSession,
     listeners: Listeners,
     chain_id: Rc<RefCell<Option<String>>>,
 }
 
 impl Eip1193Provider {
-    pub(crate) fn new(client: ShroudClient) -> Eip1193Provider {
+    pub(crate) fn new(session: SharedSession) -> Eip1193Provider {
         Eip1193Provider {
-            client,
+            session,
             listeners: Rc::default(),
             chain_id: Rc::default(),
         }
@@ -36,7 +36,7 @@ impl Eip1193Provider {
     /// EIP-1193 `request({method, params})`: resolves to the result, rejects with an Error
     /// carrying `code` (JSON-RPC codes; 4200 for subscriptions, which OHTTP cannot carry).
     pub fn request(&self, args: JsValue) -> Promise {
-        let session = Rc::clone(&self.client.inner);
+        let session = Rc::clone(&self.session);
         let listeners = Rc::clone(&self.listeners);
         let chain_id = Rc::clone(&self.chain_id);
         future_to_promise(async move {
@@ -99,7 +99,7 @@ impl Eip1193Provider {
 impl Eip1193Provider {
     fn clone_handle(&self) -> Eip1193Provider {
         Eip1193Provider {
-            client: self.client.clone(),
+            session: Rc::clone(&self.session),
             listeners: Rc::clone(&self.listeners),
             chain_id: Rc::clone(&self.chain_id),
         }

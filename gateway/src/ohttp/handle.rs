@@ -19,7 +19,8 @@ use super::cors;
 use crate::pipeline::respond::Body;
 use crate::pipeline::{self, PipelineError};
 use crate::ratelimit::ClientKey;
-use crate::routes::{AppState, read_body};
+use crate::request_body::read_body;
+use crate::state::AppState;
 use crate::upstream::Chain;
 
 /// `content-type: message/ohttp-req`, parameters allowed.

@@ -12,7 +12,7 @@ use dcap_qvl::quote::{Quote, Report};
 use dcap_qvl::verify::QuoteVerifier;
 use rustls_pki_types::UnixTime;
 
-use super::PlatformReport;
+use super::report::PlatformReport;
 use crate::{Error, Measurements, Platform, TcbStatus};
 
 /// The Intel SGX Root CA (DER), the one trust anchor of DCAP. Pinned here rather than taken

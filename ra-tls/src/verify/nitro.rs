@@ -13,8 +13,8 @@ use ciborium::Value;
 use coset::{CborSerializable, CoseSign1, TaggedCborSerializable, iana};
 use rustls_pki_types::UnixTime;
 
-use super::PlatformReport;
 use super::pki::{self, rejected};
+use super::report::PlatformReport;
 use crate::{Error, Measurements, Platform, TcbStatus};
 
 /// The AWS Nitro Enclaves Root-G1 certificate (PEM), the one trust anchor of Nitro evidence.

@@ -27,8 +27,8 @@ use sev::firmware::host::TcbVersion;
 use sev::parser::ByteParser;
 use x509_parser::prelude::X509Certificate;
 
-use super::PlatformReport;
 use super::pki::{self, rejected};
+use super::report::PlatformReport;
 use crate::policy::SnpTcb;
 use crate::{Error, Measurements, Platform, TcbStatus};
 

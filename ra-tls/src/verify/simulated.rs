@@ -6,7 +6,7 @@
 use ciborium::Value;
 use p256::ecdsa::signature::Verifier;
 
-use super::PlatformReport;
+use super::report::PlatformReport;
 use crate::claims::{decode, encode};
 use crate::{Error, Measurements, Platform, TcbStatus};
 

@@ -189,7 +189,7 @@ fn pin_policy(args: &VerifyArgs, allowed_tcb: &[TcbStatus]) -> Result<Option<Pol
 fn parse_tcb(text: &str) -> Result<TcbStatus, Failure> {
     let status: TcbStatus = text
         .parse()
-        .map_err(|e: Error| Failure::Usage(format!("--allow-tcb: {e}")))?;
+        .map_err(|e: shroud_ra_tls::UnknownName| Failure::Usage(format!("--allow-tcb: {e}")))?;
     if status == TcbStatus::Revoked {
         return Err(Failure::Usage(
             "--allow-tcb: a Revoked TCB can never be allowed".into(),

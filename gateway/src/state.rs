@@ -1,0 +1,29 @@
+//! [`AppState`]: what the request handlers read (chains, limits, the relay pipeline, the OHTTP
+//! keys, the served certificate). Its own module, below `routes.rs` and the OHTTP handler, so
+//! that neither imports the other to reach it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use shroud_ra_tls::tls::RotatingCertResolver;
+
+use crate::config::LimitsConfig;
+use crate::ohttp::OhttpState;
+use crate::pipeline::Relay;
+use crate::upstream::Chain;
+
+/// What every connection shares.
+pub(crate) struct AppState {
+    /// The chains, by name.
+    pub(crate) chains: HashMap<String, Arc<Chain>>,
+    /// The same chains, for readiness and health checks.
+    pub(crate) chain_list: Arc<[Arc<Chain>]>,
+    /// The certificate currently served, for the attestation bundle.
+    pub(crate) resolver: Arc<RotatingCertResolver>,
+    /// The configured limits.
+    pub(crate) limits: LimitsConfig,
+    /// What the relay pipeline needs.
+    pub(crate) relay: Relay,
+    /// The OHTTP keys and replay cache.
+    pub(crate) ohttp: Arc<OhttpState>,
+}
