@@ -51,9 +51,9 @@ async fn run(url: &str, pins: &[String]) -> Result<(), ClientError> {
     let verdict = client.attest().await?;
     println!(
         "attested: {} {} (TCB {})",
-        verdict.platform,
-        verdict.measurements.describe(),
-        verdict.tcb_status
+        verdict.platform(),
+        verdict.measurements().describe(),
+        verdict.tcb_status()
     );
 
     let chain_id = client.request("eth_chainId", json!([])).await?;

@@ -14,7 +14,7 @@
 //! let policy = Policy::from_pins(pins).map_err(shroud_client::ClientError::Policy)?;
 //! let client = Client::builder("https://gateway.example:8443/eth").policy(policy).build()?;
 //! let verdict = client.attest().await?; // optional: the handshake alone, nothing sent
-//! println!("{} {}", verdict.platform, verdict.measurements.describe());
+//! println!("{} {}", verdict.platform(), verdict.measurements().describe());
 //! let block = client.request("eth_blockNumber", serde_json::json!([])).await?;
 //! # Ok(()) }
 //! ```

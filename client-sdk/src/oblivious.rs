@@ -225,12 +225,12 @@ impl ObliviousClient {
 
     /// What the gateway's attestation established (the latest verification).
     pub fn verdict(&self) -> Verdict {
-        self.session().verified().verdict.clone()
+        self.session().verified().verdict().clone()
     }
 
     /// The attested `application/ohttp-keys` every call is sealed to.
     pub fn ohttp_keys(&self) -> Vec<u8> {
-        self.session().verified().ohttp_keys.clone()
+        self.session().verified().ohttp_keys().to_vec()
     }
 
     fn session(&self) -> Arc<ohttp::Session> {
@@ -248,13 +248,13 @@ impl ObliviousClient {
     /// freshly fetched and verified one. Nothing is sealed to keys whose verdict has expired.
     async fn session_at(&self, now: UnixTime) -> Result<Arc<ohttp::Session>, ClientError> {
         let current = self.session();
-        if now.as_secs() <= current.verified().verdict.expires_at {
+        if now.as_secs() <= current.verified().verdict().expires_at() {
             return Ok(current);
         }
         let _refreshing = self.inner.refresh.lock().await;
         // Another call may have refreshed it while this one waited.
         let current = self.session();
-        if now.as_secs() <= current.verified().verdict.expires_at {
+        if now.as_secs() <= current.verified().verdict().expires_at() {
             return Ok(current);
         }
         let fresh = Arc::new(verified_session(&self.inner.http, &self.inner.checked, now).await?);

@@ -132,11 +132,11 @@ impl Pool {
     /// seconds, for the certificate's expiry.
     pub(crate) fn checkout(&self, now: u64) -> Option<PooledConnection> {
         let mut state = self.state();
-        let bound = state.bound.as_ref().map(|v| v.spki_sha256)?;
+        let bound = state.bound.as_ref().map(|v| v.spki_sha256())?;
         let idle_timeout = self.idle_timeout;
         state.idle.retain(|idle| {
-            idle.connection.verdict.spki_sha256 == bound
-                && idle.connection.verdict.expires_at >= now
+            idle.connection.verdict.spki_sha256() == bound
+                && idle.connection.verdict.expires_at() >= now
                 && !idle.connection.sender.is_closed()
                 && idle.since.elapsed() < idle_timeout
         });
@@ -157,11 +157,11 @@ impl Pool {
     pub(crate) fn opened(&self, connection: PooledConnection) -> PooledConnection {
         let mut state = self.state();
         state.opened = state.opened.saturating_add(1);
-        let spki = connection.verdict.spki_sha256;
-        if state.bound.as_ref().map(|v| v.spki_sha256) != Some(spki) {
+        let spki = connection.verdict.spki_sha256();
+        if state.bound.as_ref().map(|v| v.spki_sha256()) != Some(spki) {
             state
                 .idle
-                .retain(|idle| idle.connection.verdict.spki_sha256 == spki);
+                .retain(|idle| idle.connection.verdict.spki_sha256() == spki);
         }
         state.bound = Some(Arc::clone(&connection.verdict));
         if state.idle.len() < MAX_IDLE
@@ -181,8 +181,8 @@ impl Pool {
             return;
         }
         let mut state = self.state();
-        let bound = state.bound.as_ref().map(|v| v.spki_sha256);
-        if bound == Some(connection.verdict.spki_sha256) && state.idle.len() < MAX_IDLE {
+        let bound = state.bound.as_ref().map(|v| v.spki_sha256());
+        if bound == Some(connection.verdict.spki_sha256()) && state.idle.len() < MAX_IDLE {
             state.idle.push(Idle {
                 connection,
                 since: Instant::now(),
@@ -205,8 +205,8 @@ impl Pool {
         PoolStats {
             connections_opened: state.opened,
             idle: state.idle.len(),
-            bound_spki_sha256: state.bound.as_ref().map(|v| v.spki_sha256),
-            bound_cert_sha256: state.bound.as_ref().map(|v| v.cert_sha256),
+            bound_spki_sha256: state.bound.as_ref().map(|v| v.spki_sha256()),
+            bound_cert_sha256: state.bound.as_ref().map(|v| v.cert_sha256()),
         }
     }
 }

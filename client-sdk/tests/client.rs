@@ -77,13 +77,13 @@ async fn attest_returns_the_verdict() {
 
     let verdict = client.attest().await.unwrap();
 
-    assert_eq!(verdict.platform, Platform::Simulated);
+    assert_eq!(verdict.platform(), Platform::Simulated);
     assert_eq!(
-        verdict.measurements.get("measurement"),
+        verdict.measurements().get("measurement"),
         Some(&MEASUREMENT[..])
     );
-    assert_eq!(verdict.tcb_status, TcbStatus::NotApplicable);
-    assert!(verdict.not_before < verdict.not_after);
+    assert_eq!(verdict.tcb_status(), TcbStatus::NotApplicable);
+    assert!(verdict.not_before() < verdict.not_after());
     // Attesting sends no request.
     assert!(server.versions().is_empty());
 }

@@ -37,9 +37,9 @@ async fn client_calls_through_the_gateway() {
     assert_eq!(calls[0]["method"], "eth_blockNumber");
 
     let verdict = client.attest().await.unwrap();
-    assert_eq!(verdict.platform, Platform::Simulated);
+    assert_eq!(verdict.platform(), Platform::Simulated);
     assert_eq!(
-        verdict.measurements.get("measurement"),
+        verdict.measurements().get("measurement"),
         Some(&gateway.measurement_bytes()[..])
     );
     // Attesting sent nothing upstream.

@@ -171,9 +171,9 @@ async fn calls_through_a_relay_carry_only_ciphertext() {
         .connect()
         .await
         .unwrap();
-    assert_eq!(client.verdict().platform, Platform::Simulated);
+    assert_eq!(client.verdict().platform(), Platform::Simulated);
     assert_eq!(
-        client.verdict().measurements.get("measurement"),
+        client.verdict().measurements().get("measurement"),
         Some(&gateway.measurement_bytes()[..])
     );
 
@@ -373,7 +373,7 @@ async fn an_expired_verdict_is_verified_again_before_sealing() {
         .await
         .unwrap();
     let verdict = client.verdict();
-    assert!(verdict.expires_at <= verdict.not_after);
+    assert!(verdict.expires_at() <= verdict.not_after());
 
     // Within the verdict the verified keys seal the call.
     assert_eq!(
@@ -386,7 +386,7 @@ async fn an_expired_verdict_is_verified_again_before_sealing() {
     // One second past it: the bundle is fetched and verified again at the client's clock, the
     // gateway's certificate has expired by then, and the call is refused unsealed.
     ahead.store(
-        verdict.expires_at + 1 - UnixTime::now().as_secs(),
+        verdict.expires_at() + 1 - UnixTime::now().as_secs(),
         Ordering::SeqCst,
     );
     let err = client

@@ -63,10 +63,10 @@ fn attested_keys_are_accepted_and_decoded() {
     let keys = key_list(1);
     let bundle = AttestationBundle::from_json(&bundle_json(Some(&keys), Some(&keys))).unwrap();
     let verified = bundle.verify(&policy(), &options()).unwrap();
-    assert_eq!(verified.ohttp_keys, keys);
+    assert_eq!(verified.ohttp_keys(), keys);
     assert_eq!(
         verified
-            .key_configs
+            .key_configs()
             .iter()
             .map(|c| (c.key_id, c.kem))
             .collect::<Vec<_>>(),

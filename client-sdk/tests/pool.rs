@@ -47,7 +47,7 @@ async fn sequential_calls_share_one_attested_connection() {
         let stats = client.pool_stats();
         assert_eq!(stats.connections_opened, 1);
         let verdict = client.verdict().unwrap();
-        assert_eq!(stats.bound_spki_sha256, Some(verdict.spki_sha256));
+        assert_eq!(stats.bound_spki_sha256, Some(verdict.spki_sha256()));
     }
 }
 
@@ -104,13 +104,13 @@ async fn a_rotated_certificate_is_verified_before_use() {
 
     client.request("eth_blockNumber", json!([])).await.unwrap();
     let first = client.verdict().unwrap();
-    assert_eq!(first.cert_sha256, gateway.current_cert_sha256());
+    assert_eq!(first.cert_sha256(), gateway.current_cert_sha256());
 
     // The gateway rotates to a fresh certificate and key with the same measurement.
     gateway.rotate(gateway.measurement_array());
     let rotated_der = gateway.resolver.current_certificate().unwrap();
     let rotated = cert_sha256(&rotated_der);
-    assert_ne!(rotated, first.cert_sha256);
+    assert_ne!(rotated, first.cert_sha256());
     // Not verified yet: the verifier caches every verdict it reaches.
     assert!(client.verifier().verdict_for(&rotated_der).is_none());
 
@@ -122,13 +122,13 @@ async fn a_rotated_certificate_is_verified_before_use() {
     client.close_idle_connections();
     client.request("eth_blockNumber", json!([])).await.unwrap();
     let second = client.verdict().unwrap();
-    assert_eq!(second.cert_sha256, rotated);
-    assert_ne!(second.spki_sha256, first.spki_sha256);
-    assert_eq!(second.measurements, first.measurements);
+    assert_eq!(second.cert_sha256(), rotated);
+    assert_ne!(second.spki_sha256(), first.spki_sha256());
+    assert_eq!(second.measurements(), first.measurements());
     assert!(client.verifier().verdict_for(&rotated_der).is_some());
     let stats = client.pool_stats();
     assert_eq!(stats.connections_opened, 2);
-    assert_eq!(stats.bound_spki_sha256, Some(second.spki_sha256));
+    assert_eq!(stats.bound_spki_sha256, Some(second.spki_sha256()));
     assert_eq!(upstream.calls().len(), 3);
 }
 
@@ -162,6 +162,9 @@ async fn a_rotated_certificate_with_another_measurement_is_refused() {
     }
     // Nothing reached the upstream, and the pool stays bound to what it last verified.
     assert_eq!(upstream.calls().len(), 1);
-    assert_eq!(client.verdict().unwrap().cert_sha256, before.cert_sha256);
+    assert_eq!(
+        client.verdict().unwrap().cert_sha256(),
+        before.cert_sha256()
+    );
     assert_eq!(client.pool_stats().idle, 0);
 }

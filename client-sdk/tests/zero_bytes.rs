@@ -124,7 +124,7 @@ async fn attest_alone_sends_zero_bytes() {
 
     let verdict = client.attest().await.unwrap();
 
-    assert_eq!(verdict.platform, shroud_client::Platform::Simulated);
+    assert_eq!(verdict.platform(), shroud_client::Platform::Simulated);
     assert_eq!(bytes_after_close(&server).await, 0);
     assert_eq!(server.handshakes_completed(), 1);
 }

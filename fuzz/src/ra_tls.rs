@@ -86,19 +86,19 @@ pub fn ratls_certificate(data: &[u8]) -> Result<Verdict, Error> {
     let verdict = verify_certificate(&der, policy(), &certificate_options());
     if let Ok(verdict) = &verdict {
         // Only the pinned build, and the same answer from every way of asking.
-        assert_eq!(verdict.platform, Platform::Simulated);
+        assert_eq!(verdict.platform(), Platform::Simulated);
         assert_eq!(
-            verdict.measurements.get("measurement"),
+            verdict.measurements().get("measurement"),
             Some(SIMULATED_MEASUREMENT.as_slice())
         );
         let parsed = ParsedCertificate::parse(&der);
         assert!(
-            parsed.is_ok_and(|p| shroud_ra_tls::sha256(&p.spki_der) == verdict.spki_sha256),
+            parsed.is_ok_and(|p| shroud_ra_tls::sha256(&p.spki_der) == verdict.spki_sha256()),
             "the verdict binds another key than the certificate's"
         );
         match verify_certificate_evidence(&der, &certificate_options()) {
             Ok((report, claims)) => {
-                assert_eq!(claims, verdict.claims);
+                assert_eq!(&claims, verdict.claims());
                 check_report(&report, Platform::Simulated);
             }
             Err(e) => panic!("verified with a policy, refused without: {e}"),

@@ -54,7 +54,7 @@ async fn attested_keys(gateway: &TestGateway) -> Vec<KeyConfig> {
     assert_eq!(keys.status, StatusCode::OK);
     assert_eq!(keys.headers["content-type"], "application/ohttp-keys");
     verified.check_served_keys(&keys.body).unwrap();
-    verified.key_configs
+    verified.key_configs().to_vec()
 }
 
 fn config(configs: &[KeyConfig], kem: Kem) -> &KeyConfig {

@@ -190,7 +190,7 @@ async fn attestation_bundle_is_the_served_certificate_and_verifies() {
         };
         let verdict = verify_certificate(&der, &policy, &options).unwrap();
         assert_eq!(
-            hex::encode(verdict.measurements.get("measurement").unwrap()),
+            hex::encode(verdict.measurements().get("measurement").unwrap()),
             gateway.measurement
         );
         // Without the opt-in, simulated evidence is refused.

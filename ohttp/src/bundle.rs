@@ -94,7 +94,7 @@ impl AttestationBundle {
         };
         let verdict = shroud_ra_tls::verify_certificate(&self.certificate, policy, &options)?;
         let attested = verdict
-            .claims
+            .claims()
             .ohttp_keys
             .clone()
             .ok_or(BundleError::NoOhttpKeysClaim)?;
@@ -109,17 +109,30 @@ impl AttestationBundle {
 }
 
 /// A bundle that verified: the verdict, the attested key list and its usable configurations.
+/// Only [`AttestationBundle::verify`] makes one, so holding it means the checks ran.
 #[derive(Debug, Clone)]
 pub struct VerifiedBundle {
-    /// What the certificate's evidence established.
-    pub verdict: Verdict,
-    /// The attested `application/ohttp-keys` bytes.
-    pub ohttp_keys: Vec<u8>,
-    /// The configurations of that list this client can seal to, in the gateway's order.
-    pub key_configs: Vec<KeyConfig>,
+    verdict: Verdict,
+    ohttp_keys: Vec<u8>,
+    key_configs: Vec<KeyConfig>,
 }
 
 impl VerifiedBundle {
+    /// What the certificate's evidence established.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The attested `application/ohttp-keys` bytes.
+    pub fn ohttp_keys(&self) -> &[u8] {
+        &self.ohttp_keys
+    }
+
+    /// The configurations of that list this client can seal to, in the gateway's order.
+    pub fn key_configs(&self) -> &[KeyConfig] {
+        &self.key_configs
+    }
+
     /// Checks keys fetched separately (from `GET /.well-known/ohttp-gateway`) against the
     /// attested ones.
     pub fn check_served_keys(&self, served: &[u8]) -> Result<(), BundleError> {

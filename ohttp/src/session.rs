@@ -27,10 +27,10 @@ impl Session {
     /// Calls to `chain` (`POST /{chain}` inside the encapsulation) sealed to `verified`'s keys.
     pub fn new(verified: VerifiedBundle, chain: &str) -> Result<Session, OhttpError> {
         let config = verified
-            .key_configs
+            .key_configs()
             .iter()
             .find(|c| c.kem == Kem::X25519Sha256)
-            .or_else(|| verified.key_configs.first())
+            .or_else(|| verified.key_configs().first())
             .cloned()
             .ok_or(OhttpError::NoSupportedConfig)?;
         let aead = config

@@ -94,7 +94,7 @@ impl AttestedServerVerifier {
             // A cached verdict still has to be inside its validity: the certificate's and the
             // evidence's own (a Nitro chain expires hours after the document was made).
             let secs = now.as_secs();
-            if verdict.not_before <= secs && secs <= verdict.expires_at {
+            if verdict.not_before() <= secs && secs <= verdict.expires_at() {
                 return Ok(verdict.clone());
             }
         }
@@ -105,7 +105,7 @@ impl AttestedServerVerifier {
         let verdict = verify_certificate(cert_der, &self.policy, &options)?;
         let mut cache = self.cache();
         if cache.len() >= VERDICT_CACHE_LEN {
-            cache.retain(|_, v| v.expires_at >= now.as_secs());
+            cache.retain(|_, v| v.expires_at() >= now.as_secs());
             if cache.len() >= VERDICT_CACHE_LEN {
                 cache.clear();
             }

@@ -79,14 +79,14 @@ fn accepts_a_pinned_simulated_certificate() {
     )
     .unwrap();
     let verdict = verify_certificate(&cert.certificate, &pinned(), &dev_options()).unwrap();
-    assert_eq!(verdict.platform, Platform::Simulated);
+    assert_eq!(verdict.platform(), Platform::Simulated);
     assert_eq!(
-        verdict.measurements.get("measurement"),
+        verdict.measurements().get("measurement"),
         Some(&MEASUREMENT[..])
     );
-    assert_eq!(verdict.tcb_status, TcbStatus::NotApplicable);
-    assert_eq!(verdict.claims, cert.claims);
-    assert_eq!(verdict.claims.iat, Some(now().as_secs()));
+    assert_eq!(verdict.tcb_status(), TcbStatus::NotApplicable);
+    assert_eq!(verdict.claims(), &cert.claims);
+    assert_eq!(verdict.claims().iat, Some(now().as_secs()));
 }
 
 #[test]

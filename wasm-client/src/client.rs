@@ -48,7 +48,7 @@ impl ShroudClient {
 
     /// The verdict, as JSON (the shape of `verify_certificate`).
     pub fn verdict(&self) -> String {
-        crate::summary(&self.inner.borrow().verified().verdict).to_string()
+        crate::summary(self.inner.borrow().verified().verdict()).to_string()
     }
 
     /// Sends one JSON-RPC call, sealed; resolves to its `result` or rejects with an Error that

@@ -91,18 +91,18 @@ pub fn verify_certificate_summary(
 /// The JSON shape of an accepted verdict; names follow `shroud verify --json` (DESIGN §6).
 fn summary(verdict: &Verdict) -> serde_json::Value {
     let measurements: serde_json::Map<String, serde_json::Value> = verdict
-        .measurements
+        .measurements()
         .iter()
         .map(|(field, value)| (field.to_owned(), hex::encode(value).into()))
         .collect();
     serde_json::json!({
         "verdict": "trusted",
-        "platform": verdict.platform.as_str(),
+        "platform": verdict.platform().as_str(),
         "measurements": measurements,
-        "tcb_status": verdict.tcb_status.as_str(),
-        "spki_sha256": hex::encode(verdict.spki_sha256),
-        "not_before": verdict.not_before,
-        "not_after": verdict.not_after,
+        "tcb_status": verdict.tcb_status().as_str(),
+        "spki_sha256": hex::encode(verdict.spki_sha256()),
+        "not_before": verdict.not_before(),
+        "not_after": verdict.not_after(),
     })
 }
 

@@ -171,7 +171,7 @@ impl Session {
 
     /// Whether the verdict has expired at `now_unix_secs`.
     pub fn is_expired(&self, now_unix_secs: f64) -> Result<bool, SessionError> {
-        Ok(unix_time(now_unix_secs)?.as_secs() > self.inner.verified().verdict.expires_at)
+        Ok(unix_time(now_unix_secs)?.as_secs() > self.inner.verified().verdict().expires_at())
     }
 
     /// The verified bundle.
@@ -183,7 +183,7 @@ impl Session {
     /// verdict has expired ([`SessionError::Expired`]).
     pub fn seal(&self, json_body: &[u8], now_unix_secs: f64) -> Result<SealedCall, SessionError> {
         let date = unix_time(now_unix_secs)?.as_secs();
-        let expires_at = self.inner.verified().verdict.expires_at;
+        let expires_at = self.inner.verified().verdict().expires_at();
         if date > expires_at {
             return Err(SessionError::Expired { expires_at });
         }

@@ -144,7 +144,7 @@ fn session_seals_to_the_attested_key_and_opens_the_answer() {
     let (key, keys) = ohttp_key();
     let cert = simulated_certificate(Some(keys.clone()));
     let session = open_session(&bundle_json(&cert, Some(&keys))).unwrap();
-    assert_eq!(session.verified().ohttp_keys, keys);
+    assert_eq!(session.verified().ohttp_keys(), &keys[..]);
 
     let call = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
     let sealed = session.seal(call, NOW as f64).unwrap();
@@ -193,7 +193,7 @@ fn an_expired_session_seals_nothing_until_verified_again() {
     let cert = simulated_certificate(Some(keys.clone()));
     let bundle = bundle_json(&cert, Some(&keys));
     let session = open_session(&bundle).unwrap();
-    let expires_at = session.verified().verdict.expires_at;
+    let expires_at = session.verified().verdict().expires_at();
     let call = br#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
     assert!(!session.is_expired(expires_at as f64).unwrap());
     session.seal(call, expires_at as f64).unwrap();

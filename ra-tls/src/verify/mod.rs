@@ -49,28 +49,67 @@ impl VerifyOptions<'_> {
     }
 }
 
-/// A verified, policy-accepted RA-TLS certificate.
+/// A verified, policy-accepted RA-TLS certificate. Only [`verify_certificate`] makes one: its
+/// fields are private, so a `Verdict` in hand is proof that the checks ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    platform: Platform,
+    measurements: Measurements,
+    tcb_status: TcbStatus,
+    claims: Claims,
+    spki_sha256: [u8; 32],
+    cert_sha256: [u8; 32],
+    not_before: u64,
+    not_after: u64,
+    expires_at: u64,
+}
+
+impl Verdict {
     /// The platform of the evidence.
-    pub platform: Platform,
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
     /// The measurements the policy accepted.
-    pub measurements: Measurements,
+    pub fn measurements(&self) -> &Measurements {
+        &self.measurements
+    }
+
     /// The TCB status the policy accepted.
-    pub tcb_status: TcbStatus,
+    pub fn tcb_status(&self) -> TcbStatus {
+        self.tcb_status
+    }
+
     /// The claims, bound to the evidence and to the certificate key.
-    pub claims: Claims,
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
     /// SHA-256 of the certificate's SubjectPublicKeyInfo: what connections are bound to.
-    pub spki_sha256: [u8; 32],
+    pub fn spki_sha256(&self) -> [u8; 32] {
+        self.spki_sha256
+    }
+
     /// SHA-256 of the certificate DER: the verification cache key.
-    pub cert_sha256: [u8; 32],
+    pub fn cert_sha256(&self) -> [u8; 32] {
+        self.cert_sha256
+    }
+
     /// notBefore of the certificate, unix seconds.
-    pub not_before: u64,
+    pub fn not_before(&self) -> u64 {
+        self.not_before
+    }
+
     /// notAfter of the certificate, unix seconds.
-    pub not_after: u64,
+    pub fn not_after(&self) -> u64 {
+        self.not_after
+    }
+
     /// Until when this verdict holds: the earlier of the certificate's notAfter and the
     /// evidence's own expiry (its chain and collateral). A client re-verifies after it.
-    pub expires_at: u64,
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
 }
 
 /// Verifies an RA-TLS certificate and checks it against `policy`, failing closed.

@@ -33,26 +33,26 @@ pub async fn attest(url: &str, trust: &TrustArgs, as_json: bool) -> Result<(), F
 /// The verdict as one JSON object (field names as in DESIGN §6; hex lower case).
 pub fn verdict_json(url: &str, verdict: &Verdict) -> Value {
     let measurements: serde_json::Map<String, Value> = verdict
-        .measurements
+        .measurements()
         .iter()
         .map(|(field, value)| (field.to_owned(), Value::from(hex::encode(value))))
         .collect();
-    let ohttp_keys = verdict.claims.ohttp_keys.as_deref();
+    let ohttp_keys = verdict.claims().ohttp_keys.as_deref();
     json!({
         "url": url,
         "verdict": "trusted",
-        "platform": verdict.platform.as_str(),
+        "platform": verdict.platform().as_str(),
         "measurements": measurements,
-        "tcb_status": verdict.tcb_status.as_str(),
-        "not_before": rfc3339(verdict.not_before),
-        "not_after": rfc3339(verdict.not_after),
-        "not_before_unix": verdict.not_before,
-        "not_after_unix": verdict.not_after,
-        "issued_at_unix": verdict.claims.iat,
-        "spki_sha256": hex::encode(verdict.spki_sha256),
-        "cert_sha256": hex::encode(verdict.cert_sha256),
+        "tcb_status": verdict.tcb_status().as_str(),
+        "not_before": rfc3339(verdict.not_before()),
+        "not_after": rfc3339(verdict.not_after()),
+        "not_before_unix": verdict.not_before(),
+        "not_after_unix": verdict.not_after(),
+        "issued_at_unix": verdict.claims().iat,
+        "spki_sha256": hex::encode(verdict.spki_sha256()),
+        "cert_sha256": hex::encode(verdict.cert_sha256()),
         "bound_keys": {
-            "tls_spki_sha256": hex::encode(verdict.claims.pubkey_sha256),
+            "tls_spki_sha256": hex::encode(verdict.claims().pubkey_sha256),
             "ohttp_keys": ohttp_keys.is_some(),
             "ohttp_keys_sha256": ohttp_keys.map(|keys| hex::encode(shroud_ra_tls::sha256(keys))),
         },
@@ -64,34 +64,40 @@ pub fn verdict_text(url: &str, verdict: &Verdict) -> String {
     let mut lines = vec![
         format!("gateway      {url}"),
         "verdict      trusted (the policy accepts this enclave)".to_owned(),
-        format!("platform     {}", verdict.platform),
+        format!("platform     {}", verdict.platform()),
     ];
     lines.extend(
         verdict
-            .measurements
+            .measurements()
             .iter()
             .map(|(field, value)| format!("{field:<12} {}", hex::encode(value))),
     );
-    lines.push(format!("tcb_status   {}", verdict.tcb_status));
+    lines.push(format!("tcb_status   {}", verdict.tcb_status()));
     lines.push(format!(
         "not_before   {} ({})",
-        rfc3339(verdict.not_before),
-        verdict.not_before
+        rfc3339(verdict.not_before()),
+        verdict.not_before()
     ));
     lines.push(format!(
         "not_after    {} ({})",
-        rfc3339(verdict.not_after),
-        verdict.not_after
+        rfc3339(verdict.not_after()),
+        verdict.not_after()
     ));
-    if let Some(iat) = verdict.claims.iat {
+    if let Some(iat) = verdict.claims().iat {
         lines.push(format!("issued_at    {} ({iat})", rfc3339(iat)));
     }
-    lines.push(format!("spki_sha256  {}", hex::encode(verdict.spki_sha256)));
-    lines.push(format!("cert_sha256  {}", hex::encode(verdict.cert_sha256)));
+    lines.push(format!(
+        "spki_sha256  {}",
+        hex::encode(verdict.spki_sha256())
+    ));
+    lines.push(format!(
+        "cert_sha256  {}",
+        hex::encode(verdict.cert_sha256())
+    ));
     lines.push(format!(
         "bound keys   TLS key (pubkey-hash {}); OHTTP keys {}",
-        hex::encode(verdict.claims.pubkey_sha256),
-        match verdict.claims.ohttp_keys.as_deref() {
+        hex::encode(verdict.claims().pubkey_sha256),
+        match verdict.claims().ohttp_keys.as_deref() {
             Some(keys) => format!(
                 "bound (sha256 {})",
                 hex::encode(shroud_ra_tls::sha256(keys))

@@ -36,8 +36,8 @@ pub async fn proxy(
     match client.attest().await {
         Ok(verdict) => eprintln!(
             "gateway {gateway} attested: {} {}",
-            verdict.platform,
-            verdict.measurements.describe()
+            verdict.platform(),
+            verdict.measurements().describe()
         ),
         Err(error) => eprintln!(
             "warning: gateway {gateway} is not usable now: {error}; requests are answered with this error and nothing is forwarded until it is"
