@@ -210,14 +210,15 @@ impl AttestedConnector {
 /// `localhost`, 127.0.0.0/8 or ::1, with or without brackets: the hosts plain HTTP may reach
 /// (the proxy's listener, a local OHTTP relay).
 pub(crate) fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    bare.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn handshake_error(authority: &str, error: std::io::Error) -> ClientError {
@@ -238,6 +239,14 @@ fn handshake_error(authority: &str, error: std::io::Error) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        // The table the gateway's is_loopback_host is tested against too.
+        for (host, loopback) in shroud_testkit::hosts::LOOPBACK_CASES {
+            assert_eq!(is_loopback_host(host), *loopback, "{host:?}");
+        }
+    }
 
     #[test]
     fn parses_gateway_urls() {

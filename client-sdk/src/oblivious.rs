@@ -441,8 +441,7 @@ fn has_media_type<B>(response: &http::Response<B>, media_type: &str) -> bool {
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
+        .is_some_and(|v| ohttp::media_type_is(v, media_type))
 }
 
 /// A failed exchange with `uri`: [`ClientError::Connect`] when no connection was made.

@@ -51,5 +51,32 @@ pub const REQUEST_MEDIA_TYPE: &str = "message/ohttp-req";
 pub const RESPONSE_MEDIA_TYPE: &str = "message/ohttp-res";
 /// Media type of a key configuration list (RFC 9540).
 pub const KEYS_MEDIA_TYPE: &str = "application/ohttp-keys";
+/// Whether a `content-type` value is `media_type`, parameters and case aside: the one check of
+/// the gateway (is this an encapsulated request?) and the clients (is this an answer?).
+pub fn media_type_is(content_type: &str, media_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(media_type))
+}
+
 /// The problem type of a request to an unknown key (RFC 9458 §5.3).
 pub const PROBLEM_KEY: &str = "https://iana.org/assignments/http-problem-types#ohttp-key";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_compare_without_parameters_or_case() {
+        assert!(media_type_is("message/ohttp-req", REQUEST_MEDIA_TYPE));
+        assert!(media_type_is(
+            "Message/OHTTP-Req; charset=x",
+            REQUEST_MEDIA_TYPE
+        ));
+        assert!(media_type_is(" message/ohttp-res ", RESPONSE_MEDIA_TYPE));
+        assert!(!media_type_is("message/ohttp-reqx", REQUEST_MEDIA_TYPE));
+        assert!(!media_type_is("application/json", REQUEST_MEDIA_TYPE));
+        assert!(!media_type_is("", REQUEST_MEDIA_TYPE));
+    }
+}

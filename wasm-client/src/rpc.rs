@@ -65,7 +65,9 @@ pub(crate) async fn call(
         sealed.body(),
     )
     .await?;
-    if answer.status != 200 || answer.content_type != shroud_ohttp::RESPONSE_MEDIA_TYPE {
+    if answer.status != 200
+        || !shroud_ohttp::media_type_is(&answer.content_type, shroud_ohttp::RESPONSE_MEDIA_TYPE)
+    {
         return Err(js_error(SessionError::Http {
             status: answer.status,
             body: String::from_utf8_lossy(&answer.body).into_owned(),

@@ -28,11 +28,7 @@ pub(crate) fn is_ohttp_request(headers: &http::HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case(shroud_ohttp::REQUEST_MEDIA_TYPE)
-        })
+        .is_some_and(|v| shroud_ohttp::media_type_is(v, shroud_ohttp::REQUEST_MEDIA_TYPE))
 }
 
 /// Handles `POST /ohttp` (`outer` = `None`) or `POST /{chain}` with an encapsulated request.
