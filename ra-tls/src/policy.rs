@@ -180,6 +180,13 @@ impl AcceptRule {
         &self.conditions
     }
 
+    /// When evidence issued at `issued_at` becomes too old for this rule, unix seconds: a
+    /// verdict it accepted must not be reused past that (`None`: no maximum age).
+    pub fn evidence_deadline(&self, issued_at: Option<u64>) -> Option<u64> {
+        let max_age = self.conditions.max_evidence_age_secs?;
+        Some(issued_at.map_or(0, |at| at.saturating_add(max_age)))
+    }
+
     fn pins_match(&self, observed: &Observed<'_>) -> bool {
         self.platform == observed.platform
             && self
@@ -487,13 +494,22 @@ impl Policy {
     /// Step 5: some rule matches all of its pins, allows the TCB status and holds every one of
     /// its conditions at `now`.
     pub fn check_measurements(&self, observed: &Observed<'_>, now: UnixTime) -> Result<(), Error> {
+        self.accepting_rule(observed, now).map(|_| ())
+    }
+
+    /// [`Policy::check_measurements`], returning the first rule that accepts.
+    pub fn accepting_rule(
+        &self,
+        observed: &Observed<'_>,
+        now: UnixTime,
+    ) -> Result<&AcceptRule, Error> {
         if self.is_empty() {
             return Err(Error::EmptyPolicy);
         }
         let mut unmet = None;
         for rule in self.accept.iter().filter(|r| r.pins_match(observed)) {
             match rule.unmet_condition(observed, now) {
-                None => return Ok(()),
+                None => return Ok(rule),
                 Some(reason) => {
                     unmet.get_or_insert((rule, reason));
                 }

@@ -89,6 +89,31 @@ fn accepts_a_pinned_simulated_certificate() {
     assert_eq!(verdict.claims().iat, Some(now().as_secs()));
 }
 
+/// A rule's maximum evidence age bounds how long its verdict may be reused (the verdict cache,
+/// the connection pool and the OHTTP clients all stop at `expires_at`), and evidence older than
+/// it is refused.
+#[test]
+fn a_maximum_evidence_age_bounds_the_verdict() {
+    let cert = issue_certificate(&attester(), &IssueParams::new(vec![], now())).unwrap();
+    let strict = verify_certificate(&cert.certificate, &pinned(), &dev_options()).unwrap();
+    assert_eq!(strict.expires_at(), strict.not_after());
+    let aged = Policy::from_toml(&format!(
+        "[[accept]]\nplatform = \"simulated\"\nmeasurement = \"{}\"\nmax_evidence_age_secs = 60\n",
+        hex::encode(MEASUREMENT)
+    ))
+    .unwrap();
+    let verdict = verify_certificate(&cert.certificate, &aged, &dev_options()).unwrap();
+    assert_eq!(verdict.expires_at(), now().as_secs() + 60);
+    let later = VerifyOptions {
+        now: UnixTime::since_unix_epoch(Duration::from_secs(now().as_secs() + 61)),
+        ..dev_options()
+    };
+    assert!(matches!(
+        verify_certificate(&cert.certificate, &aged, &later),
+        Err(Error::RuleNotMet { reason, .. }) if reason.contains("61 s old")
+    ));
+}
+
 #[test]
 fn refuses_simulated_evidence_without_opt_in() {
     let cert = issue_certificate(&attester(), &IssueParams::new(vec![], now())).unwrap();

@@ -133,7 +133,19 @@ pub fn verify_certificate(
     // 4. the claims are what the evidence signed, and they bind this certificate's key.
     let claims = bind(&cert, &evidence, &report)?;
     // 5. the pins.
-    policy.check_measurements(&report.observed(claims.iat), options.now)?;
+    let observed = report.observed(claims.iat);
+    let rule = policy.accepting_rule(&observed, options.now)?;
+    // The verdict holds while the certificate, the evidence's chain and collateral, and the
+    // rule's maximum evidence age all do.
+    let expires_at = [
+        Some(cert.not_after),
+        report.valid_until,
+        rule.evidence_deadline(observed.issued_at),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(cert.not_after);
     Ok(Verdict {
         platform: report.platform,
         measurements: report.measurements,
@@ -143,9 +155,7 @@ pub fn verify_certificate(
         cert_sha256: cert.cert_sha256,
         not_before: cert.not_before,
         not_after: cert.not_after,
-        expires_at: report
-            .valid_until
-            .map_or(cert.not_after, |until| until.min(cert.not_after)),
+        expires_at,
     })
 }
 
