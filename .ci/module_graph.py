@@ -25,7 +25,7 @@ CRATES = ["ra-tls", "ohttp", "gateway", "client-sdk", "wasm-client", "testkit", 
 
 LAYERS = {
     "ra-tls": [
-        ["platform"],
+        ["platform", "pem"],
         ["error"],
         ["claims", "policy"],
         ["cmw", "attest", "verify::pki", "verify::report"],

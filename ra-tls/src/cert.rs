@@ -97,10 +97,10 @@ pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, Error> {
     if bytes.first() == Some(&0x30) {
         return Ok(bytes.to_vec());
     }
-    x509_parser::pem::Pem::iter_from_buffer(bytes)
-        .filter_map(Result::ok)
-        .find(|pem| pem.label == "CERTIFICATE")
-        .map(|pem| pem.contents)
+    crate::pem::decode_all(bytes)
+        .ok()
+        .and_then(|blocks| blocks.into_iter().find(|b| b.label == "CERTIFICATE"))
+        .map(|block| block.der)
         .ok_or_else(|| Error::CertificateParse("neither DER nor a PEM CERTIFICATE block".into()))
 }
 

@@ -22,6 +22,7 @@ pub mod cert;
 pub mod claims;
 pub mod cmw;
 mod error;
+mod pem;
 mod platform;
 pub mod policy;
 #[cfg(feature = "rustls")]

@@ -37,7 +37,10 @@ pub use provider::Eip1193Provider;
 #[non_exhaustive]
 pub enum VerifyError {
     /// The clock passed in is not a usable number of seconds since the Unix epoch.
-    #[error("now_unix_secs must be a finite, non-negative number of seconds since 1970, got {0}")]
+    #[error(
+        "now_unix_secs must be a finite, non-negative number of seconds since 1970, got {}",
+        session::clock_kind(.0)
+    )]
     InvalidClock(f64),
     /// The policy, the certificate or the evidence failed a check; the inner error says which.
     #[error(transparent)]

@@ -17,7 +17,7 @@ pub enum SessionError {
     #[error("gateway URL must look like https://host[:port]/CHAIN, got {0:?}")]
     Url(String),
     /// The clock passed in is not usable.
-    #[error("invalid clock: {0}")]
+    #[error("invalid clock: {}", clock_kind(.0))]
     Clock(f64),
     /// The policy does not parse.
     #[error("policy: {0}")]
@@ -47,6 +47,20 @@ pub enum SessionError {
     /// A network or JavaScript error.
     #[error("{0}")]
     Transport(String),
+}
+
+/// What is wrong with a clock value, in words: printing the number itself would link the
+/// float formatter (about 17 KB) into the browser bundle for one error message.
+pub fn clock_kind(value: &f64) -> &'static str {
+    if value.is_nan() {
+        "NaN"
+    } else if value.is_infinite() {
+        "an infinite value"
+    } else if *value < 0.0 {
+        "a negative value"
+    } else {
+        "a value out of range"
+    }
 }
 
 /// Where a gateway serves a chain.

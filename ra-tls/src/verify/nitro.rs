@@ -182,15 +182,18 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
 
 /// The pinned root as DER, checked against its fingerprint.
 fn root_der() -> Result<Vec<u8>, Error> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(AWS_NITRO_ROOT_G1_PEM.as_bytes())
-        .map_err(|e| rejected(PLATFORM, format!("pinned root does not parse: {e}")))?;
-    if crate::sha256(&pem.contents) != AWS_NITRO_ROOT_G1_SHA256 {
+    let pem = crate::pem::decode_all(AWS_NITRO_ROOT_G1_PEM.as_bytes())
+        .ok()
+        .and_then(|blocks| blocks.into_iter().next())
+        .map(|block| block.der)
+        .ok_or_else(|| rejected(PLATFORM, "pinned root does not parse".into()))?;
+    if crate::sha256(&pem) != AWS_NITRO_ROOT_G1_SHA256 {
         return Err(rejected(
             PLATFORM,
             "pinned root does not match its fingerprint".into(),
         ));
     }
-    Ok(pem.contents)
+    Ok(pem)
 }
 
 fn parse_payload(bytes: &[u8]) -> Result<Payload, Error> {

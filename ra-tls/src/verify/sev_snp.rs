@@ -156,7 +156,7 @@ pub(crate) fn verify(
                 format!(
                     "no {} intermediate (ASK/ASVK) named {}, the issuer of the VCEK/VLEK",
                     product.name,
-                    vek.issuer()
+                    pki::name(vek.issuer())
                 ),
             )
         })?;
@@ -166,8 +166,8 @@ pub(crate) fn verify(
             PLATFORM,
             format!(
                 "intermediate {} is not issued by the pinned {}",
-                intermediate.subject(),
-                ark.subject()
+                pki::name(intermediate.subject()),
+                pki::name(ark.subject())
             ),
         ));
     }
@@ -387,9 +387,8 @@ fn decode_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
                 reason: e.to_string(),
             })?
         }
-        _ => x509_parser::pem::Pem::iter_from_buffer(bytes)
-            .map(|pem| pem.map(|p| p.contents))
-            .collect::<Result<Vec<_>, _>>()
+        _ => crate::pem::decode_all(bytes)
+            .map(|blocks| blocks.into_iter().map(|b| b.der).collect())
             .map_err(|e| Error::MalformedCollateral {
                 platform: PLATFORM,
                 reason: format!("expected a DER or PEM VCEK/VLEK: {e}"),
@@ -433,7 +432,7 @@ fn split_vek(certificates: &[Vec<u8>]) -> Result<(&[u8], Vec<&[u8]>), Error> {
 /// The product whose pinned ASK or ARK issued `vek`: by the VEK's issuer name, cross-checked with
 /// its productName extension when present.
 fn product_of(vek: &X509Certificate<'_>) -> Result<&'static Product, Error> {
-    let issuer = vek.issuer().to_string();
+    let issuer = pki::name(vek.issuer());
     let product = PRODUCTS
         .iter()
         .find(|p| issuer.contains(&format!("-{}", p.name)))
@@ -528,9 +527,11 @@ fn extension<'a>(cert: &'a X509Certificate<'_>, oid: &str) -> Option<&'a [u8]> {
 }
 
 fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, Error> {
-    x509_parser::pem::parse_x509_pem(pem)
-        .map(|(_, p)| p.contents)
-        .map_err(|e| rejected(PLATFORM, format!("pinned AMD key does not parse: {e}")))
+    crate::pem::decode_all(pem)
+        .ok()
+        .and_then(|blocks| blocks.into_iter().next())
+        .map(|block| block.der)
+        .ok_or_else(|| rejected(PLATFORM, "pinned AMD key does not parse".into()))
 }
 
 fn malformed(reason: String) -> Error {

@@ -77,15 +77,15 @@ pub(crate) fn check_issued_by_p384(
             platform,
             format!(
                 "{what}: issuer {} is not the subject {} of the next certificate up",
-                cert.issuer(),
-                issuer.subject()
+                name(cert.issuer()),
+                name(issuer.subject())
             ),
         ));
     }
     if !is_ca(issuer) {
         return Err(rejected(
             platform,
-            format!("{what}: issuer {} is not a CA", issuer.subject()),
+            format!("{what}: issuer {} is not a CA", name(issuer.subject())),
         ));
     }
     let algorithm = cert.signature_algorithm.algorithm.to_id_string();
@@ -105,9 +105,21 @@ pub(crate) fn check_issued_by_p384(
     } else {
         Err(rejected(
             platform,
-            format!("{what}: signature by {} does not verify", issuer.subject()),
+            format!(
+                "{what}: signature by {} does not verify",
+                name(issuer.subject())
+            ),
         ))
     }
+}
+
+/// A certificate name for messages: its common name. Not `X509Name`'s `Display`, which links
+/// x509-parser's OID registry and hex encoder (about 30 KB) into the browser bundle.
+pub(crate) fn name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    name.iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map_or_else(|| "(no common name)".to_owned(), |cn| format!("CN={cn}"))
 }
 
 /// Whether `cert` carries basicConstraints with `cA` set.
