@@ -14,33 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
+use shroud_testkit::vectors::{
+    NITRO_MEASUREMENTS, SGX_MEASUREMENTS, SNP_MEASUREMENTS, TDX_MEASUREMENTS, measurement,
+};
 
 const INTEL_AT: &str = "2025-07-04T00:00:00Z";
 const SNP_AT: &str = "2025-01-01T00:00:00Z";
 const NITRO_AT: &str = "2025-12-25T13:15:37Z";
 
-const SNP_MEASUREMENT: &str = "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f";
 const SNP_REPORT_DATA: &str = "d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c645810b0f2cdfca0040433be063fc1a8293f0f3f8dae7b79fecb3d1cd82bd6a93ebfd";
-const SGX_MRENCLAVE: &str = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
-const TDX_MRTD: &str = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7";
-const TDX_RTMRS: [(&str, &str); 3] = [
-    (
-        "rtmr0",
-        "44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0",
-    ),
-    (
-        "rtmr1",
-        "0084452c01668329d4bc06acdf58a7205c26743304509973949e5619bf81a6a7aea8c323c173019b3093d54e579e9378",
-    ),
-    (
-        "rtmr2",
-        "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48c3132",
-    ),
-];
-const SGX_MRSIGNER: &str = "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6";
-const NITRO_PCR1: &str = "0343b056cd8485ca7890ddd833476d78460aed2aa161548e4e26bedf321726696257d623e8805f3f605946b3d8b0c6aa";
-const NITRO_PCR2: &str = "743ea12db9aba9440a8197f7ac9aeda43cfbb1587473ff7577415ac5be116bc026dfa836db6713930474d1aa0d06b049";
-const NITRO_PCR0: &str = "5cb702954321826d7939d6da829a940d787fcf32357beb8eae1ddf33c28c17d36f3ac3ba6828fdf7edeed02889702da6";
 
 fn vectors() -> Option<PathBuf> {
     shroud_testkit::vectors::attestation_vectors()
@@ -132,18 +114,27 @@ fn snp_report_is_trusted_at_its_instant_with_its_vcek() {
     assert_eq!(value["platform"], "sev-snp");
     assert_eq!(value["debug"], false);
     assert_eq!(value["tcb_status"], "OutOfDate");
-    assert_eq!(value["measurements"]["measurement"], SNP_MEASUREMENT);
+    assert_eq!(
+        value["measurements"]["measurement"],
+        measurement(SNP_MEASUREMENTS, "measurement")
+    );
     assert_eq!(value["measurements"]["host_data"], "00".repeat(32));
     assert_eq!(value["measurements"]["policy"], "0000030000000000");
     assert_eq!(value["report_data"], SNP_REPORT_DATA);
 
     // The right pin is trusted, a wrong one is rejected with the measurements still shown.
-    let pin = format!("sev-snp:measurement={SNP_MEASUREMENT}");
+    let pin = format!(
+        "sev-snp:measurement={}",
+        measurement(SNP_MEASUREMENTS, "measurement")
+    );
     verify_json(&[&base[..], &["--pin", &pin]].concat(), 0);
     let wrong = format!("sev-snp:measurement={}", "ab".repeat(48));
     let value = verify_json(&[&base[..], &["--pin", &wrong]].concat(), 1);
     assert!(reason(&value).contains("measurement mismatch"), "{value}");
-    assert_eq!(value["measurements"]["measurement"], SNP_MEASUREMENT);
+    assert_eq!(
+        value["measurements"]["measurement"],
+        measurement(SNP_MEASUREMENTS, "measurement")
+    );
 
     // Without the VCEK nothing can be checked; after the VCEK expired the chain is refused.
     let value = verify_json(&[&base[..4], &["--at", SNP_AT]].concat(), 1);
@@ -175,7 +166,10 @@ fn sgx_tcb_status_needs_an_explicit_allow_and_is_reported() {
     let value = verify_json(&base, 1);
     assert!(reason(&value).contains("TCB status"), "{value}");
     assert_eq!(value["tcb_status"], "ConfigurationAndSWHardeningNeeded");
-    assert_eq!(value["measurements"]["mrenclave"], SGX_MRENCLAVE);
+    assert_eq!(
+        value["measurements"]["mrenclave"],
+        measurement(SGX_MEASUREMENTS, "mrenclave")
+    );
 
     let allow = ["--allow-tcb", "ConfigurationAndSWHardeningNeeded"];
     let value = verify_json(&[&base[..], &allow].concat(), 0);
@@ -184,13 +178,16 @@ fn sgx_tcb_status_needs_an_explicit_allow_and_is_reported() {
     assert_eq!(value["measurements"]["isvsvn"], "0000");
 
     // With pins, the allowance extends the pinned build.
-    let pin = format!("sgx:mrenclave={SGX_MRENCLAVE}");
+    let pin = format!(
+        "sgx:mrenclave={}",
+        measurement(SGX_MEASUREMENTS, "mrenclave")
+    );
     verify_json(&[&base[..], &allow, &["--pin", &pin]].concat(), 0);
     verify_json(&[&base[..], &["--pin", &pin]].concat(), 1);
 
     // Issue: a signer-only pin is refused; with the product and a minimum SVN it is a complete
     // identity, and a quote below the minimum (the vector's ISV SVN is 0) is refused.
-    let signer = format!("sgx:mrsigner={SGX_MRSIGNER}");
+    let signer = format!("sgx:mrsigner={}", measurement(SGX_MEASUREMENTS, "mrsigner"));
     let out = shroud(&[&base[..], &allow, &["--pin", &signer]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -227,19 +224,23 @@ fn tdx_quote_is_trusted_at_its_instant_and_rejected_now() {
     ];
     // Issue: mrtd alone is the firmware every tenant shares; the pin is refused, naming the
     // missing RTMRs, before anything is verified.
-    let pin = format!("tdx:mrtd={TDX_MRTD}");
+    let pin = format!("tdx:mrtd={}", measurement(TDX_MEASUREMENTS, "mrtd"));
     let out = shroud(&[&base[..], &["--at", INTEL_AT, "--pin", &pin]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("missing: rtmr0, rtmr1, rtmr2"), "{stderr}");
     let mut pins = vec!["--at".to_owned(), INTEL_AT.to_owned(), "--pin".into(), pin];
-    for (field, value) in TDX_RTMRS {
+    for field in ["rtmr0", "rtmr1", "rtmr2"] {
+        let value = measurement(TDX_MEASUREMENTS, field);
         pins.extend(["--pin".to_owned(), format!("tdx:{field}={value}")]);
     }
     let pins: Vec<&str> = pins.iter().map(String::as_str).collect();
     let value = verify_json(&[&base[..], &pins].concat(), 0);
     assert_eq!(value["tcb_status"], "UpToDate");
-    assert_eq!(value["measurements"]["mrtd"], TDX_MRTD);
+    assert_eq!(
+        value["measurements"]["mrtd"],
+        measurement(TDX_MEASUREMENTS, "mrtd")
+    );
     assert_eq!(value["measurements"].as_object().unwrap().len(), 5);
     // The real current time: the collateral has expired.
     let value = verify_json(&base, 1);
@@ -300,14 +301,17 @@ fn nitro_documents_at_their_timestamps() {
         return;
     };
     let doc = path(&dir, "nitro/attestation_doc.cose");
-    let pin = format!("nitro:pcr0={NITRO_PCR0}");
-    let pcr1 = format!("nitro:pcr1={NITRO_PCR1}");
-    let pcr2 = format!("nitro:pcr2={NITRO_PCR2}");
+    let pin = format!("nitro:pcr0={}", measurement(NITRO_MEASUREMENTS, "pcr0"));
+    let pcr1 = format!("nitro:pcr1={}", measurement(NITRO_MEASUREMENTS, "pcr1"));
+    let pcr2 = format!("nitro:pcr2={}", measurement(NITRO_MEASUREMENTS, "pcr2"));
     let base = ["--evidence", &doc, "--platform", "nitro"];
     let pins = ["--pin", &pin, "--pin", &pcr1, "--pin", &pcr2];
     let value = verify_json(&[&base[..], &["--at", NITRO_AT], &pins].concat(), 0);
     assert_eq!(value["tcb_status"], "NotApplicable");
-    assert_eq!(value["measurements"]["pcr0"], NITRO_PCR0);
+    assert_eq!(
+        value["measurements"]["pcr0"],
+        measurement(NITRO_MEASUREMENTS, "pcr0")
+    );
     assert_eq!(value["report_data"], "00".repeat(64));
     let value = verify_json(&base, 1);
     assert!(reason(&value).contains("expired"), "{value}");

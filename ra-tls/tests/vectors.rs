@@ -16,6 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use shroud_ra_tls::verify::{PlatformReport, verify_raw_evidence};
 use shroud_ra_tls::{Error, Platform, Policy, TcbStatus, UnixTime};
+use shroud_testkit::vectors::{
+    NITRO_MEASUREMENTS, SGX_MEASUREMENTS, SNP_MEASUREMENTS, TDX_MEASUREMENTS, measurement,
+};
 
 fn at(unix_secs: u64) -> UnixTime {
     UnixTime::since_unix_epoch(Duration::from_secs(unix_secs))
@@ -230,10 +233,7 @@ fn tdx_pins_need_the_rtmrs() {
     let rule = |min: u32| {
         let pins: String = ["mrtd", "rtmr0", "rtmr1", "rtmr2"]
             .iter()
-            .map(|f| {
-                let value = TDX_MEASUREMENTS.iter().find(|(n, _)| n == f).unwrap().1;
-                format!("{f} = \"{value}\"\n")
-            })
+            .map(|f| format!("{f} = \"{}\"\n", measurement(TDX_MEASUREMENTS, f)))
             .collect();
         Policy::from_toml(&format!(
             "[[accept]]\nplatform = \"tdx\"\n{pins}min_tcb_eval_data_number = {min}\n"
@@ -249,18 +249,6 @@ fn tdx_pins_need_the_rtmrs() {
     ));
 }
 
-const SGX_MEASUREMENTS: &[(&str, &str)] = &[
-    (
-        "mrenclave",
-        "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb",
-    ),
-    (
-        "mrsigner",
-        "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6",
-    ),
-    ("isvprodid", "0000"),
-    ("isvsvn", "0000"),
-];
 /// "Hello, world!" padded with zeros.
 const SGX_REPORT_DATA: &str = "48656c6c6f2c20776f726c6421000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
 
@@ -279,27 +267,7 @@ fn tdx_quote_verifies_up_to_date_at_its_instant() {
     assert_eq!(hex::encode(&report.report_data), TDX_REPORT_DATA);
 }
 
-const TDX_MEASUREMENTS: &[(&str, &str)] = &[
-    (
-        "mrtd",
-        "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7",
-    ),
-    (
-        "rtmr0",
-        "44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0",
-    ),
-    (
-        "rtmr1",
-        "0084452c01668329d4bc06acdf58a7205c26743304509973949e5619bf81a6a7aea8c323c173019b3093d54e579e9378",
-    ),
-    (
-        "rtmr2",
-        "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48c3132",
-    ),
-    ("rtmr3", ZERO_48),
-];
 const TDX_REPORT_DATA: &str = "9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9eca3efdbb481601c163cf52493d6e44aed55d51ec39b7e518fadb92c2b523f20";
-const ZERO_48: &str = "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
 
 #[test]
 fn intel_quotes_are_refused_at_the_real_current_time() {
@@ -443,27 +411,6 @@ fn nitro_document_verifies_to_the_pinned_root_at_its_timestamp() {
     assert_measurements(&report, NITRO_MEASUREMENTS);
 }
 
-const NITRO_MEASUREMENTS: &[(&str, &str)] = &[
-    (
-        "pcr0",
-        "5cb702954321826d7939d6da829a940d787fcf32357beb8eae1ddf33c28c17d36f3ac3ba6828fdf7edeed02889702da6",
-    ),
-    (
-        "pcr1",
-        "0343b056cd8485ca7890ddd833476d78460aed2aa161548e4e26bedf321726696257d623e8805f3f605946b3d8b0c6aa",
-    ),
-    (
-        "pcr2",
-        "743ea12db9aba9440a8197f7ac9aeda43cfbb1587473ff7577415ac5be116bc026dfa836db6713930474d1aa0d06b049",
-    ),
-    ("pcr3", ZERO_48),
-    (
-        "pcr4",
-        "7b3574ad9b7e88ec8335e8ce967315fac77218441e97eea9795de704d7f2678d0b298ecda39b544c1689669f48cba5e8",
-    ),
-    ("pcr8", ZERO_48),
-];
-
 #[test]
 fn nitro_document_is_refused_at_the_real_current_time() {
     let Some(doc) = nitro_document() else {
@@ -542,18 +489,6 @@ const SNP_REPORT_DATA: usize = 0x50;
 const SNP_MEASUREMENT: usize = 0x90;
 const SNP_SIGNATURE: usize = 0x2a0;
 
-const SNP_MEASUREMENTS: &[(&str, &str)] = &[
-    (
-        "measurement",
-        "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f",
-    ),
-    (
-        "host_data",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-    ),
-    // 0x30000 as the report stores it (little endian): SMT allowed, reserved bit 17, no debug.
-    ("policy", "0000030000000000"),
-];
 const SNP_REPORT_DATA_HEX: &str = "d447b55d197491bfe15cf298f9de9986b7a7c4be2468b4f6e2d53b71d7c645810b0f2cdfca0040433be063fc1a8293f0f3f8dae7b79fecb3d1cd82bd6a93ebfd";
 
 fn snp_vector() -> Option<(Vec<u8>, Vec<u8>)> {
