@@ -2,21 +2,21 @@
 //!
 //! Refusals before the request is opened (unknown key, undecryptable, replayed) are plain
 //! `application/problem+json` answers: whoever sent them cannot read a sealed one anyway. Once
-//! opened, every answer, errors included, is sealed to the client.
+//! opened, every answer, errors included, is sealed to the client. Every error is a
+//! [`PipelineError`], classified, answered and logged by the pipeline's one table.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::BodyExt as _;
-use serde_json::json;
 use shroud_ohttp::message::{self, BinaryRequest};
-use shroud_ohttp::{OhttpError, PROBLEM_KEY, RESPONSE_MEDIA_TYPE, ResponseSealer, request_key_id};
+use shroud_ohttp::{OhttpError, RESPONSE_MEDIA_TYPE, ResponseSealer, request_key_id};
 
 use super::cors;
-use crate::pipeline::respond::Body;
+use crate::pipeline::respond::{self, Body};
 use crate::pipeline::{self, PipelineError};
 use crate::ratelimit::ClientKey;
 use crate::request_body::read_body;
@@ -44,69 +44,10 @@ where
 {
     let (outcome, response) = match exchange(state, client, outer, request).await {
         Ok(response) => ("ok", response),
-        Err(refusal) => (refusal.outcome(), refusal.response()),
+        Err(error) => (error.class().ohttp, respond::error_response(&error)),
     };
     state.relay.metrics.ohttp(outcome);
     cors::allow_any_origin(response)
-}
-
-/// Why a request got no sealed answer.
-enum Refusal {
-    Body(PipelineError),
-    UnknownKey,
-    Invalid,
-    Replayed,
-    Seal,
-}
-
-impl Refusal {
-    fn outcome(&self) -> &'static str {
-        match self {
-            Refusal::Body(_) => "bad_body",
-            Refusal::UnknownKey => "unknown_key",
-            Refusal::Invalid => "invalid",
-            Refusal::Replayed => "replayed",
-            Refusal::Seal => "error",
-        }
-    }
-
-    fn response(&self) -> Response<Body> {
-        let (status, kind, title) = match self {
-            Refusal::Body(error) => return crate::pipeline::respond::error_response(error),
-            Refusal::UnknownKey => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                PROBLEM_KEY,
-                "unknown OHTTP key id: fetch /.well-known/ohttp-gateway again",
-            ),
-            Refusal::Invalid => (
-                StatusCode::BAD_REQUEST,
-                "about:blank",
-                "undecryptable OHTTP request",
-            ),
-            Refusal::Replayed => (
-                StatusCode::BAD_REQUEST,
-                "about:blank",
-                "replayed OHTTP request",
-            ),
-            Refusal::Seal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "about:blank",
-                "internal error",
-            ),
-        };
-        problem(status, kind, title)
-    }
-}
-
-fn problem(status: StatusCode, kind: &str, title: &str) -> Response<Body> {
-    let body = json!({ "type": kind, "title": title, "status": status.as_u16() });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
 }
 
 async fn exchange<B>(
@@ -114,60 +55,37 @@ async fn exchange<B>(
     client: ClientKey,
     outer: Option<Arc<Chain>>,
     request: Request<B>,
-) -> Result<Response<Body>, Refusal>
+) -> Result<Response<Body>, PipelineError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let ohttp = &state.ohttp;
-    let body = read_body(&state.limits, request)
-        .await
-        .map_err(Refusal::Body)?;
-    let key_id = request_key_id(&body).ok_or(Refusal::Invalid)?;
-    let key = ohttp.key(key_id).ok_or(Refusal::UnknownKey)?;
+    let body = read_body(&state.limits, request).await?;
+    let key_id = request_key_id(&body).ok_or(PipelineError::OhttpUndecryptable)?;
+    let key = ohttp.key(key_id).ok_or(PipelineError::OhttpUnknownKey)?;
     let opened = key.open_request(&body).map_err(|e| match e {
-        OhttpError::UnknownKey(_) => Refusal::UnknownKey,
-        _ => Refusal::Invalid,
+        OhttpError::UnknownKey(_) => PipelineError::OhttpUnknownKey,
+        _ => PipelineError::OhttpUndecryptable,
     })?;
     drop(body);
     // Replays are checked once the request proved authentic, so junk cannot fill the cache.
     if !ohttp.first_use(&opened.enc).await {
-        return Err(Refusal::Replayed);
+        return Err(PipelineError::OhttpReplayed);
     }
     let sealer = opened.sealer;
-    let inner = match message::decode_request(&opened.bhttp) {
-        Ok(inner) => inner,
-        Err(_) => {
-            return sealed_problem(
-                state,
-                &sealer,
-                StatusCode::BAD_REQUEST,
-                "malformed binary HTTP request",
-            )
-            .await;
-        }
+    let Ok(inner) = message::decode_request(&opened.bhttp) else {
+        return sealed_error(state, &sealer, &PipelineError::OhttpMalformed).await;
     };
     let now = unix_now();
     let window = ohttp.config.replay_window_secs;
     match inner.date {
         Some(date) if date.abs_diff(now) <= window => {}
-        _ => {
-            return sealed_problem(
-                state,
-                &sealer,
-                StatusCode::BAD_REQUEST,
-                "the date header is missing or outside the accepted window",
-            )
-            .await;
-        }
+        _ => return sealed_error(state, &sealer, &PipelineError::OhttpDate).await,
     }
     let chain = match target(state, outer.as_ref(), &inner) {
         Ok(chain) => chain,
-        Err(error) => {
-            error.log();
-            let response = crate::pipeline::respond::error_response(&error);
-            return seal_response(state, &sealer, response).await;
-        }
+        Err(error) => return sealed_error(state, &sealer, &error).await,
     };
     let response = pipeline::relay(&state.relay, &chain, client, Bytes::from(inner.body)).await;
     seal_response(state, &sealer, response).await
@@ -216,7 +134,7 @@ async fn seal_response(
     state: &AppState,
     sealer: &ResponseSealer,
     response: Response<Body>,
-) -> Result<Response<Body>, Refusal> {
+) -> Result<Response<Body>, PipelineError> {
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -230,8 +148,8 @@ async fn seal_response(
     };
     let buckets = &state.ohttp.config.padding_buckets;
     let bhttp = message::encode_response(status, &content_type, &body, buckets)
-        .map_err(|_| Refusal::Seal)?;
-    let sealed = sealer.seal(&bhttp).map_err(|_| Refusal::Seal)?;
+        .map_err(|_| PipelineError::OhttpSeal)?;
+    let sealed = sealer.seal(&bhttp).map_err(|_| PipelineError::OhttpSeal)?;
     let mut response = Response::new(Body::from(sealed));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(RESPONSE_MEDIA_TYPE));
@@ -239,13 +157,13 @@ async fn seal_response(
     Ok(response)
 }
 
-async fn sealed_problem(
+/// `error` answered sealed to the client who opened the request.
+async fn sealed_error(
     state: &AppState,
     sealer: &ResponseSealer,
-    status: StatusCode,
-    title: &str,
-) -> Result<Response<Body>, Refusal> {
-    seal_response(state, sealer, problem(status, "about:blank", title)).await
+    error: &PipelineError,
+) -> Result<Response<Body>, PipelineError> {
+    seal_response(state, sealer, respond::error_response(error)).await
 }
 
 fn unix_now() -> u64 {

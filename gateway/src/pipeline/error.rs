@@ -101,6 +101,25 @@ pub enum PipelineError {
     /// A gateway bug.
     #[error("internal error")]
     Internal,
+    /// OHTTP: the request's key id names no key of this gateway (refused before opening).
+    #[error("unknown OHTTP key id: fetch /.well-known/ohttp-gateway again")]
+    OhttpUnknownKey,
+    /// OHTTP: the request is not an encapsulated request this gateway can open.
+    #[error("undecryptable OHTTP request")]
+    OhttpUndecryptable,
+    /// OHTTP: the request was opened before (its encapsulated key was seen in the window).
+    #[error("replayed OHTTP request")]
+    OhttpReplayed,
+    /// OHTTP: the opened request is not binary HTTP (answered sealed).
+    #[error("malformed binary HTTP request")]
+    OhttpMalformed,
+    /// OHTTP: the inner request's date is missing or outside the replay window (answered
+    /// sealed).
+    #[error("the date header is missing or outside the accepted window")]
+    OhttpDate,
+    /// OHTTP: sealing the answer failed (a gateway bug).
+    #[error("internal error")]
+    OhttpSeal,
 }
 
 /// How an error is reported: every field derives from the one classification in
@@ -115,6 +134,12 @@ pub struct Class {
     pub outcome: &'static str,
     /// The log level.
     pub level: Level,
+    /// The `type` of an `application/problem+json` answer (RFC 9457), for the OHTTP refusals
+    /// answered outside JSON-RPC; `None`: a JSON-RPC error object.
+    pub problem: Option<&'static str>,
+    /// The `shroud_ohttp_requests_total` outcome when this error ends an OHTTP request before
+    /// it is opened.
+    pub ohttp: &'static str,
 }
 
 /// The log level of an error.
@@ -126,86 +151,62 @@ pub enum Level {
     Warn,
     /// A gateway bug: error.
     Error,
+    /// Logged where it happened, with what only that place knows (the upstream and the
+    /// reason); not again for the request.
+    AtSource,
 }
 
 impl PipelineError {
-    /// The classification of this error.
+    /// The classification of this error: the one table every answer, metric and log line of an
+    /// error derives from.
     pub fn class(&self) -> Class {
-        let (status, code, outcome, level) = match self {
-            Self::NotFound | Self::UnknownChain => (
-                StatusCode::NOT_FOUND,
-                INVALID_REQUEST,
-                "invalid",
-                Level::Debug,
-            ),
-            Self::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                INVALID_REQUEST,
-                "invalid",
-                Level::Debug,
-            ),
-            Self::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                INVALID_REQUEST,
-                "invalid",
-                Level::Debug,
-            ),
-            Self::PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_REQUEST,
-                "limit",
-                Level::Debug,
-            ),
-            Self::BodyRead => (
-                StatusCode::BAD_REQUEST,
-                INVALID_REQUEST,
-                "invalid",
-                Level::Debug,
-            ),
-            Self::BodyTimeout => (
-                StatusCode::REQUEST_TIMEOUT,
-                INVALID_REQUEST,
-                "limit",
-                Level::Debug,
-            ),
-            Self::RateLimited => (
-                StatusCode::TOO_MANY_REQUESTS,
-                LIMIT_EXCEEDED,
-                "rate_limited",
-                Level::Debug,
-            ),
-            // JSON-RPC level failures travel in a 200, as wallets expect.
-            Self::Parse => (StatusCode::OK, PARSE_ERROR, "invalid", Level::Debug),
-            Self::InvalidRequest(_) => (StatusCode::OK, INVALID_REQUEST, "invalid", Level::Debug),
-            Self::TooDeep { .. } | Self::BatchTooLarge { .. } => {
-                (StatusCode::OK, INVALID_REQUEST, "limit", Level::Debug)
+        use Level::{AtSource, Debug, Error, Warn};
+        use StatusCode as S;
+        match self {
+            Self::NotFound | Self::UnknownChain => {
+                rpc(S::NOT_FOUND, INVALID_REQUEST, "invalid", Debug)
             }
-            Self::MethodDenied => (StatusCode::OK, METHOD_NOT_FOUND, "denied", Level::Debug),
-            Self::Overloaded => (StatusCode::OK, LIMIT_EXCEEDED, "overloaded", Level::Warn),
+            Self::MethodNotAllowed => rpc(S::METHOD_NOT_ALLOWED, INVALID_REQUEST, "invalid", Debug),
+            Self::UnsupportedMediaType => {
+                rpc(S::UNSUPPORTED_MEDIA_TYPE, INVALID_REQUEST, "invalid", Debug)
+            }
+            Self::PayloadTooLarge { .. } => {
+                rpc(S::PAYLOAD_TOO_LARGE, INVALID_REQUEST, "limit", Debug)
+            }
+            Self::BodyRead => rpc(S::BAD_REQUEST, INVALID_REQUEST, "invalid", Debug),
+            Self::BodyTimeout => rpc(S::REQUEST_TIMEOUT, INVALID_REQUEST, "limit", Debug),
+            Self::RateLimited => rpc(S::TOO_MANY_REQUESTS, LIMIT_EXCEEDED, "rate_limited", Debug),
+            // JSON-RPC level failures travel in a 200, as wallets expect.
+            Self::Parse => rpc(S::OK, PARSE_ERROR, "invalid", Debug),
+            Self::InvalidRequest(_) => rpc(S::OK, INVALID_REQUEST, "invalid", Debug),
+            Self::TooDeep { .. } | Self::BatchTooLarge { .. } => {
+                rpc(S::OK, INVALID_REQUEST, "limit", Debug)
+            }
+            Self::MethodDenied => rpc(S::OK, METHOD_NOT_FOUND, "denied", Debug),
+            Self::Overloaded => rpc(S::OK, LIMIT_EXCEEDED, "overloaded", Warn),
+            // The transport failure was logged by the exchange that saw it, with its reason.
+            Self::UpstreamFailed => rpc(S::OK, UPSTREAM_ERROR, "upstream_error", AtSource),
             Self::UpstreamUnavailable
             | Self::UpstreamTimeout
-            | Self::UpstreamFailed
             | Self::UpstreamInvalidResponse
             | Self::UpstreamTooLarge { .. }
             | Self::UpstreamStatus(_)
-            | Self::UpstreamNoAnswer => (
-                StatusCode::OK,
-                UPSTREAM_ERROR,
-                "upstream_error",
-                Level::Warn,
+            | Self::UpstreamNoAnswer => rpc(S::OK, UPSTREAM_ERROR, "upstream_error", Warn),
+            Self::Internal => rpc(S::OK, INTERNAL_ERROR, "internal_error", Error),
+            // Refused before opening: whoever sent them cannot read a sealed answer.
+            Self::OhttpUnknownKey => problem(
+                S::UNPROCESSABLE_ENTITY,
+                shroud_ohttp::PROBLEM_KEY,
+                "unknown_key",
+                Debug,
             ),
-            Self::Internal => (
-                StatusCode::OK,
-                INTERNAL_ERROR,
-                "internal_error",
-                Level::Error,
-            ),
-        };
-        Class {
-            status,
-            code,
-            outcome,
-            level,
+            Self::OhttpUndecryptable => problem(S::BAD_REQUEST, ABOUT_BLANK, "invalid", Debug),
+            Self::OhttpReplayed => problem(S::BAD_REQUEST, ABOUT_BLANK, "replayed", Debug),
+            // Opened: answered sealed to the client, counted as an answered OHTTP request.
+            Self::OhttpMalformed | Self::OhttpDate => {
+                problem(S::BAD_REQUEST, ABOUT_BLANK, "ok", Debug)
+            }
+            Self::OhttpSeal => problem(S::INTERNAL_SERVER_ERROR, ABOUT_BLANK, "error", Error),
         }
     }
 
@@ -230,6 +231,43 @@ impl PipelineError {
             Level::Debug => tracing::debug!(error = %self, "request refused"),
             Level::Warn => tracing::warn!(error = %self, "relay failed"),
             Level::Error => tracing::error!(error = %self, "relay failed"),
+            Level::AtSource => {}
         }
+    }
+}
+
+/// The problem type of a refusal that needs no more than its status and title (RFC 9457 §4.2.1).
+const ABOUT_BLANK: &str = "about:blank";
+
+/// The outcome of an OHTTP request ended by an error that is not OHTTP's own: its outer body
+/// could not be read.
+const OHTTP_BAD_BODY: &str = "bad_body";
+
+/// An error answered as a JSON-RPC error object.
+const fn rpc(status: StatusCode, code: i64, outcome: &'static str, level: Level) -> Class {
+    Class {
+        status,
+        code,
+        outcome,
+        level,
+        problem: None,
+        ohttp: OHTTP_BAD_BODY,
+    }
+}
+
+/// An OHTTP refusal answered as `application/problem+json` of type `kind`.
+const fn problem(
+    status: StatusCode,
+    kind: &'static str,
+    ohttp: &'static str,
+    level: Level,
+) -> Class {
+    Class {
+        status,
+        code: INVALID_REQUEST,
+        outcome: "invalid",
+        level,
+        problem: Some(kind),
+        ohttp,
     }
 }

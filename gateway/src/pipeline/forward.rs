@@ -284,7 +284,11 @@ async fn read_answer(
     }
     let mut buffer = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| PipelineError::UpstreamFailed)?;
+        let frame = frame.map_err(|error| {
+            // `UpstreamFailed` is logged here, where the reason is known (its class says so).
+            tracing::warn!(reason = %crate::error::chain(&error), "upstream answer broke off");
+            PipelineError::UpstreamFailed
+        })?;
         if let Ok(data) = frame.into_data() {
             budget.take(data.len())?;
             buffer.extend_from_slice(&data);

@@ -11,11 +11,27 @@ use super::parse::ClientId;
 
 pub(crate) use crate::body::Body;
 
-/// The response for `error` when the request's ids are unknown (before or during parsing).
+/// The response for `error` when the request's ids are unknown (before or during parsing), in
+/// the form its [class](PipelineError::class) says: a JSON-RPC error object under a `null` id,
+/// or `application/problem+json` for the OHTTP refusals. Logs the error: the one place an
+/// error answered on its own is logged.
 pub(crate) fn error_response(error: &PipelineError) -> Response<Body> {
     error.log();
-    let body = error_answer(error, &ClientId::null());
-    with_content_type(error.status(), "application/json", Bytes::from(body))
+    let class = error.class();
+    match class.problem {
+        None => {
+            let body = error_answer(error, &ClientId::null());
+            with_content_type(class.status, "application/json", Bytes::from(body))
+        }
+        Some(kind) => {
+            let body = json!({ "type": kind, "title": error.to_string(), "status": class.status.as_u16() });
+            with_content_type(
+                class.status,
+                "application/problem+json",
+                Bytes::from(body.to_string()),
+            )
+        }
+    }
 }
 
 /// The JSON bytes of a gateway error answer under the client's exact `id`.
@@ -125,6 +141,25 @@ mod tests {
             String::from_utf8(body).unwrap(),
             r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#
         );
+    }
+
+    #[test]
+    fn ohttp_refusals_are_problem_json_from_the_same_table() {
+        let response = error_response(&PipelineError::OhttpUnknownKey);
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            response.headers().get(CONTENT_TYPE).unwrap(),
+            "application/problem+json"
+        );
+        let class = PipelineError::OhttpReplayed.class();
+        assert_eq!(
+            (class.status, class.problem, class.ohttp),
+            (StatusCode::BAD_REQUEST, Some("about:blank"), "replayed")
+        );
+        // An outer body that could not be read ends the OHTTP request as a bad body, answered
+        // as JSON-RPC like any unread body.
+        let class = PipelineError::BodyTimeout.class();
+        assert_eq!((class.problem, class.ohttp), (None, "bad_body"));
     }
 
     #[test]
