@@ -46,7 +46,8 @@ LAYERS = {
     ],
     "gateway": [
         # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
-        ["config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::restore"],
+        ["settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error",
+         "pipeline::restore"],
         ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body"],
         ["metrics"],
         # The pure pipeline stages: parse -> policy -> strip, planning and assembly.

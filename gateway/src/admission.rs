@@ -168,7 +168,7 @@ mod tests {
     use crate::ratelimit::RateLimiter;
 
     fn keys() -> (ClientKey, ClientKey) {
-        let limiter = RateLimiter::new(&LimitsConfig::default());
+        let limiter = RateLimiter::new(&LimitsConfig::default().settings().unwrap());
         (
             limiter.key("127.0.0.2".parse().unwrap()),
             limiter.key("127.0.0.3".parse().unwrap()),

@@ -1,15 +1,20 @@
 //! The gateway configuration (DESIGN §6): a TOML file, or [`Config::dev`] for `--dev`.
 //!
 //! Every table rejects unknown keys, so a typo is a start-up error rather than a silently ignored
-//! setting. [`Config::validate`] checks what serde cannot: chain names, upstream URLs and the
-//! plain-HTTP rule.
+//! setting. [`Config::settings`] then parses, once, what serde cannot check (chain names,
+//! upstream URLs and the plain-HTTP rule, credential headers, limits) into the typed values of
+//! [`crate::settings`] that the gateway runs on; [`Config::validate`] is the same check.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use http::Uri;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Uri};
 use serde::Deserialize;
+
+use crate::settings::{ChainSettings, Limits, UpstreamSettings};
 
 /// Default address of the RA-TLS listener.
 pub const DEFAULT_HTTPS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
@@ -580,7 +585,7 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Parses and validates a TOML configuration.
+    /// Parses a TOML configuration and checks it ([`Config::validate`]).
     pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
         let config: Self = toml::from_str(s).map_err(|e| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
@@ -598,7 +603,7 @@ impl Config {
 
     /// The `--dev` configuration: simulated TEE, default TLS hosts, one chain per distinct name
     /// in `upstreams` (`(name, url)` pairs, several URLs per name allowed), chain ids unknown.
-    /// Not validated here; [`Config::validate`] (and [`crate::Gateway::bind`]) do that.
+    /// Checked, like a file, by [`Config::settings`] when [`crate::Gateway::bind`] takes it.
     pub fn dev(upstreams: Vec<(String, String)>, listen: SocketAddr, metrics: SocketAddr) -> Self {
         let mut chains: Vec<ChainConfig> = Vec::new();
         for (name, url) in upstreams {
@@ -643,44 +648,64 @@ impl Config {
         }
     }
 
-    /// Checks chain names and upstream URLs.
+    /// Checks everything [`Config::settings`] checks, keeping nothing.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.clone().settings().map(drop)
+    }
+
+    /// Parses the file's form into the typed values the gateway runs on, checking what serde
+    /// cannot: chain names, upstream URLs and the plain-HTTP rule, credential headers, limits.
+    /// The one place a configuration is checked; `--dev` goes through it too.
+    pub(crate) fn settings(self) -> Result<Settings, ConfigError> {
         self.tee.validate()?;
         let mut seen = HashSet::new();
-        for chain in &self.chains {
-            if !is_valid_chain_name(&chain.name) {
-                return Err(ConfigError::InvalidChainName(chain.name.clone()));
-            }
-            if !seen.insert(chain.name.as_str()) {
-                return Err(ConfigError::DuplicateChain(chain.name.clone()));
-            }
-            if chain.upstreams.is_empty() {
-                return Err(ConfigError::NoUpstreams(chain.name.clone()));
-            }
-            for index in 0..chain.upstreams.len() {
-                chain.upstream_uri(index)?;
-                chain.check_upstream_table(index)?;
-            }
-            for pattern in chain
-                .deny_methods
-                .iter()
-                .chain(chain.allow_methods.iter().flatten())
-            {
-                if pattern.is_empty() || pattern.trim() != pattern {
-                    return Err(ConfigError::Invalid(format!(
-                        "chain {:?}: method pattern {pattern:?} is empty or has spaces",
-                        chain.name
-                    )));
-                }
-            }
-            if chain.health_check_interval_ms == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "chain {:?}: health_check_interval_ms must be positive",
-                    chain.name
-                )));
-            }
+        let mut chains = Vec::with_capacity(self.chains.len());
+        for chain in self.chains {
+            chains.push(chain.settings(&mut seen)?);
         }
-        let l = &self.limits;
+        let limits = self.limits.settings()?;
+        if self.cache.enabled && (self.cache.max_bytes == 0 || self.cache.max_entries == 0) {
+            return Err(ConfigError::Invalid(
+                "[cache] max_bytes and max_entries must be positive (or set enabled = false)"
+                    .to_owned(),
+            ));
+        }
+        Ok(Settings {
+            listen: self.listen,
+            tee: self.tee,
+            tls_hosts: self.tls.hosts,
+            limits,
+            cache: self.cache,
+            ohttp: self.ohttp,
+            chains,
+        })
+    }
+}
+
+/// A checked configuration: what [`Config::settings`] made of the file.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Listener addresses.
+    pub(crate) listen: ListenConfig,
+    /// The TEE and its collateral services (URLs checked).
+    pub(crate) tee: TeeConfig,
+    /// The certificate's subject alternative names.
+    pub(crate) tls_hosts: Vec<String>,
+    /// Request, connection and rate limits.
+    pub(crate) limits: Limits,
+    /// The response cache.
+    pub(crate) cache: CacheConfig,
+    /// Oblivious HTTP.
+    pub(crate) ohttp: OhttpConfig,
+    /// The chains, in configured order.
+    pub(crate) chains: Vec<ChainSettings>,
+}
+
+impl LimitsConfig {
+    /// The checked limits: sizes and counts positive, the JSON depth in range, times as
+    /// durations.
+    pub(crate) fn settings(&self) -> Result<Limits, ConfigError> {
+        let l = self;
         for (key, value) in [
             ("max_request_bytes", l.max_request_bytes as u64),
             ("max_batch_len", l.max_batch_len as u64),
@@ -717,22 +742,94 @@ impl Config {
                     .to_owned(),
             ));
         }
-        if self.cache.enabled && (self.cache.max_bytes == 0 || self.cache.max_entries == 0) {
-            return Err(ConfigError::Invalid(
-                "[cache] max_bytes and max_entries must be positive (or set enabled = false)"
-                    .to_owned(),
-            ));
-        }
         if l.rate_limit_per_second > 0 && l.rate_limit_burst == 0 {
             return Err(ConfigError::Invalid(
                 "[limits] rate_limit_burst must be positive when rate limiting is on".to_owned(),
             ));
         }
-        Ok(())
+        Ok(Limits {
+            max_request_bytes: l.max_request_bytes,
+            max_batch_len: l.max_batch_len,
+            max_json_depth: l.max_json_depth,
+            max_response_bytes: l.max_response_bytes,
+            max_inflight_response_bytes: l.max_inflight_response_bytes,
+            max_connections: l.max_connections,
+            max_connections_per_client: l.max_connections_per_client,
+            handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
+            header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(l.body_read_timeout_ms),
+            request_timeout: Duration::from_millis(l.request_timeout_ms),
+            upstream_idle_timeout: Duration::from_millis(l.upstream_idle_timeout_ms),
+            rate_limit_per_second: l.rate_limit_per_second,
+            rate_limit_burst: l.rate_limit_burst,
+        })
     }
 }
 
 impl ChainConfig {
+    /// The checked chain; `seen` holds the names of the chains before it.
+    fn settings(self, seen: &mut HashSet<String>) -> Result<ChainSettings, ConfigError> {
+        if !is_valid_chain_name(&self.name) {
+            return Err(ConfigError::InvalidChainName(self.name));
+        }
+        if !seen.insert(self.name.clone()) {
+            return Err(ConfigError::DuplicateChain(self.name));
+        }
+        if self.upstreams.is_empty() {
+            return Err(ConfigError::NoUpstreams(self.name));
+        }
+        for pattern in self
+            .deny_methods
+            .iter()
+            .chain(self.allow_methods.iter().flatten())
+        {
+            if pattern.is_empty() || pattern.trim() != pattern {
+                return Err(ConfigError::Invalid(format!(
+                    "chain {:?}: method pattern {pattern:?} is empty or has spaces",
+                    self.name
+                )));
+            }
+        }
+        if self.health_check_interval_ms == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "chain {:?}: health_check_interval_ms must be positive",
+                self.name
+            )));
+        }
+        let upstreams = (0..self.upstreams.len())
+            .map(|index| self.upstream(index))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ChainSettings {
+            name: self.name,
+            chain_id: self.chain_id,
+            upstreams,
+            allow_methods: self.allow_methods,
+            deny_methods: self.deny_methods,
+            health_interval: Duration::from_millis(self.health_check_interval_ms),
+        })
+    }
+
+    /// The checked upstream `index`.
+    fn upstream(&self, index: usize) -> Result<UpstreamSettings, ConfigError> {
+        let uri = self.upstream_uri(index)?;
+        let credentials = self.upstream_table(index)?;
+        let config = self.upstreams.get(index);
+        Ok(UpstreamSettings {
+            label: config
+                .and_then(UpstreamConfig::name)
+                .map_or_else(|| index.to_string(), str::to_owned),
+            uri,
+            credentials,
+            timeout: Duration::from_millis(
+                config.map_or(DEFAULT_UPSTREAM_TIMEOUT_MS, UpstreamConfig::timeout_ms),
+            ),
+            max_concurrent: config.map_or(
+                DEFAULT_UPSTREAM_MAX_CONCURRENT,
+                UpstreamConfig::max_concurrent,
+            ),
+        })
+    }
+
     /// The parsed and checked URI of upstream `index`.
     pub fn upstream_uri(&self, index: usize) -> Result<Uri, ConfigError> {
         let invalid = |reason: &str| ConfigError::InvalidUpstream {
@@ -775,16 +872,18 @@ impl ChainConfig {
         Ok(uri)
     }
 
-    /// Checks the table form of upstream `index`: name, credential headers, limits. Header
-    /// values are secrets and are never part of the error.
-    fn check_upstream_table(&self, index: usize) -> Result<(), ConfigError> {
+    /// Checks the table form of upstream `index` (name, credential headers, limits) and returns
+    /// its credential headers, every value marked sensitive. Header values are secrets and are
+    /// never part of an error.
+    fn upstream_table(&self, index: usize) -> Result<HeaderMap, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidUpstream {
             chain: self.name.clone(),
             index,
             reason,
         };
+        let mut credentials = HeaderMap::new();
         let Some(UpstreamConfig::Table(table)) = self.upstreams.get(index) else {
-            return Ok(());
+            return Ok(credentials);
         };
         if let Some(name) = &table.name
             && !is_valid_chain_name(name)
@@ -815,16 +914,17 @@ impl ChainConfig {
                     "header {name:?} is set by the gateway and cannot be configured"
                 )));
             }
-            if http::HeaderValue::from_str(&value).is_err() {
-                return Err(invalid(format!("the value of header {name:?} is invalid")));
-            }
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| invalid(format!("the value of header {name:?} is invalid")))?;
+            value.set_sensitive(true);
+            credentials.insert(header, value);
         }
         if table.timeout_ms == Some(0) || table.max_concurrent == Some(0) {
             return Err(invalid(
                 "timeout_ms and max_concurrent must be positive".to_owned(),
             ));
         }
-        Ok(())
+        Ok(credentials)
     }
 }
 

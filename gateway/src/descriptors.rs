@@ -3,7 +3,8 @@
 //! spare for upstream, health and metrics traffic. Otherwise a flood of client connections
 //! would starve the health probes, and `/readyz` would report a healthy instance unready.
 
-use crate::config::{ConfigError, LimitsConfig};
+use crate::config::ConfigError;
+use crate::settings::Limits;
 
 /// Descriptors kept for everything that is not a client or upstream connection: listeners, the
 /// runtime, collateral fetches, log files.
@@ -12,11 +13,7 @@ pub(crate) const BASE_RESERVE: u64 = 64;
 /// The descriptors the configuration may use at once: every client connection, every upstream
 /// request in flight plus one health probe per upstream, the metrics listener's connections and
 /// [`BASE_RESERVE`].
-pub(crate) fn needed(
-    limits: &LimitsConfig,
-    upstream_reserve: u64,
-    metrics_connections: u64,
-) -> u64 {
+pub(crate) fn needed(limits: &Limits, upstream_reserve: u64, metrics_connections: u64) -> u64 {
     (limits.max_connections as u64)
         .saturating_add(upstream_reserve)
         .saturating_add(metrics_connections)
@@ -54,10 +51,12 @@ mod tests {
 
     #[test]
     fn counts_every_kind_of_connection_and_says_what_to_do() {
-        let limits = LimitsConfig {
+        let limits = crate::config::LimitsConfig {
             max_connections: 1000,
-            ..LimitsConfig::default()
-        };
+            ..crate::config::LimitsConfig::default()
+        }
+        .settings()
+        .unwrap();
         let needed = needed(&limits, 257, 32);
         assert_eq!(needed, 1000 + 257 + 32 + BASE_RESERVE);
         assert_eq!(check(needed, needed).unwrap(), needed);

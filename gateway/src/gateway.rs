@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{Admission, Admitted, Refused};
 use crate::collateral::EndorsedAttester;
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::ohttp::OhttpState;
@@ -37,7 +37,7 @@ const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(5);
 
 /// A bound gateway: attested certificate issued, both listeners bound, nothing served yet.
 pub struct Gateway {
-    config: Config,
+    settings: Settings,
     attester: Arc<EndorsedAttester>,
     resolver: Arc<RotatingCertResolver>,
     acceptor: TlsAcceptor,
@@ -62,11 +62,11 @@ impl Gateway {
     /// Validates `config`, builds the attester, issues the RA-TLS certificate and binds the
     /// HTTPS and metrics listeners.
     pub async fn bind(config: Config) -> Result<Gateway, GatewayError> {
-        config.validate()?;
-        if let Some(h3) = config.listen.h3 {
+        let settings = config.settings()?;
+        if let Some(h3) = settings.listen.h3 {
             tracing::warn!(%h3, "[listen] h3 is not served by this build yet; ignoring it");
         }
-        let chains = upstream::chains(&config)?;
+        let chains = upstream::chains(&settings);
         let mut chain_list: Vec<Arc<upstream::Chain>> = chains.values().cloned().collect();
         chain_list.sort_by(|a, b| a.name.cmp(&b.name));
         // Every upstream request in flight and one health probe per upstream may hold a socket.
@@ -76,27 +76,27 @@ impl Gateway {
             .map(|upstream| upstream.permits.available_permits() as u64 + 1)
             .sum();
         descriptors::ensure(descriptors::needed(
-            &config.limits,
+            &settings.limits,
             upstream_reserve,
             admin::MAX_CONNECTIONS as u64,
         ))?;
-        let client = upstream::http_client(&config)?;
+        let client = upstream::http_client(&settings)?;
 
         // The OHTTP keys are generated here, in the enclave, and bound by the certificate.
-        let ohttp = Arc::new(OhttpState::new(&config.ohttp));
+        let ohttp = Arc::new(OhttpState::new(&settings.ohttp));
         let keys = ohttp
             .generate()
             .map_err(|e| GatewayError::Ohttp(e.to_string()))?;
         let key_list = keys.list.clone();
         // Hashing the executable and producing evidence block; keep them off the runtime.
-        let startup_config = config.clone();
-        let attester = tokio::task::spawn_blocking(move || tls::attester_for(&startup_config))
+        let tee = settings.tee.clone();
+        let attester = tokio::task::spawn_blocking(move || tls::attester_for(&tee))
             .await
             .map_err(|e| GatewayError::Task(e.to_string()))??;
         // Certificates must carry verifiable collateral from the first one on.
         attester.refresh().await?;
         let issuer = Arc::clone(&attester);
-        let hosts = config.tls.hosts.clone();
+        let hosts = settings.tls_hosts.clone();
         let certificate =
             tokio::task::spawn_blocking(move || tls::issue(issuer.as_ref(), &hosts, &key_list))
                 .await
@@ -106,8 +106,8 @@ impl Gateway {
         let server_config = server_config(Arc::clone(&resolver), &tls::ALPN)?;
         let acceptor = TlsAcceptor::from(Arc::new(server_config));
 
-        let https = bind("https", config.listen.https).await?;
-        let metrics = bind("metrics", config.listen.metrics).await?;
+        let https = bind("https", settings.listen.https).await?;
+        let metrics = bind("metrics", settings.listen.metrics).await?;
         let https_addr = https.local_addr()?;
         let metrics_addr = metrics.local_addr()?;
         let series: Vec<(&str, Vec<&str>)> = chain_list
@@ -118,18 +118,18 @@ impl Gateway {
             })
             .collect();
         let registry = Arc::new(Metrics::new(attester.platform(), &series)?);
-        let limits = &config.limits;
+        let limits = &settings.limits;
         let relay = Relay {
             client,
             metrics: registry,
             limiter: RateLimiter::new(limits),
-            cache: ResponseCache::new(&config.cache),
+            cache: ResponseCache::new(&settings.cache),
             parse_limits: ParseLimits {
                 max_batch_len: limits.max_batch_len,
                 max_depth: limits.max_json_depth,
             },
             max_response_bytes: limits.max_response_bytes,
-            request_timeout: Duration::from_millis(limits.request_timeout_ms),
+            request_timeout: limits.request_timeout,
             answer_memory: Arc::new(Semaphore::new(
                 (limits.max_inflight_response_bytes / MEMORY_UNIT).min(Semaphore::MAX_PERMITS),
             )),
@@ -138,12 +138,12 @@ impl Gateway {
             chains,
             chain_list: Arc::from(chain_list),
             resolver: Arc::clone(&resolver),
-            limits: config.limits.clone(),
+            limits: settings.limits.clone(),
             relay,
             ohttp,
         });
         Ok(Gateway {
-            config,
+            settings,
             attester,
             resolver,
             acceptor,
@@ -200,7 +200,7 @@ impl Gateway {
 
         let rotation = tokio::spawn(tls::rotate_forever(
             Arc::clone(&self.attester),
-            self.config.tls.hosts.clone(),
+            self.settings.tls_hosts.clone(),
             Arc::clone(&self.resolver),
             Arc::clone(&self.state.relay.metrics),
             Arc::clone(&self.state.ohttp),
@@ -217,14 +217,15 @@ impl Gateway {
             Arc::clone(&self.state.chain_list),
             stop_rx.clone(),
         ));
-        let limits = &self.config.limits;
+        let limits = &self.settings.limits;
         let timeouts = Timeouts {
-            handshake: Duration::from_millis(limits.handshake_timeout_ms),
-            header_read: Duration::from_millis(limits.header_read_timeout_ms),
+            handshake: limits.handshake_timeout,
+            header_read: limits.header_read_timeout,
         };
         let admission = Admission::new(limits.max_connections, limits.max_connections_per_client);
-        let grace = Duration::from_millis(limits.request_timeout_ms)
-            .saturating_add(Duration::from_millis(limits.body_read_timeout_ms))
+        let grace = limits
+            .request_timeout
+            .saturating_add(limits.body_read_timeout)
             .saturating_add(SHUTDOWN_EXTRA_GRACE);
 
         // Every connection task holds a clone of `alive`; when all are dropped, `drained` yields

@@ -29,6 +29,7 @@ pub mod pipeline;
 mod ratelimit;
 mod request_body;
 mod routes;
+mod settings;
 mod shutdown;
 mod state;
 mod tls;

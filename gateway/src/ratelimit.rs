@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::LimitsConfig;
+use crate::settings::Limits;
 
 /// The part of an IPv6 address that names the client: its /64.
 const IPV6_PREFIX_MASK: u128 = !0 << 64;
@@ -45,7 +45,7 @@ impl std::fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     /// A limiter as configured.
-    pub(crate) fn new(limits: &LimitsConfig) -> Self {
+    pub(crate) fn new(limits: &Limits) -> Self {
         let rate = f64::from(limits.rate_limit_per_second);
         let burst = f64::from(limits.rate_limit_burst.max(1));
         // A bucket idle for the time it takes to refill is full again: forget it.
@@ -117,11 +117,13 @@ mod tests {
 
     #[tokio::test]
     async fn buckets_per_key() {
-        let limits = LimitsConfig {
+        let limits = crate::config::LimitsConfig {
             rate_limit_per_second: 1,
             rate_limit_burst: 2,
-            ..LimitsConfig::default()
-        };
+            ..crate::config::LimitsConfig::default()
+        }
+        .settings()
+        .unwrap();
         let limiter = RateLimiter::new(&limits);
         let a = limiter.key("127.0.0.1".parse().unwrap());
         let b = limiter.key("127.0.0.2".parse().unwrap());

@@ -1,18 +1,16 @@
 //! Reading a client's request body: within the size limit (declared and actual) and the body
 //! read timeout, for the JSON-RPC routes and the OHTTP handler alike.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Limited};
 
-use crate::config::LimitsConfig;
 use crate::pipeline::PipelineError;
+use crate::settings::Limits;
 
 /// Reads the body within the size limit and the body read timeout.
 pub(crate) async fn read_body<B>(
-    limits: &LimitsConfig,
+    limits: &Limits,
     request: Request<B>,
 ) -> Result<Bytes, PipelineError>
 where
@@ -29,7 +27,7 @@ where
         return Err(PipelineError::PayloadTooLarge { limit });
     }
     let read = Limited::new(request.into_body(), limit).collect();
-    match tokio::time::timeout(Duration::from_millis(limits.body_read_timeout_ms), read).await {
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
         Err(_) => Err(PipelineError::BodyTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {

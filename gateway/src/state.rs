@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use shroud_ra_tls::tls::RotatingCertResolver;
 
-use crate::config::LimitsConfig;
 use crate::ohttp::OhttpState;
 use crate::pipeline::Relay;
+use crate::settings::Limits;
 use crate::upstream::Chain;
 
 /// What every connection shares.
@@ -20,8 +20,8 @@ pub(crate) struct AppState {
     pub(crate) chain_list: Arc<[Arc<Chain>]>,
     /// The certificate currently served, for the attestation bundle.
     pub(crate) resolver: Arc<RotatingCertResolver>,
-    /// The configured limits.
-    pub(crate) limits: LimitsConfig,
+    /// The checked limits.
+    pub(crate) limits: Limits,
     /// What the relay pipeline needs.
     pub(crate) relay: Relay,
     /// The OHTTP keys and replay cache.

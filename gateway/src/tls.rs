@@ -12,7 +12,7 @@ use shroud_ra_tls::tls::RotatingCertResolver;
 use shroud_ra_tls::{Platform, UnixTime};
 
 use crate::collateral::EndorsedAttester;
-use crate::config::{Config, TeePlatform};
+use crate::config::{TeeConfig, TeePlatform};
 use crate::error::GatewayError;
 
 /// How often the certificate is re-issued with fresh evidence (DESIGN §3; it is valid 24 h).
@@ -48,8 +48,8 @@ pub const INSECURE_WARNING: &str = "\
 /// The attester for the configured platform: the simulated one only when asked for by name
 /// (`--dev` or `platform = "simulated"`), else the hardware TEE's, detected for `auto`. Without a
 /// TEE the gateway refuses to start. Blocks (hashing the executable, probing the device).
-pub(crate) fn attester_for(config: &Config) -> Result<Arc<EndorsedAttester>, GatewayError> {
-    let inner: Box<dyn Attester> = match config.tee.platform {
+pub(crate) fn attester_for(tee: &TeeConfig) -> Result<Arc<EndorsedAttester>, GatewayError> {
+    let inner: Box<dyn Attester> = match tee.platform {
         TeePlatform::Simulated => {
             eprintln!("{INSECURE_WARNING}");
             tracing::warn!("simulated TEE: insecure, not attested, development only");
@@ -69,7 +69,7 @@ pub(crate) fn attester_for(config: &Config) -> Result<Arc<EndorsedAttester>, Gat
             attester
         }
     };
-    Ok(Arc::new(EndorsedAttester::new(inner, &config.tee)?))
+    Ok(Arc::new(EndorsedAttester::new(inner, tee)?))
 }
 
 /// Issues a certificate with fresh evidence, valid from now, whose `ohttp-keys` claim binds the

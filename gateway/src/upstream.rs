@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
@@ -16,11 +16,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{Semaphore, watch};
 
-use crate::config::{ChainConfig, Config};
+use crate::config::Settings;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::pipeline::policy::MethodPolicy;
 use crate::pipeline::strip::{GatewayId, UpstreamBody};
+use crate::settings::ChainSettings;
 
 /// The fixed `user-agent` of every upstream request; never the client's.
 pub(crate) const USER_AGENT: &str = concat!("shroud-gateway/", env!("CARGO_PKG_VERSION"));
@@ -155,70 +156,49 @@ impl Chain {
     }
 }
 
-/// Builds the chains of a validated configuration, by name.
-pub(crate) fn chains(config: &Config) -> Result<HashMap<String, Arc<Chain>>, GatewayError> {
-    let mut chains = HashMap::new();
-    for chain in &config.chains {
-        chains.insert(chain.name.clone(), Arc::new(build_chain(chain)?));
-    }
-    Ok(chains)
+/// Builds the chains of a checked configuration, by name.
+pub(crate) fn chains(settings: &Settings) -> HashMap<String, Arc<Chain>> {
+    settings
+        .chains
+        .iter()
+        .map(|chain| (chain.name.clone(), Arc::new(build_chain(chain))))
+        .collect()
 }
 
-fn build_chain(chain: &ChainConfig) -> Result<Chain, GatewayError> {
-    let mut upstreams = Vec::with_capacity(chain.upstreams.len());
-    for (index, config) in chain.upstreams.iter().enumerate() {
-        let uri = chain.upstream_uri(index)?;
-        let mut credentials = HeaderMap::new();
-        for (name, value) in config.credential_headers() {
-            // Validation checked both; a failure here is a bug, reported without the value.
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                GatewayError::UpstreamClient(format!("upstream #{index}: invalid header name"))
-            })?;
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                GatewayError::UpstreamClient(format!("upstream #{index}: invalid header value"))
-            })?;
-            value.set_sensitive(true);
-            credentials.insert(name, value);
-        }
-        upstreams.push(Upstream {
-            label: config
-                .name()
-                .map_or_else(|| index.to_string(), str::to_owned),
-            uri,
-            credentials,
-            timeout: Duration::from_millis(config.timeout_ms()),
-            permits: Semaphore::new(config.max_concurrent()),
+fn build_chain(chain: &ChainSettings) -> Chain {
+    let upstreams = chain
+        .upstreams
+        .iter()
+        .map(|upstream| Upstream {
+            label: upstream.label.clone(),
+            uri: upstream.uri.clone(),
+            credentials: upstream.credentials.clone(),
+            timeout: upstream.timeout,
+            permits: Semaphore::new(upstream.max_concurrent),
             health: AtomicU8::new(Health::Unknown as u8),
-        });
-    }
-    Ok(Chain {
+        })
+        .collect();
+    Chain {
         name: chain.name.clone(),
         name_arc: Arc::from(chain.name.as_str()),
         chain_id: chain.chain_id,
         policy: MethodPolicy::new(chain.allow_methods.clone(), chain.deny_methods.clone()),
         upstreams,
-        health_interval: Duration::from_millis(chain.health_check_interval_ms),
-    })
+        health_interval: chain.health_interval,
+    }
 }
 
-/// The shared, pooled upstream client: HTTPS with the web PKI roots (aws-lc-rs, post-quantum key exchange preferred), HTTP/1.1 and HTTP/2
-/// by ALPN. Plain `http://` is enabled only when the configuration has such an upstream (which
-/// validation allowed: loopback, or `allow_insecure_upstream`).
-pub(crate) fn http_client(config: &Config) -> Result<HttpClient, GatewayError> {
-    let any_plain_http = config
+/// The shared, pooled upstream client: HTTPS with the web PKI roots (aws-lc-rs, post-quantum
+/// key exchange preferred), HTTP/1.1 and HTTP/2 by ALPN. Plain `http://` is enabled only when
+/// the configuration has such an upstream (which its check allowed: loopback, or
+/// `allow_insecure_upstream`).
+pub(crate) fn http_client(settings: &Settings) -> Result<HttpClient, GatewayError> {
+    let any_plain_http = settings
         .chains
         .iter()
         .flat_map(|c| c.upstreams.iter())
-        .any(|upstream| {
-            upstream
-                .url()
-                .get(..7)
-                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
-        });
-    https_client(
-        any_plain_http,
-        Duration::from_millis(config.limits.upstream_idle_timeout_ms),
-    )
+        .any(|upstream| upstream.is_plain_http());
+    https_client(any_plain_http, settings.limits.upstream_idle_timeout)
 }
 
 /// A pooled HTTPS client with the web PKI roots (aws-lc-rs, post-quantum key exchange preferred), HTTP/1.1 and HTTP/2 by ALPN; plain

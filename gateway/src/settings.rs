@@ -1,0 +1,91 @@
+//! The typed values the gateway runs on, built once from the TOML form by
+//! [`Config::settings`](crate::config::Config::settings): URIs parsed, credential headers as
+//! sensitive [`HeaderValue`]s, times as [`Duration`]s. Nothing downstream parses or checks a
+//! configuration string again, and nothing can hold one of these that was not checked.
+
+use std::time::Duration;
+
+use http::{HeaderMap, Uri};
+
+/// `[limits]`, checked: every size and count positive, the JSON depth in range, times as
+/// durations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Largest request body accepted.
+    pub(crate) max_request_bytes: usize,
+    /// Most calls in one batch.
+    pub(crate) max_batch_len: usize,
+    /// Deepest nesting of arrays and objects in a request body.
+    pub(crate) max_json_depth: usize,
+    /// Largest response to one client request.
+    pub(crate) max_response_bytes: usize,
+    /// Upstream answer bytes the whole gateway holds at once (at least `max_response_bytes`).
+    pub(crate) max_inflight_response_bytes: usize,
+    /// Most client connections open at once.
+    pub(crate) max_connections: usize,
+    /// Most connections open at once from one client.
+    pub(crate) max_connections_per_client: usize,
+    /// How long a TLS handshake may take, from accept.
+    pub(crate) handshake_timeout: Duration,
+    /// How long an HTTP/1.1 client may take to send its request headers.
+    pub(crate) header_read_timeout: Duration,
+    /// How long a client may take to send its request body.
+    pub(crate) body_read_timeout: Duration,
+    /// Deadline of the whole upstream exchange of one request.
+    pub(crate) request_timeout: Duration,
+    /// How long a pooled upstream connection may stay idle.
+    pub(crate) upstream_idle_timeout: Duration,
+    /// Calls per second per client; 0: no rate limiting.
+    pub(crate) rate_limit_per_second: u32,
+    /// Calls a client may burst above the steady rate (positive when rate limiting is on).
+    pub(crate) rate_limit_burst: u32,
+}
+
+/// One `[[chain]]`, checked: a valid, unique name and at least one usable upstream.
+#[derive(Debug, Clone)]
+pub(crate) struct ChainSettings {
+    /// URL-path-safe name, also the `chain` metric label.
+    pub(crate) name: String,
+    /// The chain id every upstream must report, if checked.
+    pub(crate) chain_id: Option<u64>,
+    /// The upstreams, in configured order.
+    pub(crate) upstreams: Vec<UpstreamSettings>,
+    /// Only these methods are relayed, when set.
+    pub(crate) allow_methods: Option<Vec<String>>,
+    /// Methods never relayed.
+    pub(crate) deny_methods: Vec<String>,
+    /// How often every upstream is probed.
+    pub(crate) health_interval: Duration,
+}
+
+/// One upstream, checked: an `http(s)://` URI the chain's rules allow, and credential headers
+/// the gateway does not set itself.
+#[derive(Clone)]
+pub(crate) struct UpstreamSettings {
+    /// The `upstream` metric label and log name: the configured name, or the index.
+    pub(crate) label: String,
+    /// The JSON-RPC endpoint (may carry an API key in its path: never logged).
+    pub(crate) uri: Uri,
+    /// Headers sent to this upstream only, every value marked sensitive.
+    pub(crate) credentials: HeaderMap,
+    /// Timeout of one exchange.
+    pub(crate) timeout: Duration,
+    /// Most requests in flight at once (positive).
+    pub(crate) max_concurrent: usize,
+}
+
+impl UpstreamSettings {
+    /// Whether the endpoint is plain `http://` (loopback, or allowed for its chain).
+    pub(crate) fn is_plain_http(&self) -> bool {
+        self.uri.scheme_str() == Some("http")
+    }
+}
+
+impl std::fmt::Debug for UpstreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URI and the headers carry credentials.
+        f.debug_struct("UpstreamSettings")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
