@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::Metrics;
+use crate::paths;
 use crate::pipeline::PipelineError;
 use crate::pipeline::respond::{self, Body};
 use crate::shutdown::{AcceptBackoff, stopped};
@@ -44,14 +45,14 @@ pub(crate) fn readiness(chains: &[Arc<Chain>]) -> Response<Body> {
 
 fn route<B>(metrics: &Metrics, chains: &[Arc<Chain>], request: &Request<B>) -> Response<Body> {
     match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => {
+        (&Method::GET, paths::METRICS) => {
             respond::text_response(StatusCode::OK, CONTENT_TYPE, metrics.render())
         }
-        (&Method::GET, "/healthz") => {
+        (&Method::GET, paths::HEALTHZ) => {
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
-        (&Method::GET, "/readyz") => readiness(chains),
-        (_, "/metrics" | "/healthz" | "/readyz") => {
+        (&Method::GET, paths::READYZ) => readiness(chains),
+        (_, paths::METRICS | paths::HEALTHZ | paths::READYZ) => {
             respond::error_response(&PipelineError::MethodNotAllowed)
         }
         _ => respond::error_response(&PipelineError::NotFound),

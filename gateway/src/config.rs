@@ -23,8 +23,6 @@ pub const DEFAULT_METRICS_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
 /// Longest chain name accepted; it is a URL path segment and a metric label.
 pub const MAX_CHAIN_NAME_LEN: usize = 64;
-/// Paths that are routes of their own and so cannot be chain names.
-const RESERVED_CHAIN_NAMES: [&str; 4] = ["healthz", "readyz", "ohttp", "metrics"];
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -947,7 +945,7 @@ pub fn is_valid_chain_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && !RESERVED_CHAIN_NAMES.contains(&name)
+        && !crate::paths::is_reserved(name)
 }
 
 /// `localhost`, 127.0.0.0/8 or ::1 (with or without brackets).

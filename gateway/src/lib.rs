@@ -24,6 +24,7 @@ mod error;
 mod gateway;
 mod metrics;
 mod ohttp;
+mod paths;
 #[doc(hidden)]
 pub mod pipeline;
 mod ratelimit;

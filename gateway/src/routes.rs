@@ -9,17 +9,12 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::admin;
 use crate::ohttp;
+use crate::paths;
 use crate::pipeline::respond::{self, Body};
 use crate::pipeline::{self, PipelineError};
 use crate::ratelimit::ClientKey;
 use crate::request_body::read_body;
 use crate::state::AppState;
-
-/// The attestation bundle route (DESIGN §4.2), where clients fetch it.
-pub(crate) const ATTESTATION_PATH: &str = shroud_ohttp::bundle::BUNDLE_PATH;
-
-/// The OHTTP key list route (RFC 9540).
-pub(crate) const OHTTP_KEYS_PATH: &str = "/.well-known/ohttp-gateway";
 
 /// Routes one request of the client known by `client`.
 pub(crate) async fn handle<B>(
@@ -33,23 +28,24 @@ where
 {
     let path = request.uri().path();
     match (request.method(), path) {
-        (&Method::GET, "/healthz") => {
+        (&Method::GET, paths::HEALTHZ) => {
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
-        (&Method::GET, "/readyz") => admin::readiness(&state.chain_list),
-        (&Method::GET, ATTESTATION_PATH) => ohttp::cors::allow_any_origin(attestation(&state)),
-        (&Method::GET, OHTTP_KEYS_PATH) => ohttp::cors::allow_any_origin(respond::text_response(
+        (&Method::GET, paths::READYZ) => admin::readiness(&state.chain_list),
+        (&Method::GET, paths::ATTESTATION) => ohttp::cors::allow_any_origin(attestation(&state)),
+        (&Method::GET, paths::OHTTP_KEYS) => ohttp::cors::allow_any_origin(respond::text_response(
             StatusCode::OK,
             shroud_ohttp::KEYS_MEDIA_TYPE,
             state.ohttp.served_keys(),
         )),
         (&Method::OPTIONS, _) => ohttp::cors::preflight(),
-        (&Method::POST, "/ohttp") if ohttp::handle::is_ohttp_request(request.headers()) => {
+        (&Method::POST, paths::OHTTP) if ohttp::handle::is_ohttp_request(request.headers()) => {
             ohttp::handle::handle(&state, client, None, request).await
         }
-        (_, "/healthz" | "/readyz" | ATTESTATION_PATH | OHTTP_KEYS_PATH | "/ohttp") => {
-            respond::error_response(&PipelineError::MethodNotAllowed)
-        }
+        (
+            _,
+            paths::HEALTHZ | paths::READYZ | paths::ATTESTATION | paths::OHTTP_KEYS | paths::OHTTP,
+        ) => respond::error_response(&PipelineError::MethodNotAllowed),
         _ => {
             let Some(chain_name) = path.strip_prefix('/').filter(|p| !p.contains('/')) else {
                 return respond::error_response(&PipelineError::NotFound);
