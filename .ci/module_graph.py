@@ -46,7 +46,7 @@ LAYERS = {
     ],
     "gateway": [
         # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
-        ["paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error",
+        ["paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::envelope",
          "pipeline::restore"],
         ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body"],
         ["metrics"],

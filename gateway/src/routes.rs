@@ -47,11 +47,9 @@ where
             paths::HEALTHZ | paths::READYZ | paths::ATTESTATION | paths::OHTTP_KEYS | paths::OHTTP,
         ) => respond::error_response(&PipelineError::MethodNotAllowed),
         _ => {
-            let Some(chain_name) = path.strip_prefix('/').filter(|p| !p.contains('/')) else {
-                return respond::error_response(&PipelineError::NotFound);
-            };
-            let Some(chain) = state.chains.get(chain_name).cloned() else {
-                return respond::error_response(&PipelineError::UnknownChain);
+            let chain = match state.chain_at(path) {
+                Ok(chain) => chain,
+                Err(error) => return respond::error_response(&error),
             };
             if request.method() != Method::POST {
                 return respond::error_response(&PipelineError::MethodNotAllowed);

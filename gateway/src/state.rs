@@ -8,7 +8,7 @@ use std::sync::Arc;
 use shroud_ra_tls::tls::RotatingCertResolver;
 
 use crate::ohttp::OhttpState;
-use crate::pipeline::Relay;
+use crate::pipeline::{PipelineError, Relay};
 use crate::settings::Limits;
 use crate::upstream::Chain;
 
@@ -26,4 +26,20 @@ pub(crate) struct AppState {
     pub(crate) relay: Relay,
     /// The OHTTP keys and replay cache.
     pub(crate) ohttp: Arc<OhttpState>,
+}
+
+impl AppState {
+    /// The chain served at `path` (`/{name}`): [`PipelineError::NotFound`] for a path of
+    /// another shape, [`PipelineError::UnknownChain`] for a name no chain has. For plain and
+    /// encapsulated requests alike.
+    pub(crate) fn chain_at(&self, path: &str) -> Result<Arc<Chain>, PipelineError> {
+        let name = path
+            .strip_prefix('/')
+            .filter(|name| !name.contains('/'))
+            .ok_or(PipelineError::NotFound)?;
+        self.chains
+            .get(name)
+            .cloned()
+            .ok_or(PipelineError::UnknownChain)
+    }
 }

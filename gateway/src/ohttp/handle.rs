@@ -97,16 +97,7 @@ fn target(
     outer: Option<&Arc<Chain>>,
     inner: &BinaryRequest,
 ) -> Result<Arc<Chain>, PipelineError> {
-    let name = inner
-        .path
-        .strip_prefix('/')
-        .filter(|p| !p.contains('/'))
-        .ok_or(PipelineError::NotFound)?;
-    let chain = state
-        .chains
-        .get(name)
-        .cloned()
-        .ok_or(PipelineError::UnknownChain)?;
+    let chain = state.chain_at(&inner.path)?;
     if outer.is_some_and(|outer| outer.name != chain.name) {
         return Err(PipelineError::NotFound);
     }

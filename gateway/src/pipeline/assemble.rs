@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use super::PipelineError;
+use super::envelope;
 use super::parse::ClientId;
 use super::respond;
 use super::restore::Answer;
@@ -73,18 +74,17 @@ pub fn assemble(batch: bool, slots: &mut [Slot<'_>], max_bytes: usize) -> Assemb
         };
         let separator = usize::from(answered > 0);
         if let Some((member, value)) = value {
-            let size = envelope_len(id, member) + value.len() + separator + usize::from(batch);
+            let size = envelope::overhead(id.as_str().as_bytes(), member)
+                + value.len()
+                + separator
+                + usize::from(batch);
             if body.len + size <= max_bytes {
                 if separator == 1 {
                     body.copy(b",");
                 }
-                body.copy(br#"{"jsonrpc":"2.0","id":"#);
-                body.copy(id.as_str().as_bytes());
-                body.copy(b",\"");
-                body.copy(member.as_bytes());
-                body.copy(b"\":");
+                body.open(id, member);
                 body.share(value);
-                body.copy(b"}");
+                body.copy(envelope::CLOSE);
                 answered += 1;
                 continue;
             }
@@ -107,11 +107,6 @@ pub fn assemble(batch: bool, slots: &mut [Slot<'_>], max_bytes: usize) -> Assemb
     Some(body.finish())
 }
 
-/// `{"jsonrpc":"2.0","id":ID,"MEMBER":` and the closing `}`.
-fn envelope_len(id: &ClientId, member: &str) -> usize {
-    r#"{"jsonrpc":"2.0","id":,"":}"#.len() + id.as_str().len() + member.len()
-}
-
 /// A body under construction: small pieces copied into one buffer, large results shared.
 #[derive(Default)]
 struct Segments {
@@ -121,6 +116,13 @@ struct Segments {
 }
 
 impl Segments {
+    /// `{"jsonrpc":"2.0","id":ID,"MEMBER":`.
+    fn open(&mut self, id: &ClientId, member: &str) {
+        let before = self.current.len();
+        envelope::open(&mut self.current, id.as_str().as_bytes(), member);
+        self.len += self.current.len() - before;
+    }
+
     fn copy(&mut self, bytes: &[u8]) {
         self.current.extend_from_slice(bytes);
         self.len += bytes.len();
@@ -204,6 +206,26 @@ mod tests {
                 r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32601,"message":"method not found or not allowed by this gateway"}}]"#
             )
         );
+    }
+
+    #[test]
+    fn a_failed_upstream_exchange_fails_only_its_calls() {
+        let mut slots = [
+            slot(Some("1"), result("\"0x1\"")),
+            slot(Some("2"), Outcome::Failed(PipelineError::UpstreamTimeout)),
+            slot(Some("3"), Outcome::Cached(Bytes::from_static(b"\"0x3\""))),
+        ];
+        let body = text(assemble(true, &mut slots, 1 << 20));
+        assert_eq!(
+            body,
+            concat!(
+                r#"[{"jsonrpc":"2.0","id":1,"result":"0x1"},"#,
+                r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"upstream timed out"}},"#,
+                r#"{"jsonrpc":"2.0","id":3,"result":"0x3"}]"#
+            )
+        );
+        let labels: Vec<&str> = slots.iter().map(|slot| slot.outcome.label()).collect();
+        assert_eq!(labels, ["ok", "upstream_error", "cached"]);
     }
 
     #[test]

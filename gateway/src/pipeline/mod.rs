@@ -13,6 +13,7 @@
 
 pub mod assemble;
 pub(crate) mod cache;
+pub(crate) mod envelope;
 pub mod error;
 pub(crate) mod forward;
 pub mod json;

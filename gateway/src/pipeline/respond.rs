@@ -6,6 +6,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::envelope;
 use super::error::PipelineError;
 use super::parse::ClientId;
 
@@ -37,12 +38,10 @@ pub(crate) fn error_response(error: &PipelineError) -> Response<Body> {
 /// The JSON bytes of a gateway error answer under the client's exact `id`.
 pub(crate) fn error_answer(error: &PipelineError, id: &ClientId) -> Vec<u8> {
     let mut out = Vec::with_capacity(96 + id.as_str().len());
-    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    out.extend_from_slice(id.as_str().as_bytes());
-    out.extend_from_slice(br#","error":"#);
+    envelope::open(&mut out, id.as_str().as_bytes(), "error");
     let object = json!({ "code": error.code(), "message": error.to_string() });
     out.extend_from_slice(object.to_string().as_bytes());
-    out.push(b'}');
+    out.extend_from_slice(envelope::CLOSE);
     out
 }
 

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use rand::Rng as _;
 
+use super::envelope;
 use super::parse::ClientId;
 use super::policy::PermittedCall;
 
@@ -33,14 +34,12 @@ impl SanitizedCall {
     /// Appends the upstream form `{"jsonrpc":"2.0","id":ID,"method":M,"params":P}` with the
     /// gateway-chosen `id`.
     fn write_upstream_json(&self, id: u64, out: &mut Vec<u8>) {
-        out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-        out.extend_from_slice(id.to_string().as_bytes());
-        out.extend_from_slice(br#","method":"#);
+        envelope::open(out, id.to_string().as_bytes(), "method");
         // Writing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &*self.method);
         out.extend_from_slice(br#","params":"#);
         out.extend_from_slice(self.params.as_bytes());
-        out.push(b'}');
+        out.extend_from_slice(envelope::CLOSE);
     }
 }
 
