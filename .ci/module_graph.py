@@ -46,9 +46,10 @@ LAYERS = {
     ],
     "gateway": [
         # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
-        ["paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::envelope",
+        ["transport", "paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::envelope",
          "pipeline::restore"],
-        ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body"],
+        ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body",
+         "egress", "proxy_header"],
         ["metrics"],
         # The pure pipeline stages: parse -> policy -> strip, planning and assembly.
         ["pipeline::parse", "pipeline::policy", "pipeline::strip", "pipeline::respond",

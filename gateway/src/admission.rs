@@ -27,6 +27,16 @@ pub(crate) enum Refused {
     Full,
 }
 
+impl Refused {
+    /// Why, for the debug log.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::ClientFull => "this client's connection limit reached",
+            Self::Full => "connection limit reached",
+        }
+    }
+}
+
 /// The admission state of a listener (or several sharing the limits).
 #[derive(Debug)]
 pub(crate) struct Admission {
@@ -53,39 +63,57 @@ impl Admission {
     /// Admits a new connection of `client`, shedding the oldest unhandshaken connection when
     /// every slot is taken.
     pub(crate) async fn admit(self: &Arc<Self>, client: ClientKey) -> Result<Admitted, Refused> {
-        {
-            let mut per_client = self
-                .per_client
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let count = per_client.entry(client).or_insert(0);
-            if *count >= self.max_per_client {
-                return Err(Refused::ClientFull);
-            }
-            *count += 1;
-        }
+        self.count(client)?;
         // From here on, dropping `pending` gives the client's count back.
         let mut pending = Admitted {
             admission: Arc::clone(self),
-            client,
+            client: Some(client),
             permit: None,
             ticket: None,
         };
-        let permit = match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if !self.shed_oldest() {
-                    return Err(Refused::Full);
-                }
-                let wait = Arc::clone(&self.slots).acquire_owned();
-                match tokio::time::timeout(SHED_WAIT, wait).await {
-                    Ok(Ok(permit)) => permit,
-                    _ => return Err(Refused::Full),
-                }
-            }
-        };
-        pending.permit = Some(permit);
+        pending.permit = Some(self.slot().await?);
         Ok(pending)
+    }
+
+    /// Admits a connection whose client is not known yet (it will be named by its PROXY
+    /// header, [`Admitted::assign`]) or is a local forwarder: a slot, no per-client count.
+    pub(crate) async fn admit_unkeyed(self: &Arc<Self>) -> Result<Admitted, Refused> {
+        let permit = self.slot().await?;
+        Ok(Admitted {
+            admission: Arc::clone(self),
+            client: None,
+            permit: Some(permit),
+            ticket: None,
+        })
+    }
+
+    /// Counts one more connection of `client`, unless it holds its maximum.
+    fn count(&self, client: ClientKey) -> Result<(), Refused> {
+        let mut per_client = self
+            .per_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = per_client.entry(client).or_insert(0);
+        if *count >= self.max_per_client {
+            return Err(Refused::ClientFull);
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// A slot, shedding the oldest unhandshaken connection when every slot is taken.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, Refused> {
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        if !self.shed_oldest() {
+            return Err(Refused::Full);
+        }
+        let wait = Arc::clone(&self.slots).acquire_owned();
+        match tokio::time::timeout(SHED_WAIT, wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Refused::Full),
+        }
     }
 
     /// Closes the oldest connection still in its handshake; `false` when there is none.
@@ -113,7 +141,8 @@ impl Admission {
 #[derive(Debug)]
 pub(crate) struct Admitted {
     admission: Arc<Admission>,
-    client: ClientKey,
+    /// `None` until the client is known (or for a local forwarder's connection).
+    client: Option<ClientKey>,
     permit: Option<OwnedSemaphorePermit>,
     ticket: Option<u64>,
 }
@@ -132,6 +161,17 @@ impl Admitted {
         rx
     }
 
+    /// Names the client of a connection admitted unkeyed, counting it against the client's
+    /// maximum; refused (and nothing counted) when the client holds its maximum already.
+    pub(crate) fn assign(&mut self, client: ClientKey) -> Result<(), Refused> {
+        if self.client.is_some() {
+            return Ok(());
+        }
+        self.admission.count(client)?;
+        self.client = Some(client);
+        Ok(())
+    }
+
     /// The handshake is done: the connection can no longer be shed.
     pub(crate) fn handshaken(&mut self) {
         if let Some(ticket) = self.ticket.take() {
@@ -147,15 +187,16 @@ impl Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.handshaken();
+        let Some(client) = self.client else { return };
         let mut per_client = self
             .admission
             .per_client
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = per_client.get_mut(&self.client) {
+        if let Some(count) = per_client.get_mut(&client) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                per_client.remove(&self.client);
+                per_client.remove(&client);
             }
         }
     }

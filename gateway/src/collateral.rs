@@ -18,8 +18,10 @@ use shroud_ra_tls::cmw::{Endorsements, Evidence};
 use shroud_ra_tls::{Measurements, Platform, UnixTime};
 
 use crate::config::TeeConfig;
+use crate::egress::{HttpClient, https_client};
 use crate::error::GatewayError;
-use crate::upstream::{HttpClient, USER_AGENT, https_client};
+use crate::transport::EgressProxy;
+use crate::upstream::USER_AGENT;
 
 /// How long one collateral request may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,14 +37,17 @@ pub(crate) struct CollateralFetcher {
 }
 
 impl CollateralFetcher {
-    /// A fetcher for the services named in `[tee]`.
-    pub(crate) fn new(tee: &TeeConfig) -> Result<Self, GatewayError> {
+    /// A fetcher for the services named in `[tee]`, reached through `egress` when there is one.
+    pub(crate) fn new(
+        tee: &TeeConfig,
+        egress: Option<&Arc<EgressProxy>>,
+    ) -> Result<Self, GatewayError> {
         let plain = [&tee.intel_collateral_url, &tee.amd_kds_url]
             .iter()
             .any(|url| url.starts_with("http://"));
         Ok(Self {
             // Fetches are hours apart: nothing is worth keeping open between them.
-            client: https_client(plain, std::time::Duration::from_secs(30))?,
+            client: https_client(plain, std::time::Duration::from_secs(30), egress)?,
             intel_url: tee.intel_collateral_url.clone(),
             kds_url: tee.amd_kds_url.clone(),
             amd_product: tee.amd_product.clone(),
@@ -135,9 +140,13 @@ pub(crate) struct EndorsedAttester {
 
 impl EndorsedAttester {
     /// Wraps `inner`; collateral is fetched only for platforms that need it.
-    pub(crate) fn new(inner: Box<dyn Attester>, tee: &TeeConfig) -> Result<Self, GatewayError> {
+    pub(crate) fn new(
+        inner: Box<dyn Attester>,
+        tee: &TeeConfig,
+        egress: Option<&Arc<EgressProxy>>,
+    ) -> Result<Self, GatewayError> {
         let fetcher = collateral::needs_endorsements(inner.platform())
-            .then(|| CollateralFetcher::new(tee))
+            .then(|| CollateralFetcher::new(tee, egress))
             .transpose()?;
         Ok(Self {
             inner,
@@ -339,11 +348,10 @@ mod tests {
         )
         .unwrap();
         let addr = serve(pccs_routes(&original)).await;
-        let fetcher = CollateralFetcher::new(&tee(
-            &format!("http://{addr}"),
-            collateral::AMD_KDS_URL,
+        let fetcher = CollateralFetcher::new(
+            &tee(&format!("http://{addr}"), collateral::AMD_KDS_URL, None),
             None,
-        ))
+        )
         .unwrap();
         let evidence = Evidence::Intel {
             quote: quote.clone(),
@@ -376,11 +384,14 @@ mod tests {
             vcek.clone(),
         )])
         .await;
-        let fetcher = CollateralFetcher::new(&tee(
-            collateral::INTEL_PCS_URL,
-            &format!("http://{addr}"),
-            Some("Milan"),
-        ))
+        let fetcher = CollateralFetcher::new(
+            &tee(
+                collateral::INTEL_PCS_URL,
+                &format!("http://{addr}"),
+                Some("Milan"),
+            ),
+            None,
+        )
         .unwrap();
         let evidence = Evidence::SevSnp {
             report: report.clone(),
@@ -408,7 +419,8 @@ mod tests {
         let addr = serve(Vec::new()).await;
         let kds = format!("http://{addr}");
         let fetcher =
-            CollateralFetcher::new(&tee(collateral::INTEL_PCS_URL, &kds, Some("Milan"))).unwrap();
+            CollateralFetcher::new(&tee(collateral::INTEL_PCS_URL, &kds, Some("Milan")), None)
+                .unwrap();
         let error = fetcher
             .fetch(&Evidence::SevSnp {
                 report,
@@ -429,7 +441,7 @@ mod tests {
     #[test]
     fn issued_certificates_carry_the_held_collateral() {
         let inner = SimulatedAttester::with_measurement([7; 48]).unwrap();
-        let attester = EndorsedAttester::new(Box::new(inner), &TeeConfig::default()).unwrap();
+        let attester = EndorsedAttester::new(Box::new(inner), &TeeConfig::default(), None).unwrap();
         assert!(attester.fetcher.is_none());
         let params = IssueParams::new(vec!["localhost".into()], UnixTime::now());
         let plain = issue_certificate(&attester, &params).unwrap();

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use http::{HeaderMap, HeaderValue, Uri};
 use serde::Deserialize;
 
 use crate::settings::{ChainSettings, Limits, UpstreamSettings};
+use crate::transport::{EgressProxy, VsockAddr};
 
 /// Default address of the RA-TLS listener.
 pub const DEFAULT_HTTPS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8443);
@@ -46,6 +48,9 @@ pub struct Config {
     /// Oblivious HTTP: replay window and response padding.
     #[serde(default)]
     pub ohttp: OhttpConfig,
+    /// Where outbound connections go (default: directly, over TCP).
+    #[serde(default)]
+    pub egress: EgressConfig,
     /// The chains served, each at `POST /{name}`.
     #[serde(default, rename = "chain")]
     pub chains: Vec<ChainConfig>,
@@ -345,6 +350,19 @@ pub struct ListenConfig {
     /// Prometheus metrics (plain HTTP; keep it on a private interface).
     #[serde(default = "default_metrics")]
     pub metrics: SocketAddr,
+    /// RA-TLS over vsock on this port (inside a Nitro enclave: the only way in, through
+    /// `shroud-host ingress` on the parent instance). Linux only.
+    #[serde(default)]
+    pub vsock: Option<u32>,
+    /// RA-TLS over a Unix socket at this path (sidecars, and tests standing in for vsock).
+    #[serde(default)]
+    pub unix: Option<PathBuf>,
+    /// Every client connection, on every listener, starts with a PROXY protocol v2 header
+    /// naming the client (from `shroud-host ingress` or an L4 balancer); a connection without
+    /// a valid one is closed unanswered. The address keys rate and connection limits, in
+    /// enclave memory only: never logged or exported.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 impl Default for ListenConfig {
@@ -353,6 +371,9 @@ impl Default for ListenConfig {
             https: DEFAULT_HTTPS_LISTEN,
             h3: None,
             metrics: DEFAULT_METRICS_LISTEN,
+            vsock: None,
+            unix: None,
+            proxy_protocol: false,
         }
     }
 }
@@ -621,8 +642,8 @@ impl Config {
         Self {
             listen: ListenConfig {
                 https: listen,
-                h3: None,
                 metrics,
+                ..ListenConfig::default()
             },
             tee: TeeConfig {
                 platform: TeePlatform::Simulated,
@@ -632,6 +653,7 @@ impl Config {
             limits: LimitsConfig::default(),
             cache: CacheConfig::default(),
             ohttp: OhttpConfig::default(),
+            egress: EgressConfig::default(),
             chains,
         }
     }
@@ -668,7 +690,9 @@ impl Config {
                     .to_owned(),
             ));
         }
+        let egress = self.egress.settings()?.map(Arc::new);
         Ok(Settings {
+            egress,
             listen: self.listen,
             tee: self.tee,
             tls_hosts: self.tls.hosts,
@@ -697,6 +721,39 @@ pub(crate) struct Settings {
     pub(crate) ohttp: OhttpConfig,
     /// The chains, in configured order.
     pub(crate) chains: Vec<ChainSettings>,
+    /// The egress proxy every outbound connection goes through, if any.
+    pub(crate) egress: Option<Arc<EgressProxy>>,
+}
+
+/// `[egress]`: every outbound connection (upstreams, health checks, collateral) through the
+/// host's egress proxy (`shroud-host egress`) instead of TCP. Inside a Nitro enclave, which has
+/// no network, one of the two is required for anything to leave.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// The proxy's vsock address, `"CID:PORT"` (the parent instance is CID 3).
+    #[serde(default)]
+    pub vsock: Option<String>,
+    /// The proxy's Unix socket.
+    #[serde(default)]
+    pub unix: Option<PathBuf>,
+}
+
+impl EgressConfig {
+    /// The proxy, if one is configured.
+    fn settings(&self) -> Result<Option<EgressProxy>, ConfigError> {
+        match (&self.vsock, &self.unix) {
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(ConfigError::Invalid(
+                "[egress] vsock and unix name two proxies; set one".to_owned(),
+            )),
+            (Some(vsock), None) => vsock
+                .parse::<VsockAddr>()
+                .map(|addr| Some(EgressProxy::Vsock(addr)))
+                .map_err(|reason| ConfigError::Invalid(format!("[egress] vsock: {reason}"))),
+            (None, Some(path)) => Ok(Some(EgressProxy::Unix(path.clone()))),
+        }
+    }
 }
 
 impl LimitsConfig {

@@ -30,6 +30,16 @@ pub enum GatewayError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A Unix socket or vsock listener could not be bound.
+    #[error("binding the {what} listener at {path}: {source}")]
+    BindPath {
+        /// Which listener.
+        what: &'static str,
+        /// The socket path or port.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// Any other I/O error while serving.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -12,11 +12,12 @@ use hyper_util::server::conn::auto;
 use shroud_ra_tls::Platform;
 use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{Admission, Admitted, Refused};
+use crate::admission::{Admission, Admitted};
 use crate::collateral::EndorsedAttester;
 use crate::config::{Config, Settings};
 use crate::error::GatewayError;
@@ -30,7 +31,8 @@ use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes;
 use crate::shutdown::{AcceptBackoff, stopped};
 use crate::state::AppState;
-use crate::{admin, descriptors, tls, upstream};
+use crate::transport::Listener;
+use crate::{admin, descriptors, proxy_header, tls, upstream};
 
 /// After shutdown is requested, in-flight requests get the request timeout plus this long.
 const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(5);
@@ -41,7 +43,8 @@ pub struct Gateway {
     attester: Arc<EndorsedAttester>,
     resolver: Arc<RotatingCertResolver>,
     acceptor: TlsAcceptor,
-    https: TcpListener,
+    /// The client listeners: RA-TLS over TCP first, then Unix socket and vsock if configured.
+    listeners: Vec<Listener>,
     metrics: TcpListener,
     https_addr: SocketAddr,
     metrics_addr: SocketAddr,
@@ -90,9 +93,11 @@ impl Gateway {
         let key_list = keys.list.clone();
         // Hashing the executable and producing evidence block; keep them off the runtime.
         let tee = settings.tee.clone();
-        let attester = tokio::task::spawn_blocking(move || tls::attester_for(&tee))
-            .await
-            .map_err(|e| GatewayError::Task(e.to_string()))??;
+        let egress = settings.egress.clone();
+        let attester =
+            tokio::task::spawn_blocking(move || tls::attester_for(&tee, egress.as_ref()))
+                .await
+                .map_err(|e| GatewayError::Task(e.to_string()))??;
         // Certificates must carry verifiable collateral from the first one on.
         attester.refresh().await?;
         let issuer = Arc::clone(&attester);
@@ -109,6 +114,25 @@ impl Gateway {
         let https = bind("https", settings.listen.https).await?;
         let metrics = bind("metrics", settings.listen.metrics).await?;
         let https_addr = https.local_addr()?;
+        let mut listeners = vec![Listener::Tcp(https)];
+        if let Some(path) = &settings.listen.unix {
+            listeners.push(
+                Listener::bind_unix(path).map_err(|source| GatewayError::BindPath {
+                    what: "unix",
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            );
+        }
+        if let Some(port) = settings.listen.vsock {
+            listeners.push(Listener::bind_vsock(port).map_err(|source| {
+                GatewayError::BindPath {
+                    what: "vsock",
+                    path: format!("port {port}"),
+                    source,
+                }
+            })?);
+        }
         let metrics_addr = metrics.local_addr()?;
         let series: Vec<(&str, Vec<&str>)> = chain_list
             .iter()
@@ -147,7 +171,7 @@ impl Gateway {
             attester,
             resolver,
             acceptor,
-            https,
+            listeners,
             metrics,
             https_addr,
             metrics_addr,
@@ -218,11 +242,17 @@ impl Gateway {
             stop_rx.clone(),
         ));
         let limits = &self.settings.limits;
-        let timeouts = Timeouts {
-            handshake: limits.handshake_timeout,
-            header_read: limits.header_read_timeout,
-        };
-        let admission = Admission::new(limits.max_connections, limits.max_connections_per_client);
+        let serving = Arc::new(Serving {
+            admission: Admission::new(limits.max_connections, limits.max_connections_per_client),
+            acceptor: self.acceptor.clone(),
+            timeouts: Timeouts {
+                handshake: limits.handshake_timeout,
+                header_read: limits.header_read_timeout,
+            },
+            proxy_protocol: self.settings.listen.proxy_protocol,
+            local_client: self.state.relay.limiter.local_key(),
+            state: Arc::clone(&self.state),
+        });
         let grace = limits
             .request_timeout
             .saturating_add(limits.body_read_timeout)
@@ -231,51 +261,25 @@ impl Gateway {
         // Every connection task holds a clone of `alive`; when all are dropped, `drained` yields
         // `None` and every in-flight connection has finished.
         let (alive, mut drained) = mpsc::channel::<()>(1);
+        let accepting: Vec<_> = self
+            .listeners
+            .into_iter()
+            .map(|listener| {
+                tokio::spawn(accept_loop(
+                    listener,
+                    Arc::clone(&serving),
+                    alive.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
         let mut stop = stop_rx.clone();
-        let mut backoff = AcceptBackoff::default();
-        loop {
-            // The peer address is turned into an opaque rate-limit key right here and goes no
-            // further: not into logs, metrics or any other task.
-            let (stream, client) = tokio::select! {
-                accepted = self.https.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        backoff.reset();
-                        (stream, self.state.relay.limiter.key(peer.ip()))
-                    }
-                    Err(error) => {
-                        backoff.wait("https", &error).await;
-                        continue;
-                    }
-                },
-                () = stopped(&mut stop) => break,
-            };
-            let admitted = match admission.admit(client).await {
-                Ok(admitted) => admitted,
-                Err(refused) => {
-                    let why = match refused {
-                        Refused::ClientFull => "this client's connection limit reached",
-                        Refused::Full => "connection limit reached",
-                    };
-                    tracing::debug!("{why}; closing a new connection");
-                    drop(stream);
-                    continue;
-                }
-            };
-            tokio::spawn(serve_connection(
-                stream,
-                Connection {
-                    client,
-                    admitted,
-                    _alive: alive.clone(),
-                },
-                self.acceptor.clone(),
-                Arc::clone(&self.state),
-                timeouts,
-                stop_rx.clone(),
-            ));
-        }
+        stopped(&mut stop).await;
         tracing::info!("shutting down: no longer accepting connections");
-        drop(self.https);
+        // Each accept loop ends at the stop signal and drops its listener.
+        for accepting in accepting {
+            let _ = accepting.await;
+        }
         drop(alive);
         rotation.abort();
         health.abort();
@@ -284,6 +288,74 @@ impl Gateway {
         }
         let _ = metrics.await;
         Ok(())
+    }
+}
+
+/// What every accept loop and connection of the client listeners share.
+struct Serving {
+    admission: Arc<Admission>,
+    acceptor: TlsAcceptor,
+    timeouts: Timeouts,
+    /// Every connection starts with a PROXY v2 header naming its client.
+    proxy_protocol: bool,
+    /// The client key of connections whose client is not known: those of a local forwarder
+    /// without a PROXY header, and a PROXY header's `LOCAL` command.
+    local_client: ClientKey,
+    state: Arc<AppState>,
+}
+
+/// Accepts connections on `listener` until `stop`, admitting each against the shared limits
+/// before it costs more than a descriptor.
+async fn accept_loop(
+    listener: Listener,
+    serving: Arc<Serving>,
+    alive: mpsc::Sender<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        // The peer address is turned into an opaque rate-limit key right here and goes no
+        // further: not into logs, metrics or any other task.
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    backoff.reset();
+                    // With PROXY headers, the client is named by its header, read by the
+                    // connection's task; the peer is then a forwarder.
+                    let client = peer
+                        .filter(|_| !serving.proxy_protocol)
+                        .map(|ip| serving.state.relay.limiter.key(ip));
+                    (stream, client)
+                }
+                Err(error) => {
+                    backoff.wait(listener.name(), &error).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let admitted = match client {
+            Some(client) => serving.admission.admit(client).await,
+            None => serving.admission.admit_unkeyed().await,
+        };
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                tracing::debug!("{}; closing a new connection", refused.reason());
+                drop(stream);
+                continue;
+            }
+        };
+        tokio::spawn(serve_connection(
+            stream,
+            Connection {
+                client: client.unwrap_or(serving.local_client),
+                admitted,
+                _alive: alive.clone(),
+            },
+            Arc::clone(&serving),
+            stop.clone(),
+        ));
     }
 }
 
@@ -311,20 +383,52 @@ struct Connection {
 
 /// Handshake, then HTTP/1.1 or HTTP/2 on one connection. Errors are logged at debug, without
 /// the peer's address.
-async fn serve_connection(
-    stream: TcpStream,
-    connection: Connection,
-    acceptor: TlsAcceptor,
-    state: Arc<AppState>,
-    timeouts: Timeouts,
+async fn serve_connection<S>(
+    mut stream: S,
+    mut connection: Connection,
+    serving: Arc<Serving>,
     mut stop: watch::Receiver<bool>,
-) {
-    let mut connection = connection;
-    let client = connection.client;
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeouts = serving.timeouts;
+    let state = Arc::clone(&serving.state);
     let metrics = Arc::clone(&state.relay.metrics);
     let mut shed = connection.admitted.handshaking();
-    let handshake = tokio::time::timeout(timeouts.handshake, acceptor.accept(stream));
+    if serving.proxy_protocol {
+        // The header counts against the handshake's time and can be shed like it.
+        let header = tokio::time::timeout(timeouts.handshake, proxy_header::read(&mut stream));
+        let named = tokio::select! {
+            result = header => match result {
+                Ok(Ok(ip)) => ip,
+                Ok(Err(error)) => {
+                    metrics.handshake("proxy_header");
+                    tracing::debug!(%error, "closing a connection without a valid PROXY header");
+                    return;
+                }
+                Err(_) => {
+                    metrics.handshake("timeout");
+                    tracing::debug!("PROXY header not received in time");
+                    return;
+                }
+            },
+            _ = &mut shed => {
+                metrics.handshake("shed");
+                return;
+            }
+            () = stopped(&mut stop) => return,
+        };
+        if let Some(ip) = named {
+            let client = state.relay.limiter.key(ip);
+            if let Err(refused) = connection.admitted.assign(client) {
+                tracing::debug!("{}; closing a new connection", refused.reason());
+                return;
+            }
+            connection.client = client;
+        }
+    }
+    let client = connection.client;
+    let handshake = tokio::time::timeout(timeouts.handshake, serving.acceptor.accept(stream));
     let tls = tokio::select! {
         result = handshake => match result {
             Ok(Ok(tls)) => tls,

@@ -20,6 +20,7 @@ mod body;
 mod collateral;
 pub mod config;
 mod descriptors;
+mod egress;
 mod error;
 mod gateway;
 mod metrics;
@@ -27,6 +28,7 @@ mod ohttp;
 mod paths;
 #[doc(hidden)]
 pub mod pipeline;
+mod proxy_header;
 mod ratelimit;
 mod request_body;
 mod routes;
@@ -34,6 +36,7 @@ mod settings;
 mod shutdown;
 mod state;
 mod tls;
+mod transport;
 mod upstream;
 
 pub use config::{Config, ConfigError};

@@ -76,6 +76,12 @@ impl RateLimiter {
         ClientKey(self.hasher.hash_one(ip))
     }
 
+    /// The key shared by the clients nothing names: connections of a local forwarder that sends
+    /// no PROXY header, and a PROXY header's `LOCAL` command.
+    pub(crate) fn local_key(&self) -> ClientKey {
+        self.key(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    }
+
     /// Takes `cost` tokens (at most a full bucket) from the client's bucket; `false` when there
     /// are not enough (and then takes none).
     pub(crate) async fn allow(&self, client: ClientKey, cost: usize) -> bool {

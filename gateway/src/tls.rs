@@ -14,6 +14,7 @@ use shroud_ra_tls::{Platform, UnixTime};
 use crate::collateral::EndorsedAttester;
 use crate::config::{TeeConfig, TeePlatform};
 use crate::error::GatewayError;
+use crate::transport::EgressProxy;
 
 /// How often the certificate is re-issued with fresh evidence (DESIGN §3; it is valid 24 h).
 pub(crate) const ROTATION_INTERVAL: Duration = Duration::from_secs(12 * 3600);
@@ -48,7 +49,10 @@ pub const INSECURE_WARNING: &str = "\
 /// The attester for the configured platform: the simulated one only when asked for by name
 /// (`--dev` or `platform = "simulated"`), else the hardware TEE's, detected for `auto`. Without a
 /// TEE the gateway refuses to start. Blocks (hashing the executable, probing the device).
-pub(crate) fn attester_for(tee: &TeeConfig) -> Result<Arc<EndorsedAttester>, GatewayError> {
+pub(crate) fn attester_for(
+    tee: &TeeConfig,
+    egress: Option<&Arc<EgressProxy>>,
+) -> Result<Arc<EndorsedAttester>, GatewayError> {
     let inner: Box<dyn Attester> = match tee.platform {
         TeePlatform::Simulated => {
             eprintln!("{INSECURE_WARNING}");
@@ -69,7 +73,7 @@ pub(crate) fn attester_for(tee: &TeeConfig) -> Result<Arc<EndorsedAttester>, Gat
             attester
         }
     };
-    Ok(Arc::new(EndorsedAttester::new(inner, tee)?))
+    Ok(Arc::new(EndorsedAttester::new(inner, tee, egress)?))
 }
 
 /// Issues a certificate with fresh evidence, valid from now, whose `ohttp-keys` claim binds the

@@ -10,13 +10,10 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::Settings;
+use crate::egress::{HttpClient, https_client};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::pipeline::policy::MethodPolicy;
@@ -25,13 +22,8 @@ use crate::settings::ChainSettings;
 
 /// The fixed `user-agent` of every upstream request; never the client's.
 pub(crate) const USER_AGENT: &str = concat!("shroud-gateway/", env!("CARGO_PKG_VERSION"));
-/// How long establishing a TCP connection to an upstream may take before the next is tried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest health-check answer read.
 const MAX_HEALTH_ANSWER: usize = 64 * 1024;
-
-/// The HTTP client type used for upstreams.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// What the gateway currently believes about an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,33 +190,11 @@ pub(crate) fn http_client(settings: &Settings) -> Result<HttpClient, GatewayErro
         .iter()
         .flat_map(|c| c.upstreams.iter())
         .any(|upstream| upstream.is_plain_http());
-    https_client(any_plain_http, settings.limits.upstream_idle_timeout)
-}
-
-/// A pooled HTTPS client with the web PKI roots (aws-lc-rs, post-quantum key exchange preferred), HTTP/1.1 and HTTP/2 by ALPN; plain
-/// `http://` only with `allow_plain_http` (which the configuration allowed).
-pub(crate) fn https_client(
-    allow_plain_http: bool,
-    idle_timeout: Duration,
-) -> Result<HttpClient, GatewayError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    http.set_nodelay(true);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(Arc::unwrap_or_clone(shroud_ra_tls::tls::crypto_provider()))
-        .map_err(|e| GatewayError::UpstreamClient(e.to_string()))?;
-    let builder = if allow_plain_http {
-        builder.https_or_http()
-    } else {
-        builder.https_only()
-    };
-    let connector = builder.enable_http1().enable_http2().wrap_connector(http);
-    // The idle timeout needs a timer: without one, idle pooled sockets are never closed.
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(idle_timeout)
-        .build(connector))
+    https_client(
+        any_plain_http,
+        settings.limits.upstream_idle_timeout,
+        settings.egress.as_ref(),
+    )
 }
 
 /// Probes every upstream of every chain with `eth_chainId`, at once for chains with a

@@ -25,8 +25,9 @@ use super::error::PipelineError;
 use super::restore::{self, Answers};
 use super::select;
 use super::strip::{GatewayId, SanitizedCall, UpstreamBody};
+use crate::egress::HttpClient;
 use crate::metrics::Metrics;
-use crate::upstream::{Chain, HttpClient, Upstream};
+use crate::upstream::{Chain, Upstream};
 
 /// The unit of the gateway-wide answer memory semaphore.
 pub(crate) const MEMORY_UNIT: usize = 1024;

@@ -42,9 +42,10 @@ use self::plan::Planned;
 use self::respond::Body;
 use self::restore::Answer;
 use self::strip::{GatewayId, SanitizedCall};
+use crate::egress::HttpClient;
 use crate::metrics::Metrics;
 use crate::ratelimit::{ClientKey, RateLimiter};
-use crate::upstream::{Chain, HttpClient};
+use crate::upstream::Chain;
 
 /// Bytes of body that cost the client one call of its rate budget, charged before parsing: a
 /// large body costs what parsing it costs, whatever it turns out to hold.
