@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::Value;
 use shroud_testkit::upstream::RecordingUpstream;
 
-use common::TestGateway;
+use common::{StartGateway, TestGateway};
 
 #[expect(
     clippy::expect_used,

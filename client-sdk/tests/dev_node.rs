@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use shroud_client::{Client, ClientError, ErrorKind};
 
-use common::TestGateway;
+use common::{StartGateway, TestGateway};
 
 /// Account 0 of ganache's deterministic wallet, funded with 1000 ETH.
 const FUNDED: &str = "0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1";

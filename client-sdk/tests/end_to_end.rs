@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use shroud_client::{Client, ClientError, Platform, Policy};
 use shroud_testkit::upstream::RecordingUpstream;
 
-use common::TestGateway;
+use common::{StartGateway, TestGateway};
 
 #[expect(clippy::unwrap_used, reason = "test helper")]
 fn gateway_client(gateway: &TestGateway, allow_simulated: bool) -> Client {

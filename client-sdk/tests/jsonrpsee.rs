@@ -15,7 +15,7 @@ use shroud_client::jsonrpsee::core::params::BatchRequestBuilder;
 use shroud_client::jsonrpsee::rpc_params;
 use shroud_testkit::upstream::RecordingUpstream;
 
-use common::TestGateway;
+use common::{StartGateway, TestGateway};
 
 #[tokio::test]
 async fn jsonrpsee_calls_through_the_attested_connection() {

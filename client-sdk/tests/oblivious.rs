@@ -29,7 +29,7 @@ use shroud_ra_tls::tls::{AttestedServerVerifier, client_config};
 use shroud_testkit::upstream::RecordingUpstream;
 use tokio::net::TcpListener;
 
-use common::TestGateway;
+use common::{StartGateway, TestGateway};
 
 /// The account the calls ask about: it must never be visible to the relay.
 const ACCOUNT: &str = "0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1";

@@ -14,7 +14,9 @@ use serde_json::json;
 use shroud_client::{Client, ClientError, ErrorKind};
 use shroud_testkit::upstream::RecordingUpstream;
 
-use common::{ALPN_BOTH, JsonRpcServer, MEASUREMENT, TestGateway, cert_sha256, client};
+use common::{
+    ALPN_BOTH, JsonRpcServer, MEASUREMENT, StartGateway, TestGateway, cert_sha256, client,
+};
 
 fn gateway_client(gateway: &TestGateway) -> Client {
     Client::builder(gateway.url())

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use common::TestGateway;
+use common::{StartGateway, TestGateway};
 
 fn verifier(gateway: &TestGateway) -> Arc<AttestedServerVerifier> {
     Arc::new(

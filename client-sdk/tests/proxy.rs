@@ -24,7 +24,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use common::{
-    ALPN_BOTH, MEASUREMENT, SETTLE, TestGateway, post_plain, ra_tls_config, simulated_cert,
+    ALPN_BOTH, MEASUREMENT, SETTLE, StartGateway, TestGateway, post_plain, ra_tls_config,
+    simulated_cert,
 };
 
 /// A proxy running in process until dropped.

@@ -12,7 +12,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{TestGateway, dev_config, post_json};
+use common::{StartGateway, TestGateway, dev_config, post_json};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};

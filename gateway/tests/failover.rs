@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestGateway, dev_config, eventually, get, post_json};
+use common::{StartGateway, TestGateway, dev_config, eventually, get, post_json};
 use http::StatusCode;
 use shroud_testkit::upstream::RecordingUpstream;
 

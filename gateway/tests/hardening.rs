@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use common::{TestGateway, connect_from, dev_config, get, post_json};
+use common::{StartGateway, TestGateway, dev_config, get, post_json};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -71,7 +71,7 @@ fn assert_too_deep(answer: &Value) {
 #[tokio::test]
 async fn a_10000_level_body_gets_32600_over_every_channel_and_the_gateway_keeps_serving() {
     let upstream = RecordingUpstream::start().await;
-    let mut gateway = TestGateway::spawn(&config_toml(&upstream.url(), ""), "").await;
+    let mut gateway = TestGateway::spawn_binary(&config_toml(&upstream.url(), ""), "").await;
     let body = nested_call(10_000);
     assert_eq!(body.len(), 20_054);
 
@@ -168,7 +168,7 @@ async fn a_batch_of_hits_on_a_large_cached_result_adds_under_64_mb() {
     .await;
     // A cache large enough to keep a 5 MB result (at most a sixteenth of it per entry).
     let config = config_toml_with(&upstream.url(), "", "[cache]\nmax_bytes = 134217728");
-    let gateway = TestGateway::spawn(&config, "").await;
+    let gateway = TestGateway::spawn_binary(&config, "").await;
     let call = |id: usize| {
         format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"eth_getBlockByHash","params":["{HASH}",false]}}"#
@@ -237,7 +237,7 @@ async fn a_flood_of_idle_sockets_from_one_address_leaves_another_address_served(
     let _flood = idle_sockets(gateway.addr, "127.0.0.2", 60).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let tls = connect_from(gateway.addr, "127.0.0.3", &gateway.pin(), b"http/1.1").await;
+    let tls = gateway.connect_from("127.0.0.3", b"http/1.1").await;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
@@ -260,7 +260,7 @@ async fn when_full_the_oldest_unfinished_handshake_makes_room() {
         flood.extend(idle_sockets(gateway.addr, &format!("127.0.1.{n}"), 1).await);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let tls = connect_from(gateway.addr, "127.0.0.3", &gateway.pin(), b"http/1.1").await;
+    let tls = gateway.connect_from("127.0.0.3", b"http/1.1").await;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
@@ -280,7 +280,7 @@ async fn when_full_the_oldest_unfinished_handshake_makes_room() {
 #[tokio::test]
 async fn a_flood_on_the_metrics_listener_leaves_clients_served() {
     let upstream = RecordingUpstream::start().await;
-    let gateway = TestGateway::spawn(
+    let gateway = TestGateway::spawn_binary(
         &config_toml(&upstream.url(), "max_connections = 64"),
         "ulimit -n 256",
     )
@@ -426,7 +426,7 @@ async fn an_upstream_tls_failure_is_logged_with_its_reason() {
         .await
         .unwrap();
     let upstream = format!("https://localhost:{}", server.addr().port());
-    let gateway = TestGateway::spawn(&config_toml(&upstream, ""), "").await;
+    let gateway = TestGateway::spawn_binary(&config_toml(&upstream, ""), "").await;
     let answer = gateway.call(CALL).await;
     assert_eq!(answer["error"]["code"], -32000, "{answer}");
     let logged = common::eventually(Duration::from_secs(5), || async {

@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestGateway, connect, dev_config, post_json};
+use common::{StartGateway, TestGateway, connect, dev_config, post_json};
 use http::StatusCode;
 use shroud_testkit::upstream::RecordingUpstream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{TestGateway, dev_config, post_json};
+use common::{StartGateway, TestGateway, dev_config, post_json};
 use http::StatusCode;
 use shroud_testkit::upstream::RecordingUpstream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::{TestGateway, connect_from, dev_config};
+use common::{StartGateway, TestGateway, dev_config};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -115,7 +115,7 @@ async fn upstream_sees_only_canonical_calls_and_logs_never_hold_the_client() {
         );
         assert_only_our_headers(&reply.headers);
     }
-    let tls = connect_from(gateway.addr, CLIENT_IP, &gateway.pin(), b"h2").await;
+    let tls = gateway.connect_from(CLIENT_IP, b"h2").await;
     let (mut h2, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
             .await

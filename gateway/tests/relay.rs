@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::{TestGateway, get, peer_certificate, post_json};
+use common::{StartGateway, TestGateway, get, peer_certificate, post_json};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};

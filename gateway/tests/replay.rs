@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use common::{TestGateway, dev_config, post_json};
+use common::{StartGateway, TestGateway, dev_config, post_json};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;

@@ -1,5 +1,6 @@
 //! Helpers shared by the client's integration tests: attested and plain TLS server configs, a
-//! small RA-TLS JSON-RPC server with a choice of ALPN, and an in-process `--dev` gateway.
+//! small RA-TLS JSON-RPC server with a choice of ALPN, and the SDK's half of the gateway harness
+//! (`shroud_testkit::gateway`): an in-process `--dev` gateway.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(
     clippy::unwrap_used,
@@ -21,13 +22,15 @@ use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use shroud_client::{Client, Policy};
-use shroud_gateway::{Config, Gateway, GatewayError};
+use shroud_gateway::{Config, Gateway};
 use shroud_ra_tls::UnixTime;
 use shroud_ra_tls::attest::simulated::SimulatedAttester;
 use shroud_ra_tls::cert::{AttestedCertificate, IssueParams, issue_certificate};
-use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
+use shroud_ra_tls::tls::{
+    AttestedServerVerifier, RotatingCertResolver, client_config, server_config,
+};
+use shroud_testkit::gateway::Started;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The measurement the test servers' simulated attester reports.
@@ -206,17 +209,21 @@ async fn answer(
     })
 }
 
-/// A `--dev` gateway in process, with chain `eth` relayed to `upstream_url`.
-pub struct TestGateway {
-    pub addr: SocketAddr,
-    pub measurement: String,
-    pub resolver: Arc<RotatingCertResolver>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), GatewayError>>>,
+/// A `--dev` gateway in process (`shroud_testkit::gateway`).
+pub type TestGateway = shroud_testkit::gateway::TestGateway<Arc<RotatingCertResolver>>;
+
+/// The SDK's tests' part of the gateway harness.
+pub trait StartGateway: Sized {
+    /// Starts a `--dev` gateway on loopback port 0, with chain `eth` relayed to `upstream_url`.
+    async fn start(upstream_url: String) -> Self;
+    /// SHA-256 of the certificate the gateway serves now.
+    fn current_cert_sha256(&self) -> [u8; 32];
+    /// Rotates the gateway to a fresh certificate reporting `measurement`.
+    fn rotate(&self, measurement: [u8; 48]);
 }
 
-impl TestGateway {
-    pub async fn start(upstream_url: String) -> Self {
+impl StartGateway for TestGateway {
+    async fn start(upstream_url: String) -> Self {
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let gateway = Gateway::bind(Config::dev(
             vec![("eth".to_owned(), upstream_url)],
@@ -225,59 +232,30 @@ impl TestGateway {
         ))
         .await
         .unwrap();
-        let addr = gateway.https_addr();
-        let measurement = gateway.measurement_hex();
-        let resolver = gateway.resolver();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway.run(async move {
-            rx.await.ok();
-        }));
-        Self {
-            addr,
-            measurement,
-            resolver,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        let started = Started {
+            addr: gateway.https_addr(),
+            metrics_addr: gateway.metrics_addr(),
+            measurement: gateway.measurement_hex(),
+            resolver: gateway.resolver(),
+            client_tls,
+        };
+        Self::in_process(started, |stop| gateway.run(stop))
     }
 
-    pub fn url(&self) -> String {
-        format!("https://{}/eth", self.addr)
-    }
-
-    pub fn pin(&self) -> String {
-        format!("simulated:measurement={}", self.measurement)
-    }
-
-    pub fn measurement_bytes(&self) -> Vec<u8> {
-        hex::decode(&self.measurement).unwrap()
-    }
-
-    /// The measurement as the simulated attester takes it.
-    pub fn measurement_array(&self) -> [u8; 48] {
-        self.measurement_bytes().try_into().unwrap()
-    }
-
-    /// SHA-256 of the certificate the gateway serves now.
-    pub fn current_cert_sha256(&self) -> [u8; 32] {
+    fn current_cert_sha256(&self) -> [u8; 32] {
         cert_sha256(&self.resolver.current_certificate().unwrap())
     }
 
-    /// Rotates the gateway to a fresh certificate reporting `measurement`.
-    pub fn rotate(&self, measurement: [u8; 48]) {
+    fn rotate(&self, measurement: [u8; 48]) {
         self.resolver.rotate(&simulated_cert(measurement)).unwrap();
     }
 }
 
-impl Drop for TestGateway {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            tx.send(()).ok();
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
+/// The RA-TLS client configuration pinned to the simulated `measurement` (hex).
+fn client_tls(measurement: &str) -> rustls::ClientConfig {
+    let verifier = AttestedServerVerifier::new(policy(&hex::decode(measurement).unwrap()))
+        .danger_allow_simulated(true);
+    client_config(Arc::new(verifier), &[]).unwrap()
 }
 
 /// POSTs `body` to a plain-HTTP `url` (the proxy) with `host` as the Host header; returns the
