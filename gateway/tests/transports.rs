@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Reply, TestGateway, post_json, verifier};
+use common::{Reply, StartGateway as _, TestGateway, post_json, verifier};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -106,7 +106,7 @@ async fn call_as(gateway: &TestGateway, socket: &Path, source: Option<&str>) -> 
 async fn proxy_headers_give_each_client_its_own_bucket_and_no_address_is_logged_or_exported() {
     let upstream = RecordingUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = TestGateway::spawn(
+    let gateway = TestGateway::spawn_binary(
         &config(dir.path(), &upstream.url(), false),
         "export RUST_LOG=trace",
     )
@@ -136,7 +136,7 @@ async fn proxy_headers_give_each_client_its_own_bucket_and_no_address_is_logged_
 async fn a_connection_without_a_proxy_header_is_closed_unanswered() {
     let upstream = RecordingUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = TestGateway::spawn(&config(dir.path(), &upstream.url(), false), "").await;
+    let gateway = TestGateway::spawn_binary(&config(dir.path(), &upstream.url(), false), "").await;
     let socket = dir.path().join("gateway.sock");
 
     // A TLS client hello where the header belongs: closed, not a byte answered.
@@ -212,7 +212,7 @@ async fn upstream_traffic_leaves_only_through_the_egress_proxy() {
     let upstream = RecordingUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let asked = egress_proxy(&dir.path().join("egress.sock"), upstream.addr().to_string()).await;
-    let gateway = TestGateway::spawn(&config(dir.path(), &upstream.url(), true), "").await;
+    let gateway = TestGateway::spawn_binary(&config(dir.path(), &upstream.url(), true), "").await;
     let reply = call_as(
         &gateway,
         &dir.path().join("gateway.sock"),
@@ -238,7 +238,7 @@ async fn a_destination_the_egress_proxy_refuses_is_an_upstream_error() {
     // The proxy allows some other address: nothing may reach the upstream.
     let dir = tempfile::tempdir().unwrap();
     let asked = egress_proxy(&dir.path().join("egress.sock"), "127.0.0.1:9".to_owned()).await;
-    let gateway = TestGateway::spawn(&config(dir.path(), &upstream.url(), true), "").await;
+    let gateway = TestGateway::spawn_binary(&config(dir.path(), &upstream.url(), true), "").await;
     let reply = call_as(
         &gateway,
         &dir.path().join("gateway.sock"),
