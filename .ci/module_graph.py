@@ -66,8 +66,12 @@ LAYERS = {
     "client-sdk": [
         ["error"],
         ["connect", "jsonrpc", "policy", "retry", "pool"],
-        ["client"],
-        ["oblivious", "proxy"],
+        # What both clients share: the options and the one call/batch/retry path.
+        ["options", "exchange"],
+        # Client's transport: hand-driven HTTP over the attested pool.
+        ["attested_http"],
+        ["client", "oblivious"],
+        ["proxy"],
     ],
     "wasm-client": [
         ["session", "fetch"],

@@ -32,15 +32,21 @@
 /// The attestation bundle (DESIGN §4.2), from [`shroud_ohttp`].
 pub use shroud_ohttp::bundle;
 #[cfg(feature = "transport")]
+mod attested_http;
+#[cfg(feature = "transport")]
 mod client;
 #[cfg(feature = "transport")]
 pub mod connect;
 mod error;
+#[cfg(feature = "transport")]
+mod exchange;
 pub mod jsonrpc;
 #[cfg(feature = "transport")]
 mod oblivious;
 /// Oblivious HTTP (RFC 9458): the crate [`shroud_ohttp`], which the gateway shares.
 pub use shroud_ohttp as ohttp;
+#[cfg(feature = "transport")]
+mod options;
 pub mod policy;
 #[cfg(feature = "transport")]
 mod pool;
@@ -49,9 +55,7 @@ pub mod proxy;
 pub mod retry;
 
 #[cfg(feature = "transport")]
-pub use client::{
-    Client, ClientBuilder, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES,
-};
+pub use client::{Client, ClientBuilder, DEFAULT_POOL_IDLE_TIMEOUT};
 pub use error::{ClientError, ErrorKind};
 /// The jsonrpsee version [`Client::jsonrpsee_client`] builds on, so callers use the matching
 /// `ClientT` trait and `rpc_params!` macro.
@@ -59,6 +63,8 @@ pub use error::{ClientError, ErrorKind};
 pub use jsonrpsee;
 #[cfg(feature = "transport")]
 pub use oblivious::{ObliviousClient, ObliviousClientBuilder};
+#[cfg(feature = "transport")]
+pub use options::{DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_RETRIES};
 pub use policy::Policy;
 #[cfg(feature = "transport")]
 pub use pool::PoolStats;

@@ -29,10 +29,11 @@ use serde_json::Value;
 use shroud_ra_tls::{UnixTime, Verdict, VerifyOptions};
 
 use crate::bundle::{AttestationBundle, BUNDLE_PATH};
-use crate::client::{Checked, ClientBuilder, batch, call, with_retries};
 use crate::connect::{GatewayUrl, is_loopback_host};
+use crate::exchange::{self, Answer, Channel};
 use crate::ohttp::{self, REQUEST_MEDIA_TYPE, RESPONSE_MEDIA_TYPE};
-use crate::{Client, ClientError, Policy, jsonrpc, retry};
+use crate::options::{Checked, Options};
+use crate::{ClientError, Policy, jsonrpc};
 
 /// The largest attestation bundle read (a certificate with evidence, collateral and keys).
 const MAX_BUNDLE_LEN: usize = 1024 * 1024;
@@ -44,13 +45,14 @@ type Connector = HttpsConnector<HttpConnector>;
 /// The client's clock: the system's, or one injected for tests.
 type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
 
-/// Configures an [`ObliviousClient`]: the options of a [`ClientBuilder`] (pins or policy,
-/// simulated opt-in, timeout, retries) plus the relay and the TLS configuration of the front
-/// end. Obtained from [`ObliviousClient::builder`].
+/// Configures an [`ObliviousClient`]: the options of a [`ClientBuilder`](crate::ClientBuilder)
+/// (pins or policy, simulated opt-in, timeout, retries) plus the relay and the TLS
+/// configuration of the front end. Obtained from [`ObliviousClient::builder`].
 #[derive(Clone)]
 #[must_use]
 pub struct ObliviousClientBuilder {
-    common: ClientBuilder,
+    /// What every client shares: URL, trust, timeout, retries.
+    options: Options,
     relay: Option<String>,
     tls: Option<rustls::ClientConfig>,
     clock: Clock,
@@ -59,7 +61,7 @@ pub struct ObliviousClientBuilder {
 impl std::fmt::Debug for ObliviousClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObliviousClientBuilder")
-            .field("common", &self.common)
+            .field("options", &self.options)
             .field("relay", &self.relay)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
@@ -67,36 +69,39 @@ impl std::fmt::Debug for ObliviousClientBuilder {
 }
 
 impl ObliviousClientBuilder {
-    /// Accept exactly the builds `policy` describes. See [`ClientBuilder::policy`].
+    /// Accept exactly the builds `policy` describes. See
+    /// [`ClientBuilder::policy`](crate::ClientBuilder::policy).
     pub fn policy(mut self, policy: Policy) -> Self {
-        self.common = self.common.policy(policy);
+        self.options.policy = policy;
         self
     }
 
     /// Adds one pin, e.g. `tdx:mrtd=HEX` (with `tdx:rtmr0..2`: a rule must pin a complete
-    /// identity). See [`ClientBuilder::pin`].
+    /// identity). See [`ClientBuilder::pin`](crate::ClientBuilder::pin).
     pub fn pin(mut self, pin: impl Into<String>) -> Self {
-        self.common = self.common.pin(pin);
+        self.options.pins.push(pin.into());
         self
     }
 
     /// Accepts the simulated TEE (development only). See
-    /// [`ClientBuilder::danger_allow_simulated`].
+    /// [`ClientBuilder::danger_allow_simulated`](crate::ClientBuilder::danger_allow_simulated).
     pub fn danger_allow_simulated(mut self, allow: bool) -> Self {
-        self.common = self.common.danger_allow_simulated(allow);
+        self.options.danger_allow_simulated = allow;
         self
     }
 
-    /// Bounds every attempt (the bundle fetch, each call). See [`ClientBuilder::timeout`].
+    /// Bounds every attempt (the bundle fetch, each call). See
+    /// [`ClientBuilder::timeout`](crate::ClientBuilder::timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.common = self.common.timeout(timeout);
+        self.options.timeout = timeout;
         self
     }
 
-    /// Retries of idempotent reads. See [`ClientBuilder::retries`]. A retry is sealed afresh,
-    /// so the gateway's replay protection never refuses it.
+    /// Retries of idempotent reads. See
+    /// [`ClientBuilder::retries`](crate::ClientBuilder::retries). A retry is sealed afresh, so
+    /// the gateway's replay protection never refuses it.
     pub fn retries(mut self, retries: u32) -> Self {
-        self.common = self.common.retries(retries);
+        self.options.retries = retries;
         self
     }
 
@@ -122,7 +127,7 @@ impl ObliviousClientBuilder {
     /// [`Attestation`](crate::ErrorKind::Attestation) or
     /// [`PinMismatch`](crate::ErrorKind::PinMismatch), and no call is ever sealed.
     pub async fn connect(self) -> Result<ObliviousClient, ClientError> {
-        let checked = self.common.check()?;
+        let checked = self.options.check()?;
         let target = match &self.relay {
             Some(relay) => relay_uri(relay)?,
             None => uri(&checked.url, checked.url.path_and_query())?,
@@ -216,7 +221,7 @@ impl ObliviousClient {
     /// Starts configuring a client for `url`, of the form `https://HOST[:PORT]/CHAIN`.
     pub fn builder(url: impl Into<String>) -> ObliviousClientBuilder {
         ObliviousClientBuilder {
-            common: Client::builder(url),
+            options: Options::new(url.into()),
             relay: None,
             tls: None,
             clock: Arc::new(UnixTime::now),
@@ -269,10 +274,7 @@ impl ObliviousClient {
     /// Calls `method` with `params` (`Value::Null` for none) and returns the JSON-RPC `result`.
     /// Idempotent reads are retried on network failures, each time sealed afresh.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        call(method, params, |body, idempotent| {
-            self.exchange(body, idempotent)
-        })
-        .await
+        exchange::request(self, method, params).await
     }
 
     /// Sends `calls` as one JSON-RPC batch in one sealed request and returns one result per
@@ -281,40 +283,21 @@ impl ObliviousClient {
         &self,
         calls: impl IntoIterator<Item = (&'a str, Value)>,
     ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
-        batch(calls, |body, idempotent| self.exchange(body, idempotent)).await
+        exchange::batch(self, calls).await
     }
 
     /// Seals a JSON-RPC body as it is and returns the inner HTTP status and body of the
     /// answer, unparsed.
     pub async fn request_raw(&self, body: Bytes) -> Result<(http::StatusCode, Bytes), ClientError> {
-        let idempotent = retry::body_is_idempotent(&body);
-        self.exchange(body, idempotent).await
+        exchange::request_raw(self, body).await
     }
+}
 
-    async fn exchange(
-        &self,
-        body: Bytes,
-        idempotent: bool,
-    ) -> Result<(http::StatusCode, Bytes), ClientError> {
-        let retries = if idempotent {
-            self.inner.checked.retries
-        } else {
-            0
-        };
-        // hyper-util's pool drops broken connections itself.
-        with_retries(
-            retries,
-            self.inner.checked.timeout,
-            || self.attempt(&body),
-            || {},
-        )
-        .await
-    }
-
+impl Channel for ObliviousClient {
     /// Seals `body`, posts it, opens the answer: the inner status and body.
-    async fn attempt(&self, body: &[u8]) -> Result<(http::StatusCode, Bytes), ClientError> {
+    async fn attempt(&self, body: Bytes) -> Result<Answer, ClientError> {
         let now = (self.inner.clock)();
-        let mut sealed = self.session_at(now).await?.seal(body, now.as_secs())?;
+        let mut sealed = self.session_at(now).await?.seal(&body, now.as_secs())?;
         let request = http::Request::post(self.inner.target.clone())
             .header(http::header::CONTENT_TYPE, REQUEST_MEDIA_TYPE)
             .header(http::header::ACCEPT, RESPONSE_MEDIA_TYPE)
@@ -331,6 +314,19 @@ impl ObliviousClient {
             ClientError::InvalidResponse(format!("inner HTTP status {}", inner.status))
         })?;
         Ok((status, Bytes::from(inner.body)))
+    }
+
+    fn broken(&self) {
+        // Nothing to drop: hyper-util's pool discards broken connections itself, and the
+        // verified session stays valid after a network failure.
+    }
+
+    fn timeout(&self) -> Duration {
+        self.inner.checked.timeout
+    }
+
+    fn retries(&self) -> u32 {
+        self.inner.checked.retries
     }
 }
 
