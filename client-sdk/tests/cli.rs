@@ -418,3 +418,63 @@ async fn cli_attest_reports_validity_and_bound_keys() {
     );
     assert!(upstream.calls().is_empty());
 }
+
+#[tokio::test]
+async fn cli_policy_from_measurements_is_what_attest_takes() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let measurements = dir.path().join("measurements.json");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &measurements,
+        format!(
+            r#"{{"platform":"simulated","measurement":"{}","gateway_sha256":"{}","commit":"0123abc"}}"#,
+            gateway.measurement,
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let made = shroud(args(&[
+        "policy",
+        "from-measurements",
+        measurements.to_str().unwrap(),
+        "--out",
+        policy.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(made.status.success(), "{}", text(&made.stderr));
+
+    let attested = shroud(args(&[
+        "attest",
+        &gateway.url(),
+        "--allow-simulated",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(attested.status.success(), "{}", text(&attested.stderr));
+
+    // A Nitro build published without PCR0 and PCR1 (no kernel blobs) makes no policy.
+    std::fs::write(
+        &measurements,
+        format!(
+            r#"{{"platform":"nitro","pcr0":null,"pcr1":null,"pcr2":"{}"}}"#,
+            "cc".repeat(48)
+        ),
+    )
+    .unwrap();
+    let refused = shroud(args(&[
+        "policy",
+        "from-measurements",
+        measurements.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("pcr0"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(refused.stdout.is_empty());
+}

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod attest;
+mod policy;
 mod proxy;
 mod verify;
 
@@ -74,6 +75,11 @@ enum Command {
         /// Listen on a non-loopback address: the proxy serves PLAIN HTTP to anyone who can reach it.
         #[arg(long)]
         allow_non_loopback: bool,
+    },
+    /// Make policy files (what --policy takes).
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
 }
 
@@ -168,6 +174,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             trust,
             allow_non_loopback,
         } => proxy::proxy(listen, &gateway, &trust, allow_non_loopback).await,
+        Command::Policy { command } => policy::policy(&command),
     }
 }
 
