@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder as _, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::GatewayError;
@@ -28,6 +28,7 @@ pub(crate) struct Metrics {
     request_duration: HistogramVec,
     upstream_requests: IntCounterVec,
     upstream_duration: HistogramVec,
+    upstream_healthy: IntGaugeVec,
     cache_hits: IntCounterVec,
     cache_misses: IntCounterVec,
     rate_limited: IntCounter,
@@ -94,6 +95,18 @@ impl Metrics {
             "Duration of exchanges with upstreams.",
             &["chain", "upstream"],
         )?;
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "shroud_upstream_healthy",
+                "1 while the upstream's last health probe or exchange succeeded, else 0 \
+                 (not probed yet, failing, or serving another chain).",
+            ),
+            &["chain", "upstream"],
+        )
+        .map_err(metric_error)?;
+        registry
+            .register(Box::new(upstream_healthy.clone()))
+            .map_err(metric_error)?;
         let cache_hits = counter(
             "shroud_cache_hits_total",
             "Calls answered from the cache.",
@@ -164,6 +177,9 @@ impl Metrics {
             for upstream in upstreams {
                 upstream_requests.with_label_values(&[chain, upstream, "ok"]);
                 upstream_duration.with_label_values(&[chain, upstream]);
+                upstream_healthy
+                    .with_label_values(&[chain, upstream])
+                    .set(0);
             }
         }
         for protocol in ["http1", "h2"] {
@@ -178,6 +194,7 @@ impl Metrics {
             request_duration,
             upstream_requests,
             upstream_duration,
+            upstream_healthy,
             cache_hits,
             cache_misses,
             rate_limited,
@@ -217,6 +234,12 @@ impl Metrics {
         self.upstream_duration
             .with_label_values(&[chain, upstream])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The `shroud_upstream_healthy` series of one upstream, for the upstream to set wherever
+    /// its health changes.
+    pub(crate) fn upstream_healthy(&self, chain: &str, upstream: &str) -> IntGauge {
+        self.upstream_healthy.with_label_values(&[chain, upstream])
     }
 
     /// A cache lookup.

@@ -2,14 +2,15 @@
 //! configured chains with their upstreams, each upstream's health, and the health checker.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use prometheus::IntGauge;
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::Settings;
@@ -61,6 +62,8 @@ pub(crate) struct Upstream {
     /// Caps the requests in flight to this upstream.
     pub(crate) permits: Semaphore,
     health: AtomicU8,
+    /// `shroud_upstream_healthy` of this upstream, once the health checker has bound it.
+    healthy_gauge: OnceLock<IntGauge>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -80,7 +83,25 @@ impl Upstream {
 
     /// Sets the health and returns the previous one.
     pub(crate) fn set_health(&self, health: Health) -> Health {
-        Health::from_u8(self.health.swap(health as u8, Ordering::Relaxed))
+        let previous = Health::from_u8(self.health.swap(health as u8, Ordering::Relaxed));
+        self.publish_health();
+        previous
+    }
+
+    /// Binds this upstream's `shroud_upstream_healthy` series, which from now on follows every
+    /// change of the health.
+    pub(crate) fn bind_healthy_gauge(&self, gauge: IntGauge) {
+        let _ = self.healthy_gauge.set(gauge);
+        self.publish_health();
+    }
+
+    /// Writes the current health to the gauge (1 only when healthy). It reads the state after
+    /// the caller changed it, so a racing probe and exchange leave at worst a stale value that
+    /// the next probe, which always publishes, corrects.
+    fn publish_health(&self) {
+        if let Some(gauge) = self.healthy_gauge.get() {
+            gauge.set(i64::from(self.health() == Health::Healthy));
+        }
     }
 
     /// Marks a failed exchange: a healthy or unknown upstream becomes unhealthy (a wrong-chain
@@ -96,6 +117,7 @@ impl Upstream {
                     tracing::warn!(chain, upstream = %self.label, "upstream marked unhealthy");
                 }
             });
+        self.publish_health();
     }
 
     /// The upstream request, from scratch: method, URI, body, the fixed headers and this
@@ -168,6 +190,7 @@ fn build_chain(chain: &ChainSettings) -> Chain {
             timeout: upstream.timeout,
             permits: Semaphore::new(upstream.max_concurrent),
             health: AtomicU8::new(Health::Unknown as u8),
+            healthy_gauge: OnceLock::new(),
         })
         .collect();
     Chain {
@@ -199,13 +222,18 @@ pub(crate) fn http_client(settings: &Settings) -> Result<HttpClient, GatewayErro
 
 /// Probes every upstream of every chain with `eth_chainId`, at once for chains with a
 /// configured `chain_id` (the start-up check) and then every `health_interval`; runs until
-/// `stop` turns true.
+/// `stop` turns true. Binds every upstream's `shroud_upstream_healthy` first.
 pub(crate) async fn health_checks(
     client: HttpClient,
     chains: Vec<Arc<Chain>>,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) {
+    for chain in &chains {
+        for upstream in &chain.upstreams {
+            upstream.bind_healthy_gauge(metrics.upstream_healthy(&chain.name, &upstream.label));
+        }
+    }
     let mut tasks = Vec::new();
     for chain in chains {
         let client = client.clone();
@@ -305,5 +333,47 @@ async fn probe(client: &HttpClient, chain: &Chain, upstream: &Upstream, metrics:
             reason,
             "upstream health check failed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream() -> Upstream {
+        Upstream {
+            label: "0".into(),
+            uri: Uri::from_static("http://127.0.0.1:1/"),
+            credentials: HeaderMap::new(),
+            timeout: Duration::from_secs(1),
+            permits: Semaphore::new(1),
+            health: AtomicU8::new(Health::Unknown as u8),
+            healthy_gauge: OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn the_healthy_gauge_follows_every_change_of_health() {
+        let metrics =
+            Metrics::new(shroud_ra_tls::Platform::Simulated, &[("eth", vec!["0"])]).unwrap();
+        let gauge = metrics.upstream_healthy("eth", "0");
+        let upstream = upstream();
+        upstream.set_health(Health::Healthy);
+        assert_eq!(gauge.get(), 0, "not bound yet");
+        upstream.bind_healthy_gauge(metrics.upstream_healthy("eth", "0"));
+        assert_eq!(gauge.get(), 1, "binding publishes the current health");
+        upstream.mark_failed("eth");
+        assert_eq!(gauge.get(), 0);
+        upstream.set_health(Health::Healthy);
+        assert_eq!(gauge.get(), 1);
+        upstream.set_health(Health::WrongChain);
+        assert_eq!(gauge.get(), 0);
+        upstream.mark_failed("eth");
+        assert_eq!((upstream.health(), gauge.get()), (Health::WrongChain, 0));
+        assert!(
+            metrics
+                .render()
+                .contains("shroud_upstream_healthy{chain=\"eth\",upstream=\"0\"} 0\n")
+        );
     }
 }

@@ -19,7 +19,7 @@ use shroud_testkit::upstream::RecordingUpstream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// DESIGN §6: every family, its type and its label names.
-const FAMILIES: [(&str, &str, &[&str]); 12] = [
+const FAMILIES: [(&str, &str, &[&str]); 13] = [
     (
         "shroud_requests_total",
         "counter",
@@ -36,6 +36,7 @@ const FAMILIES: [(&str, &str, &[&str]); 12] = [
         "histogram",
         &["chain", "upstream"],
     ),
+    ("shroud_upstream_healthy", "gauge", &["chain", "upstream"]),
     ("shroud_cache_hits_total", "counter", &["chain"]),
     ("shroud_cache_misses_total", "counter", &["chain"]),
     ("shroud_rate_limited_total", "counter", &[]),
