@@ -21,7 +21,7 @@ import os
 import re
 import sys
 
-CRATES = ["ra-tls", "ohttp", "gateway", "client-sdk", "wasm-client", "testkit", "benches"]
+CRATES = ["ra-tls", "ohttp", "gateway", "host", "client-sdk", "wasm-client", "testkit", "benches"]
 
 LAYERS = {
     "ra-tls": [
@@ -62,6 +62,11 @@ LAYERS = {
         ["state"],
         ["routes", "ohttp::handle", "admin"],
         ["gateway"],
+    ],
+    "host": [
+        ["io"],
+        ["pipe", "preamble", "slots"],
+        ["ingress", "egress"],
     ],
     "client-sdk": [
         ["error"],
