@@ -478,3 +478,43 @@ async fn cli_policy_from_measurements_is_what_attest_takes() {
     );
     assert!(refused.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn cli_verify_takes_allow_simulated_and_refuses_simulated_without_it() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("gateway.der");
+    std::fs::write(&cert, gateway.resolver.current_certificate().unwrap()).unwrap();
+    let pin = gateway.pin();
+
+    let refused = shroud(args(&[
+        "verify",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--pin",
+        &pin,
+    ]))
+    .await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("--allow-simulated"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let allowed = shroud(args(&[
+        "verify",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--pin",
+        &pin,
+        "--allow-simulated",
+    ]))
+    .await;
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+    assert!(
+        text(&allowed.stderr).contains("SIMULATED"),
+        "the warning is printed"
+    );
+}

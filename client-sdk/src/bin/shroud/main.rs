@@ -21,6 +21,9 @@ use shroud_client::{Client, ClientError};
 
 const USAGE_EXIT: u8 = 2;
 
+/// Printed whenever `--allow-simulated` is given.
+const SIMULATED_WARNING: &str = "warning: --allow-simulated: SIMULATED attestation will be trusted; simulated evidence proves nothing about the code it runs (local development only)";
+
 /// Verify a Shroud gateway's enclave before sending it a byte.
 #[derive(Debug, Parser)]
 #[command(name = "shroud", version)]
@@ -186,9 +189,7 @@ fn client(url: &str, trust: &TrustArgs) -> Result<Client, ClientError> {
         .timeout(Duration::from_secs(trust.timeout))
         .build()?;
     if trust.allow_simulated {
-        eprintln!(
-            "warning: --allow-simulated: a gateway with SIMULATED attestation will be trusted; simulated evidence proves nothing about the code it runs (local development only)"
-        );
+        eprintln!("{SIMULATED_WARNING}");
     }
     Ok(client)
 }

@@ -51,6 +51,10 @@ pub struct VerifyArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// DEVELOPMENT ONLY: accept the simulated evidence of `shroud-gateway --dev`, which proves
+    /// nothing. Refused without it, as everywhere.
+    #[arg(long)]
+    allow_simulated: bool,
 }
 
 /// What was established about the evidence, for printing.
@@ -62,6 +66,9 @@ struct Outcome {
 
 /// Runs `shroud verify`: prints the outcome; fails with exit 1 unless trusted.
 pub fn verify(args: &VerifyArgs) -> Result<(), Failure> {
+    if args.allow_simulated {
+        eprintln!("{}", crate::SIMULATED_WARNING);
+    }
     let now = match &args.at {
         Some(text) => parse_at(text)?,
         None => system_now()?,
@@ -99,6 +106,7 @@ fn examine(args: &VerifyArgs, now: UnixTime) -> Result<Outcome, Failure> {
         let collateral = collateral_for(args, platform)?;
         let options = VerifyOptions {
             collateral: collateral.as_deref(),
+            danger_allow_simulated: args.allow_simulated,
             ..VerifyOptions::at(now)
         };
         let result = shroud_ra_tls::verify_certificate_evidence(&der, &options).map(
