@@ -510,3 +510,52 @@ async fn shutdown_lets_in_flight_requests_finish() {
     // No longer accepting.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn subscriptions_over_http_get_a_clear_error_and_never_reach_the_upstream() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::with_eth(upstream.url()).await;
+    for method in ["eth_subscribe", "eth_unsubscribe"] {
+        let answer = gateway
+            .call(&format!(
+                r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":["newHeads"]}}"#
+            ))
+            .await;
+        assert_eq!(answer["id"], 7);
+        assert_eq!(answer["error"]["code"], -32601, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("WebSocket"),
+            "{answer}"
+        );
+    }
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_upstream_error_reaches_the_client_without_the_nodes_own_members() {
+    let upstream = RecordingUpstream::start_with(|call| {
+        json!({
+            "jsonrpc": "2.0",
+            "id": call["id"],
+            "error": {
+                "code": -32000,
+                "message": "boom",
+                "data": "0x08",
+                "stack": "Error: boom\n    at /home/node/ganache/lib/index.js:1:2"
+            }
+        })
+    })
+    .await;
+    let gateway = TestGateway::with_eth(upstream.url()).await;
+    let answer = gateway
+        .call(r#"{"jsonrpc":"2.0","id":1,"method":"eth_call","params":[]}"#)
+        .await;
+    assert_eq!(
+        answer["error"],
+        json!({"code": -32000, "message": "boom", "data": "0x08"}),
+        "{answer}"
+    );
+}

@@ -68,6 +68,11 @@ pub enum PipelineError {
     /// The method is unknown or denied by the chain's policy.
     #[error("method not found or not allowed by this gateway")]
     MethodDenied,
+    /// A subscription method over HTTP, where it has no meaning.
+    #[error(
+        "eth_subscribe and eth_unsubscribe need a WebSocket connection; they are not available over HTTP"
+    )]
+    SubscriptionOverHttp,
     /// The client exceeded its rate limit.
     #[error("rate limit exceeded, retry later")]
     RateLimited,
@@ -182,7 +187,9 @@ impl PipelineError {
             Self::TooDeep { .. } | Self::BatchTooLarge { .. } => {
                 rpc(S::OK, INVALID_REQUEST, "limit", Debug)
             }
-            Self::MethodDenied => rpc(S::OK, METHOD_NOT_FOUND, "denied", Debug),
+            Self::MethodDenied | Self::SubscriptionOverHttp => {
+                rpc(S::OK, METHOD_NOT_FOUND, "denied", Debug)
+            }
             Self::Overloaded => rpc(S::OK, LIMIT_EXCEEDED, "overloaded", Warn),
             // The transport failure was logged by the exchange that saw it, with its reason.
             Self::UpstreamFailed => rpc(S::OK, UPSTREAM_ERROR, "upstream_error", AtSource),

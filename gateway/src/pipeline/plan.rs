@@ -54,10 +54,10 @@ pub fn plan<'a>(parsed: ParsedRequest, policy: &'a MethodPolicy, chain: &Arc<str
             Entry::Call(call) => {
                 let label = policy.label(call.method());
                 match policy.permit(call) {
-                    Err(id) => slots.push(Slot {
-                        id,
+                    Err(denied) => slots.push(Slot {
+                        id: denied.id,
                         label,
-                        outcome: Outcome::Failed(PipelineError::MethodDenied),
+                        outcome: Outcome::Failed(denied.error),
                     }),
                     Ok(permitted) => {
                         let (id, call) = strip::strip(permitted);

@@ -4,6 +4,7 @@
 //! A [`ClientCall`] becomes a [`PermittedCall`] only through [`MethodPolicy::permit`]; `strip`
 //! takes nothing else.
 
+use super::error::PipelineError;
 use super::parse::{ClientCall, ClientId};
 
 /// Standard execution-API methods: the metric labels used when a chain has no `allow_methods`
@@ -106,6 +107,19 @@ fn matches_any_case(pattern: &str, method: &str) -> bool {
     }
 }
 
+/// Methods that only make sense on a connection that stays open (WebSocket).
+const SUBSCRIPTION_METHODS: [&str; 2] = ["eth_subscribe", "eth_unsubscribe"];
+
+/// A call the policy does not let through: the client's id (`None` for a notification) and
+/// the error it is answered with.
+#[derive(Debug)]
+pub struct Denied {
+    /// The client's id.
+    pub id: Option<ClientId>,
+    /// Why.
+    pub error: PipelineError,
+}
+
 impl MethodPolicy {
     /// A policy from the chain's `allow_methods` and `deny_methods`.
     pub(crate) fn new(allow: Option<Vec<String>>, deny: Vec<String>) -> Self {
@@ -113,13 +127,27 @@ impl MethodPolicy {
     }
 
     /// Lets `call` through when [`permits`](Self::permits) its method; else gives back the
-    /// client's id, for the -32601 answer.
-    pub fn permit(&self, call: ClientCall) -> Result<PermittedCall, Option<ClientId>> {
+    /// client's id and why, for the -32601 answer.
+    pub fn permit(&self, call: ClientCall) -> Result<PermittedCall, Denied> {
         let (id, method, params) = call.into_parts();
+        if SUBSCRIPTION_METHODS
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(&method))
+        {
+            // Relayed, they would come back as the node's error (with its stack trace); a
+            // subscription has no meaning on one HTTP request.
+            return Err(Denied {
+                id,
+                error: PipelineError::SubscriptionOverHttp,
+            });
+        }
         if self.permits(&method) {
             Ok(PermittedCall { id, method, params })
         } else {
-            Err(id)
+            Err(Denied {
+                id,
+                error: PipelineError::MethodDenied,
+            })
         }
     }
 

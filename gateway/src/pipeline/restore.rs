@@ -14,7 +14,8 @@ use serde_json::value::RawValue;
 pub enum Answer {
     /// `result`, verbatim.
     Result(Bytes),
-    /// `error`, verbatim (code, message and data as the upstream sent them).
+    /// `error`: code, message and data as the upstream sent them, and nothing else (a node's
+    /// `stack` or other members of its own are dropped: they describe the node, not the call).
     Error(Bytes),
 }
 
@@ -54,7 +55,7 @@ pub(crate) fn parse_answers(body: &Bytes) -> Option<Answers> {
     for object in objects {
         let mut members: BTreeMap<String, &RawValue> = serde_json::from_str(object.get()).ok()?;
         let answer = match (members.remove("error"), members.remove("result")) {
-            (Some(error), _) => Answer::Error(slice_of(body, error.get())?),
+            (Some(error), _) => Answer::Error(error_object(body, error)?),
             (None, Some(result)) => Answer::Result(slice_of(body, result.get())?),
             (None, None) => return None,
         };
@@ -71,6 +72,38 @@ pub(crate) fn parse_answers(body: &Bytes) -> Option<Answers> {
         }
     }
     Some(answers)
+}
+
+/// The members of a JSON-RPC error object (JSON-RPC 2.0 §5.1).
+const ERROR_MEMBERS: [&str; 3] = ["code", "message", "data"];
+
+/// An upstream's `error`: verbatim when it holds only `code`, `message` and `data` (the usual
+/// case, not copied), else rebuilt from those three, so that nothing else a node adds (a stack
+/// trace with its file paths, say) reaches clients. An `error` that is not an object is kept as
+/// it is.
+fn error_object(body: &Bytes, error: &RawValue) -> Option<Bytes> {
+    let Ok(members) = serde_json::from_str::<BTreeMap<String, &RawValue>>(error.get()) else {
+        return slice_of(body, error.get());
+    };
+    if members
+        .keys()
+        .all(|key| ERROR_MEMBERS.contains(&key.as_str()))
+    {
+        return slice_of(body, error.get());
+    }
+    let mut rebuilt = Vec::with_capacity(error.get().len());
+    rebuilt.push(b'{');
+    for key in ERROR_MEMBERS {
+        if let Some(value) = members.get(key) {
+            if rebuilt.len() > 1 {
+                rebuilt.push(b',');
+            }
+            rebuilt.extend_from_slice(format!("\"{key}\":").as_bytes());
+            rebuilt.extend_from_slice(value.get().as_bytes());
+        }
+    }
+    rebuilt.push(b'}');
+    Some(Bytes::from(rebuilt))
 }
 
 /// `part`, which serde_json borrowed from `body`, as a shared slice of it.
@@ -118,6 +151,23 @@ mod tests {
         assert_eq!(&result[..], b"\"0x1\"");
         let inside = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
         assert!(inside.contains(&(result.as_ptr() as usize)), "not copied");
+    }
+
+    #[test]
+    fn error_objects_keep_code_message_and_data_only() {
+        let body = Bytes::from_static(
+            br#"[{"jsonrpc":"2.0","id":1,"error":{"message":"boom","code":-32000,"stack":"Error: boom\n at /home/node/app.js:1","data":"0x08"}},{"jsonrpc":"2.0","id":2,"error":{"code":3, "message":"reverted","data":{"a":1.50}}}]"#,
+        );
+        let mut answers = parse_answers(&body).unwrap();
+        assert_eq!(
+            text(answers.take(1)),
+            r#"error {"code":-32000,"message":"boom","data":"0x08"}"#
+        );
+        // Only standard members: kept byte for byte.
+        assert_eq!(
+            text(answers.take(2)),
+            r#"error {"code":3, "message":"reverted","data":{"a":1.50}}"#
+        );
     }
 
     #[test]
