@@ -342,13 +342,13 @@ impl UpstreamConfig {
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     /// RA-TLS over TCP (HTTP/1.1 and HTTP/2).
-    #[serde(default = "default_https")]
+    #[serde(default = "default_https", deserialize_with = "ip_port")]
     pub https: SocketAddr,
     /// RA-TLS over QUIC (HTTP/3). Parsed, but not served by this build yet.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_ip_port")]
     pub h3: Option<SocketAddr>,
     /// Prometheus metrics (plain HTTP; keep it on a private interface).
-    #[serde(default = "default_metrics")]
+    #[serde(default = "default_metrics", deserialize_with = "ip_port")]
     pub metrics: SocketAddr,
     /// RA-TLS over vsock on this port (inside a Nitro enclave: the only way in, through
     /// `shroud-host ingress` on the parent instance). Linux only.
@@ -376,6 +376,23 @@ impl Default for ListenConfig {
             proxy_protocol: false,
         }
     }
+}
+
+/// A listen address: `IP:PORT`, with a message that says so (serde's would only say "invalid
+/// socket address syntax").
+fn ip_port<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "expected IP:PORT, e.g. \"0.0.0.0:8443\" or \"[::]:8443\" (not a host name), got {text:?}"
+        ))
+    })
+}
+
+fn optional_ip_port<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    ip_port(deserializer).map(Some)
 }
 
 fn default_https() -> SocketAddr {

@@ -204,6 +204,28 @@ impl Gateway {
             .unwrap_or_default()
     }
 
+    /// `--pin` arguments for this build: the first complete identity of its platform
+    /// ([`Platform::complete_identities`]) whose fields the attester reports, each
+    /// `platform:field=hex`. Empty when none is complete (SGX by signer needs a policy file).
+    pub fn pins(&self) -> Vec<String> {
+        let platform = self.platform();
+        let measurements = self.attester.measurements();
+        platform
+            .complete_identities()
+            .iter()
+            .find_map(|fields| {
+                fields
+                    .iter()
+                    .map(|field| {
+                        measurements
+                            .get(field)
+                            .map(|value| format!("{platform}:{field}={}", hex::encode(value)))
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .unwrap_or_default()
+    }
+
     /// The resolver serving the certificate; rotating through it changes what new handshakes and
     /// the attestation endpoint see.
     pub fn resolver(&self) -> Arc<RotatingCertResolver> {

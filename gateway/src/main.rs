@@ -31,12 +31,16 @@ struct Args {
     /// A chain upstream in --dev mode, NAME=URL; repeat for more upstreams or chains.
     #[arg(long = "upstream", value_name = "NAME=URL", requires = "dev")]
     upstreams: Vec<String>,
-    /// The RA-TLS listen address in --dev mode.
-    #[arg(long, value_name = "ADDR", requires = "dev")]
+    /// The RA-TLS listen address in --dev mode, IP:PORT.
+    #[arg(long, value_name = "ADDR", requires = "dev", value_parser = ip_port)]
     listen: Option<SocketAddr>,
-    /// The metrics listen address in --dev mode.
-    #[arg(long = "metrics-listen", value_name = "ADDR", requires = "dev")]
+    /// The metrics listen address in --dev mode, IP:PORT.
+    #[arg(long = "metrics-listen", value_name = "ADDR", requires = "dev", value_parser = ip_port)]
     metrics_listen: Option<SocketAddr>,
+    /// JSON-RPC calls per second per client in --dev mode (bursts of twice that); 0 turns
+    /// rate limiting off.
+    #[arg(long = "rate-limit", value_name = "PER_SEC", requires = "dev")]
+    rate_limit: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,12 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(error) => {
             let _ = error.print();
+            if error.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+                eprintln!(
+                    "\nTo try it without a TEE: shroud-gateway --dev --upstream eth=https://NODE_URL \
+                     (simulated attestation, INSECURE, development only)."
+                );
+            }
             return if error.use_stderr() {
                 ExitCode::from(EXIT_USAGE)
             } else {
@@ -100,11 +110,15 @@ fn load_config(args: &Args) -> Result<Config, shroud_gateway::ConfigError> {
             .iter()
             .map(|arg| Config::parse_dev_upstream(arg))
             .collect::<Result<Vec<_>, _>>()?;
-        let config = Config::dev(
+        let mut config = Config::dev(
             upstreams,
             args.listen.unwrap_or(DEFAULT_HTTPS_LISTEN),
             args.metrics_listen.unwrap_or(DEFAULT_METRICS_LISTEN),
         );
+        if let Some(rate) = args.rate_limit {
+            config.limits.rate_limit_per_second = rate;
+            config.limits.rate_limit_burst = rate.saturating_mul(2);
+        }
         config.validate()?;
         return Ok(config);
     }
@@ -131,6 +145,12 @@ async fn serve(config: Config) -> Result<(), GatewayError> {
         gateway.platform(),
         gateway.measurement_hex()
     )?;
+    // Ready to paste into `shroud attest|call|proxy` (after the two lines DESIGN §6 fixes).
+    let pins = gateway.pins();
+    if !pins.is_empty() {
+        let pins: Vec<String> = pins.iter().map(|pin| format!("--pin {pin}")).collect();
+        writeln!(stdout, "pin: {}", pins.join(" "))?;
+    }
     stdout.flush()?;
     drop(stdout);
     tracing::info!(metrics = %gateway.metrics_addr(), "metrics listening");
@@ -159,4 +179,11 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutdown requested");
+}
+
+/// An `IP:PORT` argument; a host name is refused with a message that says what is expected.
+fn ip_port(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("expected IP:PORT, e.g. 127.0.0.1:8443 or [::1]:8443 (not a host name): {text:?}")
+    })
 }

@@ -76,6 +76,22 @@ impl RateLimiter {
         ClientKey(self.hasher.hash_one(ip))
     }
 
+    /// Whole seconds for an empty bucket to refill `cost` tokens (at least 1): what a refused
+    /// client is told to wait (`Retry-After`).
+    pub(crate) fn refill_secs(&self, cost: usize) -> u64 {
+        if self.rate <= 0.0 {
+            return 1;
+        }
+        #[expect(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "costs are batch lengths and the result a few seconds, far from the limits"
+        )]
+        let secs = ((cost.max(1) as f64).min(self.burst) / self.rate).ceil() as u64;
+        secs.max(1)
+    }
+
     /// The key shared by the clients nothing names: connections of a local forwarder that sends
     /// no PROXY header, and a PROXY header's `LOCAL` command.
     pub(crate) fn local_key(&self) -> ClientKey {

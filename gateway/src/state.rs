@@ -37,9 +37,23 @@ impl AppState {
             .strip_prefix('/')
             .filter(|name| !name.contains('/'))
             .ok_or(PipelineError::NotFound)?;
-        self.chains
-            .get(name)
-            .cloned()
-            .ok_or(PipelineError::UnknownChain)
+        self.chains.get(name).cloned().ok_or_else(|| {
+            // The client's own path, echoed to it only: bounded, and only when it could be a
+            // chain name at all.
+            let asked = if crate::config::is_valid_chain_name(name) {
+                format!("{name:?}")
+            } else {
+                "(not a chain name)".to_owned()
+            };
+            let served: Vec<String> = self
+                .chain_list
+                .iter()
+                .map(|chain| format!("/{}", chain.name))
+                .collect();
+            PipelineError::UnknownChain {
+                asked,
+                served: served.join(", "),
+            }
+        })
     }
 }

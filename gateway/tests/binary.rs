@@ -24,6 +24,7 @@ async fn dev_mode_prints_address_and_measurement_then_serves() {
         .args(["--dev", "--upstream"])
         .arg(format!("eth={}", upstream.url()))
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--rate-limit", "1"])
         .env_remove("SHROUD_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -35,9 +36,10 @@ async fn dev_mode_prints_address_and_measurement_then_serves() {
     let read = async {
         let first = lines.next_line().await.unwrap().expect("first line");
         let second = lines.next_line().await.unwrap().expect("second line");
-        (first, second)
+        let third = lines.next_line().await.unwrap().expect("third line");
+        (first, second, third)
     };
-    let (first, second) = tokio::time::timeout(Duration::from_secs(60), read)
+    let (first, second, third) = tokio::time::timeout(Duration::from_secs(60), read)
         .await
         .expect("start-up lines within 60 s");
 
@@ -51,6 +53,11 @@ async fn dev_mode_prints_address_and_measurement_then_serves() {
     let measurement = second
         .strip_prefix("measurement: simulated ")
         .unwrap_or_else(|| panic!("unexpected second line {second:?}"));
+    // The third line is ready to paste into shroud attest|call|proxy.
+    assert_eq!(
+        third,
+        format!("pin: --pin simulated:measurement={measurement}")
+    );
     assert_eq!(measurement.len(), 96, "SHA-384 in hex");
     assert!(
         measurement
@@ -81,6 +88,26 @@ async fn dev_mode_prints_address_and_measurement_then_serves() {
         serde_json::from_slice::<serde_json::Value>(&body).unwrap()["result"],
         "0x10"
     );
+
+    // --rate-limit 1: bursts of 2, then 429 with the seconds to wait.
+    let mut last = None;
+    for _ in 0..2 {
+        let response = sender
+            .send_request(common::post_json(
+                "/eth",
+                r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#,
+            ))
+            .await
+            .unwrap();
+        last = Some((
+            response.status(),
+            response.headers().get("retry-after").cloned(),
+        ));
+        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+    }
+    let (status, retry_after) = last.unwrap();
+    assert_eq!(status, http::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after.unwrap(), "1");
 
     child.start_kill().unwrap();
     let _ = child.wait().await;
@@ -160,6 +187,30 @@ async fn without_a_tee_the_gateway_refuses_to_start() {
         stderr.contains("shroud-gateway: attestation: attestation failed: cannot open /dev/nsm"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn rough_edges_say_what_to_do() {
+    // No arguments: the error mentions --dev.
+    let (code, stderr) = exit_code(&[], &[]).await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("--dev"), "{stderr}");
+
+    // A host name where IP:PORT belongs, on the command line and in the file.
+    let (code, stderr) = exit_code(&["--dev", "--listen", "localhost:8443"], &[]).await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("expected IP:PORT"), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, "[listen]\nhttps = \"localhost:8443\"\n").unwrap();
+    let (code, stderr) = exit_code(&["--config", path.to_str().unwrap()], &[]).await;
+    assert_eq!(code, 64);
+    assert!(stderr.contains("expected IP:PORT"), "{stderr}");
+
+    // --dev takes a rate limit (it must be a number).
+    let (code, stderr) = exit_code(&["--dev", "--rate-limit", "many"], &[]).await;
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("--rate-limit"), "{stderr}");
 }
 
 #[tokio::test]

@@ -192,6 +192,33 @@ async fn the_chain_id_is_checked_at_start_and_on_every_probe() {
 }
 
 #[tokio::test]
+async fn a_chain_whose_only_upstream_is_on_another_chain_says_so() {
+    let wrong = RecordingUpstream::start_with(|request| {
+        let mut answer = shroud_testkit::upstream::default_response(request);
+        if request["method"] == "eth_chainId" {
+            answer["result"] = "0x5".into();
+        }
+        answer
+    })
+    .await;
+    let mut config = dev_config(vec![("eth".into(), wrong.url())]);
+    config.chains[0].chain_id = Some(1);
+    config.limits.rate_limit_per_second = 0;
+    let gateway = TestGateway::start_config(config).await;
+    // Once the start-up probe has seen the wrong chain id, calls are refused as such, not as
+    // an unreachable upstream.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            body(&gateway, CALL).await.contains("misconfigured")
+        })
+        .await,
+        "{}",
+        body(&gateway, CALL).await
+    );
+    assert!(wrong.calls().is_empty());
+}
+
+#[tokio::test]
 async fn a_signed_transaction_reaches_every_upstream() {
     let a = RecordingUpstream::start().await;
     let b = RecordingUpstream::start().await;

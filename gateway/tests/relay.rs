@@ -559,3 +559,20 @@ async fn an_upstream_error_reaches_the_client_without_the_nodes_own_members() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_chain_is_named_with_the_chains_served() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::with_eth(upstream.url()).await;
+    let reply = gateway
+        .http1(post_json(
+            "/base",
+            r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        reply.json()["error"]["message"],
+        r#"unknown chain "base"; this gateway serves /eth"#
+    );
+}

@@ -25,8 +25,13 @@ pub enum PipelineError {
     #[error("not found")]
     NotFound,
     /// The path names no configured chain.
-    #[error("unknown chain")]
-    UnknownChain,
+    #[error("unknown chain {asked}; this gateway serves {served}")]
+    UnknownChain {
+        /// The name asked for, quoted (or a note when it is no chain name at all).
+        asked: String,
+        /// The chains served, as `/name` paths.
+        served: String,
+    },
     /// Known path, wrong HTTP method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -82,6 +87,9 @@ pub enum PipelineError {
     /// No upstream accepted a connection.
     #[error("upstream unavailable: no upstream of this chain could be reached")]
     UpstreamUnavailable,
+    /// Every upstream of the chain reports another chain id than the configured `chain_id`.
+    #[error("upstream misconfigured: no upstream of this chain serves the configured chain id")]
+    UpstreamWrongChain,
     /// The upstream did not answer in time.
     #[error("upstream timed out")]
     UpstreamTimeout,
@@ -168,7 +176,7 @@ impl PipelineError {
         use Level::{AtSource, Debug, Error, Warn};
         use StatusCode as S;
         match self {
-            Self::NotFound | Self::UnknownChain => {
+            Self::NotFound | Self::UnknownChain { .. } => {
                 rpc(S::NOT_FOUND, INVALID_REQUEST, "invalid", Debug)
             }
             Self::MethodNotAllowed => rpc(S::METHOD_NOT_ALLOWED, INVALID_REQUEST, "invalid", Debug),
@@ -194,6 +202,7 @@ impl PipelineError {
             // The transport failure was logged by the exchange that saw it, with its reason.
             Self::UpstreamFailed => rpc(S::OK, UPSTREAM_ERROR, "upstream_error", AtSource),
             Self::UpstreamUnavailable
+            | Self::UpstreamWrongChain
             | Self::UpstreamTimeout
             | Self::UpstreamInvalidResponse
             | Self::UpstreamTooLarge { .. }

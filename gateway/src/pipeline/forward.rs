@@ -180,7 +180,7 @@ pub(crate) async fn broadcast(
             Some(attempt(exchange, upstream, body.clone()))
         });
     let mut error_answer: Option<Answers> = None;
-    let mut last_error = PipelineError::UpstreamUnavailable;
+    let mut last_error = select::none_usable(exchange.chain);
     for outcome in futures_util::future::join_all(attempts).await {
         match outcome {
             Attempt::Answered(answers) if answers.has_result(call.0.get()) => return Ok(answers),

@@ -83,7 +83,7 @@ pub(crate) async fn relay(
     let metrics = &relay.metrics;
     let prepaid = body.len().div_ceil(PARSE_COST_UNIT).max(1);
     if !relay.limiter.allow(client, prepaid).await {
-        return rate_limited(relay);
+        return rate_limited(relay, prepaid);
     }
     let parsed = match parse::parse(&body, relay.parse_limits) {
         Ok(parsed) => parsed,
@@ -95,7 +95,7 @@ pub(crate) async fn relay(
     drop(body);
     let calls = parsed.len();
     if calls > prepaid && !relay.limiter.allow(client, calls - prepaid).await {
-        return rate_limited(relay);
+        return rate_limited(relay, calls - prepaid);
     }
 
     let plan::Plan {
@@ -163,9 +163,15 @@ pub(crate) async fn relay(
     response
 }
 
-fn rate_limited(relay: &Relay) -> Response<Body> {
+/// 429 with `Retry-After`: the whole seconds until the client's bucket holds `cost` again.
+fn rate_limited(relay: &Relay, cost: usize) -> Response<Body> {
     relay.metrics.rate_limited();
-    respond::error_response(&PipelineError::RateLimited)
+    let mut response = respond::error_response(&PipelineError::RateLimited);
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(relay.limiter.refill_secs(cost)),
+    );
+    response
 }
 
 /// Spreads the pending calls at random over the chain's upstreams (one exchange per upstream
@@ -185,6 +191,8 @@ async fn dispatch(
             broadcasts.push(n);
         } else if let Some(upstream) = select::pick(chain) {
             groups.entry(upstream).or_default().push(n);
+        } else if let Some(result) = results.get_mut(n) {
+            *result = Err(select::none_usable(chain));
         }
     }
     let exchange = forward::Exchange {

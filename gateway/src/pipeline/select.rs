@@ -5,6 +5,7 @@
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use super::error::PipelineError;
 use crate::upstream::{Chain, Health};
 
 /// Upstream indexes in the order to try them: usable ones shuffled, then unhealthy ones
@@ -48,6 +49,21 @@ pub(crate) fn pick(chain: &Chain) -> Option<usize> {
         return None;
     }
     candidates.get(rng.gen_range(0..candidates.len())).copied()
+}
+
+/// Why a call found no upstream to try: every one reports another chain id (said as such, so a
+/// misconfigured upstream is not taken for a network failure), or none is usable.
+pub(crate) fn none_usable(chain: &Chain) -> PipelineError {
+    let all_wrong = !chain.upstreams.is_empty()
+        && chain
+            .upstreams
+            .iter()
+            .all(|upstream| upstream.health() == Health::WrongChain);
+    if all_wrong {
+        PipelineError::UpstreamWrongChain
+    } else {
+        PipelineError::UpstreamUnavailable
+    }
 }
 
 /// Whether a call is sent to every usable upstream at once rather than to one: a signed
