@@ -20,14 +20,24 @@ pub fn load_policy_file(path: &Path) -> Result<Policy, ClientError> {
             path.display()
         )))
     })?;
-    Policy::from_toml(&text).map_err(|e| {
+    let policy = Policy::from_toml(&text).map_err(|e| {
         ClientError::Policy(match e {
             shroud_ra_tls::Error::InvalidPolicy(reason) => {
                 shroud_ra_tls::Error::InvalidPolicy(format!("{}: {reason}", path.display()))
             }
             other => other,
         })
-    })
+    })?;
+    if policy.is_empty() {
+        // Said of the file, so the user does not look for a missing --pin.
+        return Err(ClientError::Policy(shroud_ra_tls::Error::InvalidPolicy(
+            format!(
+                "{}: the policy file is empty (no [[accept]] table), so it would trust nothing; add one [[accept]] table per build to trust",
+                path.display()
+            ),
+        )));
+    }
+    Ok(policy)
 }
 
 /// The policy given by `--pin P:FIELD=HEX` arguments or by a policy file (not both), refusing
@@ -117,8 +127,9 @@ mod tests {
         let empty = dir.join("empty.toml");
         std::fs::write(&empty, "").unwrap();
         let err = policy_from_args::<String>(&[], Some(&empty)).unwrap_err();
+        assert!(err.to_string().contains("empty.toml"), "{err}");
         assert!(
-            matches!(err, ClientError::Policy(shroud_ra_tls::Error::EmptyPolicy)),
+            err.to_string().contains("the policy file is empty"),
             "{err}"
         );
 

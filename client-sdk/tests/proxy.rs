@@ -263,3 +263,48 @@ async fn cli_proxy_refuses_a_non_loopback_listen_address() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--allow-non-loopback"), "{stderr}");
 }
+
+#[tokio::test]
+async fn cli_proxy_warns_when_the_gateway_url_names_no_chain() {
+    let upstream = RecordingUpstream::start().await;
+    let gateway = TestGateway::start(upstream.url()).await;
+    let no_chain = format!("https://{}", gateway.addr);
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_shroud"))
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--gateway",
+                &no_chain,
+                "--allow-simulated",
+                "--pin",
+                &gateway.pin(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut all = String::new();
+        for _ in 0..5 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let found = line.contains("names no chain");
+            all.push_str(&line);
+            if found {
+                break;
+            }
+        }
+        all
+    })
+    .await
+    .unwrap();
+    assert!(line.contains("names no chain"), "{line}");
+    assert!(line.contains("/eth"), "{line}");
+}

@@ -30,6 +30,12 @@ pub async fn proxy(
             proxy.local_addr()
         );
     }
+    if client.url().path_and_query().trim_matches('/').is_empty() {
+        eprintln!(
+            "warning: gateway URL {gateway} names no chain; the gateway serves JSON-RPC at /CHAIN (e.g. {}/eth), so every call through this proxy will be refused",
+            gateway.trim_end_matches('/')
+        );
+    }
     println!("shroud proxy listening on {}", proxy.url());
     // Scripts read the line above to find the port; do not leave it in a buffer.
     std::io::stdout().flush().ok();
