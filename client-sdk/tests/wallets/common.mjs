@@ -1,4 +1,5 @@
-// Shared by ethers.mjs and viem.mjs: the dev chain's facts and the proxy URL.
+// Shared by the wallet scripts (ethers.mjs, viem.mjs, web3js.mjs): the dev chain's facts and the
+// proxy URL. web3py.py repeats the chain id, key and value: keep them in step.
 
 /** Ganache's chain id (`--chain.chainId 1337`, also what ganache-node.mjs sets). */
 export const CHAIN_ID = 1337;
@@ -15,7 +16,12 @@ export const VALUE_WEI = 250_000_000_000_000_000n;
  * scripts talk to a local proxy and nothing else.
  */
 export function proxyUrl() {
-  const url = new URL(process.argv[2] ?? process.env.SHROUD_PROXY_URL ?? "http://127.0.0.1:8545");
+  return loopbackUrl(process.argv[2] ?? process.env.SHROUD_PROXY_URL ?? "http://127.0.0.1:8545");
+}
+
+/** `text` as a URL, refused unless it names a loopback host. */
+export function loopbackUrl(text) {
+  const url = new URL(text);
   if (url.hostname !== "127.0.0.1" && url.hostname !== "localhost" && url.hostname !== "[::1]") {
     throw new Error(`refusing non-loopback proxy URL ${url}`);
   }
@@ -27,13 +33,27 @@ export function check(condition, message) {
   if (!condition) throw new Error(`assertion failed: ${message}`);
 }
 
-/** Runs `main`, printing the error and exiting 1 on failure. */
+/**
+ * Runs `main`, printing the error and exiting 1 on failure; exits 0 on success, so that a timer a
+ * library left behind (web3.js leaves some after a failed send) cannot keep the script alive.
+ */
 export function run(name, main) {
   main().then(
-    () => console.log(`${name}: ok`),
+    () => {
+      console.log(`${name}: ok`);
+      process.exit(0);
+    },
     (error) => {
       console.error(`${name}: FAILED: ${error?.stack ?? error}`);
       process.exit(1);
     },
   );
 }
+
+/**
+ * What `shroud proxy` answers when the gateway fails its pins (client-sdk/src/proxy.rs,
+ * CODE_UNTRUSTED_GATEWAY; docs/user-guide.md): this code, a message naming the pin and
+ * measurement mismatch, and `data: { kind: "pin-mismatch", forwarded: false }`.
+ */
+export const CODE_UNTRUSTED_GATEWAY = -32001;
+export const PIN_MISMATCH_MESSAGE = /^shroud proxy: gateway not trusted, nothing was sent: pin mismatch: measurement mismatch/;

@@ -1,25 +1,30 @@
-// End-to-end harness: real wallet libraries through `shroud proxy` -> `shroud-gateway --dev` ->
-// ganache, all on 127.0.0.1 with ports the OS picks.
+// End-to-end harness: real wallet libraries (ethers 6, viem 2, web3.js 4 from npm; web3.py from
+// PyPI) through `shroud proxy` -> `shroud-gateway --dev` -> ganache, all on 127.0.0.1 with ports
+// the OS picks.
 //
 //   1. ganache (ganache-node.mjs: deterministic wallet, chain id 1337, quiet but for one
 //      `rpc METHOD` line per call, which this harness counts);
 //   2. shroud-gateway --dev --upstream eth=GANACHE, reading its `listening on` and `measurement`
 //      lines;
 //   3. shroud proxy pinned to that measurement;
-//   4. ethers.mjs and viem.mjs against the proxy;
+//   4. ethers.mjs, viem.mjs, web3js.mjs and web3py.py against the proxy (reads, a locally signed
+//      transfer with its receipt; web3.js and web3.py also a batch);
 //   5. a second shroud proxy with a wrong pin: eth_blockNumber must come back as a JSON-RPC error
-//      naming the pin mismatch, and ganache must not see the call.
+//      naming the pin mismatch, then web3js.mjs and web3py.py in --wrong-pin mode must see that
+//      error as their library raises it, and ganache must see none of these calls.
 // Every child is killed at the end, on failure and on timeout (the whole run is bounded). Exits
-// 0 only when every step passed.
+// 0 only when every step passed; each step's time is printed.
 //
 //     npm ci --prefix client-sdk/tests/wallets
+//     python3 -m pip install -r client-sdk/tests/wallets/requirements.txt
 //     cargo build -p shroud-gateway -p shroud-client
 //     node client-sdk/tests/wallets/run.mjs
 //
 // Env: SHROUD_GATEWAY_BIN, SHROUD_BIN (default ${CARGO_TARGET_DIR:-<repo>/target}/debug/...),
-// SHROUD_WALLETS_TIMEOUT_SECS (default 120).
+// SHROUD_PYTHON (default python3, with requirements.txt installed), SHROUD_WALLETS_TIMEOUT_SECS
+// (default 120).
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -30,6 +35,7 @@ const REPO = path.resolve(HERE, "..", "..", "..");
 const TARGET = path.resolve(process.env.CARGO_TARGET_DIR || path.join(REPO, "target"));
 const GATEWAY_BIN = process.env.SHROUD_GATEWAY_BIN || path.join(TARGET, "debug", "shroud-gateway");
 const SHROUD_BIN = process.env.SHROUD_BIN || path.join(TARGET, "debug", "shroud");
+const PYTHON = process.env.SHROUD_PYTHON || "python3";
 const TOTAL_TIMEOUT_MS = 1000 * Number(process.env.SHROUD_WALLETS_TIMEOUT_SECS || 120);
 /** How long a service may take to print its address, and a script to finish. */
 const START_TIMEOUT_MS = 30_000;
@@ -167,24 +173,30 @@ class Ganache extends Service {
   }
 }
 
-/** Runs `name` as a step: records pass or fail, never throws. */
+/** Runs `name` as a step: records pass or fail and its time, never throws. */
 async function step(name, body) {
   say(`---- ${name} ----`);
+  const started = performance.now();
+  const took = () => `${((performance.now() - started) / 1000).toFixed(1)} s`;
   try {
     const detail = await body();
-    results.push({ name, ok: true, detail });
-    say(`PASS ${name}`);
+    results.push({ name, ok: true, detail: detail ? `${detail} (${took()})` : took() });
+    say(`PASS ${name} (${took()})`);
   } catch (error) {
-    results.push({ name, ok: false, detail: error.message });
-    say(`FAIL ${name}: ${error.message}`);
+    results.push({ name, ok: false, detail: `${error.message} (${took()})` });
+    say(`FAIL ${name}: ${error.message} (${took()})`);
   }
 }
 
-/** Runs a wallet script against the proxy, echoing its output; rejects unless it exits 0. */
-async function runScript(script, proxyUrl) {
-  const service = new Service(script, process.execPath, [path.join(HERE, script)], {
+/**
+ * Runs a wallet script (`name.mjs` with Node, `name.py` with Python) with `args` and `env` added
+ * to the environment, echoing its output; rejects unless it exits 0.
+ */
+async function runScript(script, args = [], env = {}) {
+  const [command, first] = script.endsWith(".py") ? [PYTHON, ["-u"]] : [process.execPath, []];
+  const service = new Service(script, command, [...first, path.join(HERE, script), ...args], {
     echo: true,
-    env: { ...process.env, SHROUD_PROXY_URL: proxyUrl },
+    env: { ...process.env, ...env },
   });
   const timeout = new Promise((resolve) => setTimeout(resolve, SCRIPT_TIMEOUT_MS, "timeout"));
   const outcome = await Promise.race([service.exit, timeout]);
@@ -220,10 +232,27 @@ function version(pkg) {
   }
 }
 
+/** `web3 X, eth-account Y` as PYTHON imports them, or null when it cannot. */
+function pythonVersions() {
+  const probe = spawnSync(
+    PYTHON,
+    [
+      "-c",
+      "import sys, web3, eth_account; from importlib.metadata import version; " +
+        "print(f\"python {sys.version.split()[0]}, web3.py {version('web3')}, eth-account {version('eth-account')}\")",
+    ],
+    { encoding: "utf8", timeout: 30_000 },
+  );
+  return probe.status === 0 ? probe.stdout.trim() : null;
+}
+
 function preflight() {
   const missing = [];
-  for (const pkg of ["ganache", "ethers", "viem"]) {
+  for (const pkg of ["ganache", "ethers", "viem", "web3"]) {
     if (!existsSync(path.join(HERE, "node_modules", pkg))) missing.push(`node_modules/${pkg} (npm ci --prefix client-sdk/tests/wallets)`);
+  }
+  if (pythonVersions() === null) {
+    missing.push(`web3.py and eth-account for ${PYTHON} (python3 -m pip install -r client-sdk/tests/wallets/requirements.txt, or set SHROUD_PYTHON)`);
   }
   for (const bin of [GATEWAY_BIN, SHROUD_BIN]) {
     if (!existsSync(bin)) missing.push(`${bin} (cargo build -p shroud-gateway -p shroud-client, or set SHROUD_GATEWAY_BIN / SHROUD_BIN)`);
@@ -238,7 +267,10 @@ async function main() {
     results.push({ name: "prerequisites", ok: false, detail: `missing ${missing.length}` });
     return;
   }
-  say(`node ${process.version}, ethers ${version("ethers")}, viem ${version("viem")}, ganache ${version("ganache")}`);
+  say(
+    `node ${process.version}, ethers ${version("ethers")}, viem ${version("viem")}, web3.js ${version("web3")}, ganache ${version("ganache")}`,
+  );
+  say(pythonVersions());
   say(`gateway ${GATEWAY_BIN}`);
   say(`shroud  ${SHROUD_BIN}`);
 
@@ -279,13 +311,23 @@ async function main() {
     const [, proxyUrl] = await proxy.waitFor(/^shroud proxy listening on (http:\/\/127\.0\.0\.1:\d+)\/?$/);
     say(`proxy at ${proxyUrl} (pin ${pin})`);
 
-    await step("ethers 6 through shroud proxy", () => runScript("ethers.mjs", proxyUrl));
-    await step("viem 2 through shroud proxy", () => runScript("viem.mjs", proxyUrl));
+    const env = { SHROUD_PROXY_URL: proxyUrl };
+    await step("ethers 6 through shroud proxy", () => runScript("ethers.mjs", [], env));
+    await step("viem 2 through shroud proxy", () => runScript("viem.mjs", [], env));
+    await step("web3.js 4 through shroud proxy: reads, signed transfer, BatchRequest", () =>
+      runScript("web3js.mjs", [], env),
+    );
+    await step("web3.py through shroud proxy: reads, signed transfer, batch_requests", () =>
+      runScript("web3py.py", [], env),
+    );
 
-    await step("wrong pin: refused, nothing reaches ganache", async () => {
-      // The real measurement with its first byte flipped: a well-formed pin for another build.
-      const flipped = (parseInt(measurement.slice(0, 2), 16) ^ 0xff).toString(16).padStart(2, "0");
-      const wrongPin = `simulated:measurement=${flipped}${measurement.slice(2)}`;
+    // The real measurement with its first byte flipped: a well-formed pin for another build.
+    const flipped = (parseInt(measurement.slice(0, 2), 16) ^ 0xff).toString(16).padStart(2, "0");
+    const wrongPin = `simulated:measurement=${flipped}${measurement.slice(2)}`;
+    let wrongUrl = null;
+    /** The wrong-pin proxy, started by the first step that needs it. */
+    const wrongPinProxy = async () => {
+      if (wrongUrl !== null) return wrongUrl;
       const wrong = new Service("shroud proxy (wrong pin)", SHROUD_BIN, [
         "proxy",
         "--listen",
@@ -297,21 +339,20 @@ async function main() {
         "--allow-simulated",
       ]);
       services.push(wrong);
-      const [, wrongUrl] = await wrong.waitFor(/^shroud proxy listening on (http:\/\/127\.0\.0\.1:\d+)\/?$/);
+      [, wrongUrl] = await wrong.waitFor(/^shroud proxy listening on (http:\/\/127\.0\.0\.1:\d+)\/?$/);
       say(`wrong-pin proxy at ${wrongUrl} (pin ${wrongPin})`);
+      return wrongUrl;
+    };
 
+    /**
+     * Runs `body`, then checks that ganache saw none of its calls: a sentinel call of another
+     * method through the good proxy, sent after `body` is done: ganache logs calls in the order it
+     * handles them, so once the sentinel's line is in, a forwarded call would have been counted.
+     * Only the sentinel may show up.
+     */
+    const nothingReachesGanache = async (body) => {
       const before = ganache.snapshot();
-      const { status, body } = await rpc(wrongUrl, "eth_blockNumber");
-      say(`wrong-pin answer: HTTP ${status} ${JSON.stringify(body)}`);
-      if (body.result !== undefined) throw new Error(`got a result through a wrong pin: ${JSON.stringify(body)}`);
-      const message = String(body.error?.message ?? "");
-      if (!/pin mismatch/i.test(message) || !/measurement/i.test(message)) {
-        throw new Error(`the error does not name the pin/measurement mismatch: ${JSON.stringify(body.error)}`);
-      }
-
-      // A sentinel call of another method through the good proxy, sent after the refused call
-      // came back: ganache logs calls in the order it handles them, so once the sentinel's line
-      // is in, a forwarded wrong-pin call would have been counted. Only the sentinel may show up.
+      const detail = await body();
       const sentinelSeen = ganache.waitFor(/^rpc web3_clientVersion$/, 10_000);
       const sentinel = await rpc(proxyUrl, "web3_clientVersion");
       if (typeof sentinel.body.result !== "string") throw new Error(`sentinel failed: ${JSON.stringify(sentinel.body)}`);
@@ -325,7 +366,29 @@ async function main() {
       if (JSON.stringify(after) !== JSON.stringify(expected)) {
         throw new Error(`ganache saw more than the sentinel: before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
       }
-      return `error ${body.error.code}: ${message}`;
+      return detail;
+    };
+
+    await step("wrong pin: refused, nothing reaches ganache", async () => {
+      const url = await wrongPinProxy();
+      return nothingReachesGanache(async () => {
+        const { status, body } = await rpc(url, "eth_blockNumber");
+        say(`wrong-pin answer: HTTP ${status} ${JSON.stringify(body)}`);
+        if (body.result !== undefined) throw new Error(`got a result through a wrong pin: ${JSON.stringify(body)}`);
+        const message = String(body.error?.message ?? "");
+        if (!/pin mismatch/i.test(message) || !/measurement/i.test(message)) {
+          throw new Error(`the error does not name the pin/measurement mismatch: ${JSON.stringify(body.error)}`);
+        }
+        return `error ${body.error.code}: ${message}`;
+      });
+    });
+    await step("wrong pin: web3.js 4 raises the proxy's error, nothing reaches ganache", async () => {
+      const url = await wrongPinProxy();
+      return nothingReachesGanache(() => runScript("web3js.mjs", ["--wrong-pin", url]));
+    });
+    await step("wrong pin: web3.py raises the proxy's error, nothing reaches ganache", async () => {
+      const url = await wrongPinProxy();
+      return nothingReachesGanache(() => runScript("web3py.py", ["--wrong-pin", url]));
     });
   } catch (error) {
     results.push({ name: "setup", ok: false, detail: error.message });
