@@ -64,8 +64,9 @@ LAYERS = {
         ["gateway"],
     ],
     "host": [
-        ["io"],
-        ["pipe", "preamble", "slots"],
+        # Leaves: streams and listeners, the pure preamble parser, limits, the stop signal.
+        ["io", "preamble", "slots", "timeouts", "shutdown"],
+        ["pipe", "cli"],
         ["ingress", "egress"],
     ],
     "client-sdk": [

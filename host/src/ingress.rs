@@ -11,11 +11,15 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::io::{Enclave, Stream};
-use crate::pipe::pipe;
+use crate::pipe::{Ended, pipe};
+use crate::shutdown::Shutdown;
 use crate::slots::Slots;
-use crate::{Shutdown, Timeouts};
+use crate::timeouts::Timeouts;
 
 /// Serves `listener` until `shutdown`, then waits up to the grace period for open pipes.
+///
+/// Nothing here logs the client's address, at any level: the operator's promise is that it is
+/// never logged, and the host is where it would be easiest to break.
 pub(crate) async fn run(
     listener: TcpListener,
     enclave: Enclave,
@@ -28,7 +32,7 @@ pub(crate) async fn run(
             accepted = listener.accept() => accepted,
             () = shutdown.requested() => break,
         };
-        let (tcp, peer) = match accepted {
+        let (tcp, client) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of descriptors, usually: wait instead of spinning.
@@ -38,30 +42,41 @@ pub(crate) async fn run(
             }
         };
         let Some(slot) = slots.take() else {
-            tracing::debug!("connection limit reached; closing a new connection");
+            // Over the limit (logged by `Slots`, not per connection): closed by the drop.
             continue;
         };
         let enclave = enclave.clone();
         tokio::spawn(async move {
-            if let Err(error) = carry(tcp, peer, &enclave, timeouts).await {
-                tracing::debug!(%error, "a connection ended early");
+            match carry(tcp, client, &enclave, timeouts).await {
+                Ok(Ended::Closed { a_to_b, b_to_a }) => {
+                    tracing::debug!(
+                        to_enclave = a_to_b,
+                        from_enclave = b_to_a,
+                        "connection closed"
+                    );
+                }
+                Ok(Ended::Idle) => tracing::debug!("connection closed: idle"),
+                Ok(Ended::Failed(error)) => tracing::debug!(%error, "connection failed"),
+                Err(error) => tracing::warn!(%error, "the enclave could not be reached"),
             }
             drop(slot);
         });
     }
+    drop(listener);
     tracing::info!("ingress stopping: no longer accepting");
     if !slots.drain(timeouts.grace).await {
         tracing::warn!("grace period over; closing the remaining connections");
     }
 }
 
-/// One client connection: dial the enclave, send the PROXY header, then pipe.
+/// One client connection: dial the enclave, send the PROXY header, then pipe. An error is about
+/// reaching the enclave (it names no client); how the pipe ended is the `Ended`.
 async fn carry(
     tcp: TcpStream,
-    peer: SocketAddr,
+    client: SocketAddr,
     enclave: &Enclave,
     timeouts: Timeouts,
-) -> std::io::Result<()> {
+) -> std::io::Result<Ended> {
     let _ = tcp.set_nodelay(true);
     let local = tcp.local_addr()?;
     let mut inside = tokio::time::timeout(timeouts.connect, enclave.connect())
@@ -72,10 +87,9 @@ async fn carry(
                 "the enclave did not accept in time",
             )
         })??;
-    inside.write_all(&proxy_header(peer, local)?).await?;
+    inside.write_all(&proxy_header(client, local)?).await?;
     let outside: Stream = Box::new(tcp);
-    pipe(outside, inside, timeouts.idle).await;
-    Ok(())
+    Ok(pipe(outside, inside, timeouts.idle).await)
 }
 
 /// The PROXY v2 header for a TCP client at `peer` that reached us at `local`.

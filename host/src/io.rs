@@ -22,14 +22,29 @@ pub(crate) struct VsockAddr {
     pub(crate) port: u32,
 }
 
+/// Why a `CID:PORT` did not parse.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VsockAddrError {
+    #[error("expected CID:PORT")]
+    Shape,
+    #[error("the context id {0:?} is not a number")]
+    Cid(String),
+    #[error("the port {0:?} is not a number")]
+    Port(String),
+}
+
 impl std::str::FromStr for VsockAddr {
-    type Err = String;
+    type Err = VsockAddrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (cid, port) = s.split_once(':').ok_or("expected CID:PORT")?;
+        let (cid, port) = s.split_once(':').ok_or(VsockAddrError::Shape)?;
         Ok(Self {
-            cid: cid.parse().map_err(|_| "the context id is not a number")?,
-            port: port.parse().map_err(|_| "the port is not a number")?,
+            cid: cid
+                .parse()
+                .map_err(|_| VsockAddrError::Cid(cid.chars().take(20).collect()))?,
+            port: port
+                .parse()
+                .map_err(|_| VsockAddrError::Port(port.chars().take(20).collect()))?,
         })
     }
 }
@@ -83,7 +98,8 @@ pub(crate) enum Listener {
 }
 
 impl Listener {
-    /// Binds a Unix socket, replacing a stale socket file (and nothing else).
+    /// Binds a Unix socket, replacing a stale socket file (one nobody listens on), and nothing
+    /// else.
     pub(crate) fn unix(path: &Path) -> io::Result<Self> {
         use std::os::unix::fs::FileTypeExt as _;
         if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -91,6 +107,12 @@ impl Listener {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
                     "a file that is not a socket is in the way",
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another process listens on this socket",
                 ));
             }
             std::fs::remove_file(path)?;

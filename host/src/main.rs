@@ -4,111 +4,32 @@
 //! enclave both ways. Both take `--unix PATH` in place of vsock (sidecars and tests).
 #![forbid(unsafe_code)]
 
+mod cli;
 mod egress;
 mod ingress;
 mod io;
 mod pipe;
 mod preamble;
+mod shutdown;
 mod slots;
+mod timeouts;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use tokio::sync::watch;
+use clap::Parser as _;
 
-use crate::io::{Enclave, Listener, VsockAddr};
-use crate::preamble::Destination;
+use crate::cli::{Cli, Command};
+use crate::io::{Enclave, Listener};
+use crate::shutdown::Shutdown;
 use crate::slots::Slots;
-
-/// Shroud's side of a Nitro Enclave on the parent instance (not measured, not trusted).
-#[derive(Debug, Parser)]
-#[command(name = "shroud-host", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Pipe TCP connections to the enclave, each prefixed with a PROXY v2 header.
-    Ingress {
-        /// The public TCP address, e.g. 0.0.0.0:443.
-        #[arg(long, value_name = "ADDR")]
-        listen: SocketAddr,
-        /// The enclave's vsock address.
-        #[arg(
-            long,
-            value_name = "CID:PORT",
-            required_unless_present = "unix",
-            conflicts_with = "unix"
-        )]
-        vsock: Option<VsockAddr>,
-        /// The enclave's Unix socket, in place of vsock.
-        #[arg(long, value_name = "PATH")]
-        unix: Option<PathBuf>,
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
-    /// Let the enclave reach allow-listed destinations, and nothing else.
-    Egress {
-        /// The vsock port to listen on (every context id).
-        #[arg(
-            long,
-            value_name = "PORT",
-            required_unless_present = "unix",
-            conflicts_with = "unix"
-        )]
-        vsock_port: Option<u32>,
-        /// A Unix socket to listen on, in place of vsock.
-        #[arg(long, value_name = "PATH")]
-        unix: Option<PathBuf>,
-        /// A destination the enclave may reach, HOST:PORT (repeat for each).
-        #[arg(long = "allow", value_name = "HOST:PORT", required = true)]
-        allow: Vec<String>,
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
-}
-
-#[derive(Debug, Args)]
-struct LimitArgs {
-    /// Most connections carried at once; more are closed at once.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    max_connections: u32,
-    /// Close a connection when neither side sent anything for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    idle_timeout: u64,
-}
-
-/// The timeouts of one side.
-#[derive(Debug, Clone, Copy)]
-struct Timeouts {
-    /// Dialing (and, for egress, the preamble).
-    connect: Duration,
-    /// Neither way carried a byte.
-    idle: Duration,
-    /// Open connections may finish after a stop was asked.
-    grace: Duration,
-}
-
-/// Resolves when a stop was asked (SIGINT or SIGTERM).
-#[derive(Clone)]
-struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    async fn requested(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-}
 
 /// Why `shroud-host` could not run.
 #[derive(Debug, thiserror::Error)]
 enum HostError {
     #[error("{0}")]
-    Usage(String),
+    Usage(&'static str),
+    #[error("the async runtime did not start: {0}")]
+    Runtime(std::io::Error),
     #[error("listening on {what}: {source}")]
     Listen {
         what: String,
@@ -127,17 +48,12 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command)) {
+        .map_err(HostError::Runtime)
+        .and_then(|runtime| runtime.block_on(run(cli.command)));
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ HostError::Usage(_)) => {
             eprintln!("error: {error}");
@@ -151,12 +67,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), HostError> {
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = stop.send(true);
-    });
-    let shutdown = Shutdown(stopped);
+    let shutdown = Shutdown::on_signal();
     match command {
         Command::Ingress {
             listen,
@@ -165,9 +76,9 @@ async fn run(command: Command) -> Result<(), HostError> {
             limits,
         } => {
             let enclave = match (vsock, unix) {
-                (Some(addr), None) => Enclave::Vsock(addr),
                 (None, Some(path)) => Enclave::Unix(path),
-                _ => return Err(HostError::Usage("give --vsock or --unix".into())),
+                (Some(addr), None) => Enclave::Vsock(addr),
+                _ => return Err(HostError::Usage("give one of --vsock and --unix")),
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -176,14 +87,8 @@ async fn run(command: Command) -> Result<(), HostError> {
                     source,
                 })?;
             tracing::info!(%listen, to = %enclave, "ingress ready");
-            ingress::run(
-                listener,
-                enclave,
-                Slots::new(limits.max_connections),
-                timeouts(&limits),
-                shutdown,
-            )
-            .await;
+            let slots = Slots::new(limits.max_connections);
+            ingress::run(listener, enclave, slots, limits.timeouts(), shutdown).await;
         }
         Command::Egress {
             vsock_port,
@@ -191,63 +96,19 @@ async fn run(command: Command) -> Result<(), HostError> {
             allow,
             limits,
         } => {
-            let allow = allow
-                .iter()
-                .map(|target| {
-                    target
-                        .parse::<Destination>()
-                        .map_err(|e| HostError::Usage(format!("--allow {target:?}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
             let (listener, what) = match (vsock_port, &unix) {
-                (Some(port), None) => (Listener::vsock(port), format!("vsock port {port}")),
                 (None, Some(path)) => (Listener::unix(path), path.display().to_string()),
-                _ => return Err(HostError::Usage("give --vsock-port or --unix".into())),
+                (Some(port), None) => (Listener::vsock(port), format!("vsock port {port}")),
+                _ => return Err(HostError::Usage("give one of --vsock-port and --unix")),
             };
             let listener = listener.map_err(|source| HostError::Listen {
                 what: what.clone(),
                 source,
             })?;
             tracing::info!(listen = %what, allowed = allow.len(), "egress ready");
-            egress::run(
-                listener,
-                allow,
-                Slots::new(limits.max_connections),
-                timeouts(&limits),
-                shutdown,
-            )
-            .await;
+            let slots = Slots::new(limits.max_connections);
+            egress::run(listener, allow, slots, limits.timeouts(), shutdown).await;
         }
     }
     Ok(())
-}
-
-fn timeouts(limits: &LimitArgs) -> Timeouts {
-    Timeouts {
-        connect: Duration::from_secs(5),
-        idle: Duration::from_secs(limits.idle_timeout.max(1)),
-        grace: Duration::from_secs(10),
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -21,9 +21,11 @@ use tokio::process::{Child, Command};
 
 const HOST: &str = env!("CARGO_BIN_EXE_shroud-host");
 
+/// `shroud-host ARGS`, logging everything (every level) to `log`.
 fn host(args: &[&str], log: &Path) -> Child {
     Command::new(HOST)
         .args(args)
+        .env("RUST_LOG", "trace")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
@@ -89,6 +91,11 @@ async fn ingress_names_the_client_in_a_proxy_header_then_pipes_both_ways() {
     };
     assert_eq!(addresses.source_address.to_string(), "127.0.0.2");
     assert_eq!(addresses.source_port, client.local_addr().unwrap().port());
+    assert_eq!(
+        std::net::SocketAddr::from((addresses.destination_address, addresses.destination_port))
+            .to_string(),
+        listen
+    );
     let mut bytes = [0_u8; 12];
     inside.read_exact(&mut bytes).await.unwrap();
     assert_eq!(&bytes, b"client hello");
@@ -96,10 +103,13 @@ async fn ingress_names_the_client_in_a_proxy_header_then_pipes_both_ways() {
     client.read_exact(&mut bytes).await.unwrap();
     assert_eq!(&bytes, b"server hello");
 
+    drop((client, inside));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let log = std::fs::read_to_string(dir.path().join("ingress.log")).unwrap();
+    assert!(log.contains("connection closed"), "logged at TRACE: {log}");
     assert!(
         !log.contains("127.0.0.2"),
-        "no client address in the log: {log}"
+        "no client address in the log, at any level: {log}"
     );
 }
 
@@ -138,36 +148,66 @@ async fn connect_through(socket: &Path, target: &str) -> (UnixStream, String) {
     (stream, String::from_utf8(head).unwrap())
 }
 
+/// `shroud-host egress --unix SOCKET ARGS`, ready; its log in `log`.
+async fn egress(socket: &Path, log: &Path, args: &[&str]) -> Child {
+    let child = host(
+        &[&["egress", "--unix", socket.to_str().unwrap()], args].concat(),
+        log,
+    );
+    until(|| std::os::unix::net::UnixStream::connect(socket).is_ok()).await;
+    child
+}
+
 #[tokio::test]
 async fn egress_dials_allowed_destinations_only_and_logs_refusals() {
-    let (allowed, _) = echo_server().await;
+    let (allowed, allowed_accepts) = echo_server().await;
     let (forbidden, forbidden_accepts) = echo_server().await;
+    let unreachable = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("egress.sock");
     let log = dir.path().join("egress.log");
-    let _egress = host(
+    let by_name = format!("LocalHost:{}", allowed.port());
+    let _egress = egress(
+        &socket,
+        &log,
         &[
-            "egress",
-            "--unix",
-            socket.to_str().unwrap(),
             "--allow",
             &allowed.to_string(),
+            "--allow",
+            &by_name,
+            "--allow",
+            &unreachable,
         ],
-        &log,
-    );
-    until(|| socket.exists()).await;
+    )
+    .await;
 
     let (mut stream, head) = connect_through(&socket, &allowed.to_string()).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(head, "HTTP/1.1 200 Connection established\r\n\r\n");
     stream.write_all(b"ping").await.unwrap();
     let mut echo = [0_u8; 4];
     stream.read_exact(&mut echo).await.unwrap();
     assert_eq!(&echo, b"ping");
 
-    let (_, head) = connect_through(&socket, &forbidden.to_string()).await;
-    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    // A name, matched whatever its case, resolved by the host.
+    let (mut stream, head) =
+        connect_through(&socket, &format!("localhost:{}", allowed.port())).await;
+    assert_eq!(head, "HTTP/1.1 200 Connection established\r\n\r\n");
+    stream.write_all(b"pong").await.unwrap();
+    stream.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"pong");
+    assert_eq!(allowed_accepts.load(Ordering::SeqCst), 2);
+
+    let (mut refused, head) = connect_through(&socket, &forbidden.to_string()).await;
+    assert_eq!(head, "HTTP/1.1 403 Forbidden\r\n\r\n");
+    assert_eq!(
+        refused.read(&mut echo).await.unwrap(),
+        0,
+        "closed after the 403"
+    );
     let (_, head) = connect_through(&socket, "not a target").await;
-    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert_eq!(head, "HTTP/1.1 400 Bad Request\r\n\r\n");
+    let (_, head) = connect_through(&socket, &unreachable).await;
+    assert_eq!(head, "HTTP/1.1 502 Bad Gateway\r\n\r\n");
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -177,10 +217,144 @@ async fn egress_dials_allowed_destinations_only_and_logs_refusals() {
     );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains(&format!("destination={forbidden}"))
-            && text.contains("not on the allow list"),
+        text.contains(&format!(
+            "destination refused: {forbidden} not on the allow list"
+        )),
         "the refusal names the destination: {text}"
     );
+}
+
+#[tokio::test]
+async fn egress_closes_connections_over_its_limit() {
+    let (allowed, _) = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("egress.sock");
+    let log = dir.path().join("egress.log");
+    let _egress = egress(
+        &socket,
+        &log,
+        &["--allow", &allowed.to_string(), "--max-connections", "1"],
+    )
+    .await;
+    // The readiness probe held the one slot for a moment: wait for it to be given back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (mut first, head) = connect_through(&socket, &allowed.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut over = UnixStream::connect(&socket).await.unwrap();
+    // Closed at once: the preamble may not even be taken, and the close may come as a reset.
+    let _ = over
+        .write_all(b"CONNECT x.example:1 HTTP/1.1\r\n\r\n")
+        .await;
+    let mut byte = [0_u8; 1];
+    assert!(
+        matches!(over.read(&mut byte).await, Ok(0) | Err(_)),
+        "over the limit: closed without an answer"
+    );
+    first.write_all(b"still").await.unwrap();
+    let mut echo = [0_u8; 5];
+    first.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"still");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, head) = connect_through(&socket, &allowed.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "a slot again: {head}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("connection limit reached"), "{text}");
+}
+
+#[tokio::test]
+async fn egress_replaces_a_stale_socket_file_and_nothing_else() {
+    let (allowed, _) = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("egress.sock");
+    // A socket file nobody listens on any more (std's listener leaves its file behind).
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let _egress = egress(
+        &socket,
+        &dir.path().join("egress.log"),
+        &["--allow", &allowed.to_string()],
+    )
+    .await;
+
+    let file = dir.path().join("not-a-socket");
+    std::fs::write(&file, b"keep me").unwrap();
+    let output = Command::new(HOST)
+        .args(["egress", "--unix", file.to_str().unwrap(), "--allow"])
+        .arg(allowed.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a socket"));
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    // Nor a socket a live egress listens on.
+    let output = Command::new(HOST)
+        .args(["egress", "--unix", socket.to_str().unwrap(), "--allow"])
+        .arg(allowed.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("another process listens"));
+}
+
+#[tokio::test]
+async fn ingress_stops_accepting_on_sigterm_and_lets_open_pipes_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("enclave.sock");
+    let enclave = UnixListener::bind(&socket).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("ingress.log");
+    let mut ingress = host(
+        &[
+            "ingress",
+            "--listen",
+            &listen,
+            "--unix",
+            socket.to_str().unwrap(),
+        ],
+        &log,
+    );
+    until(|| std::net::TcpStream::connect(&listen).is_ok()).await;
+    drop(enclave.accept().await.unwrap());
+
+    let mut client = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    let (mut inside, _) = enclave.accept().await.unwrap();
+    let pid = ingress.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    // No longer accepting (a probe before that would be carried, and hold the drain)...
+    until(|| std::fs::read_to_string(&log).is_ok_and(|text| text.contains("no longer accepting")))
+        .await;
+    assert!(std::net::TcpStream::connect(&listen).is_err());
+    // ...but the open pipe still carries bytes both ways.
+    client.write_all(b"late").await.unwrap();
+    // The PROXY header (16 bytes, then its address block), then the client's bytes.
+    let mut fixed = [0_u8; 16];
+    inside.read_exact(&mut fixed).await.unwrap();
+    let mut rest = vec![0_u8; usize::from(u16::from_be_bytes([fixed[14], fixed[15]]))];
+    inside.read_exact(&mut rest).await.unwrap();
+    let mut received = vec![0_u8; 4];
+    inside.read_exact(&mut received).await.unwrap();
+    assert_eq!(received, b"late");
+    inside.write_all(b"back").await.unwrap();
+    client.read_exact(&mut received).await.unwrap();
+    assert_eq!(received, b"back");
+    assert!(
+        ingress.try_wait().unwrap().is_none(),
+        "waits for the open pipe"
+    );
+    drop((client, inside));
+    let status = tokio::time::timeout(Duration::from_secs(5), ingress.wait())
+        .await
+        .expect("exits once the pipe is closed")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]
@@ -240,4 +414,44 @@ async fn vsock_for_real_where_the_machine_has_a_vsock_loopback() {
     let mut fixed = [0_u8; 16];
     inside.read_exact(&mut fixed).await.unwrap();
     assert_eq!(&fixed[..12], b"\r\n\r\n\0\r\nQUIT\n");
+    let mut rest = vec![0_u8; usize::from(u16::from_be_bytes([fixed[14], fixed[15]]))];
+    inside.read_exact(&mut rest).await.unwrap();
+    let mut hello = [0_u8; 5];
+    inside.read_exact(&mut hello).await.unwrap();
+    assert_eq!(&hello, b"hello");
+
+    // Egress on vsock (every context id), reached over CID 1.
+    let (allowed, _) = echo_server().await;
+    let egress_port = port + 1;
+    let _egress = host(
+        &[
+            "egress",
+            "--vsock-port",
+            &egress_port.to_string(),
+            "--allow",
+            &allowed.to_string(),
+        ],
+        &dir.path().join("egress.log"),
+    );
+    let mut stream = None;
+    for _ in 0..250 {
+        let addr = tokio_vsock::VsockAddr::new(1, egress_port);
+        if let Ok(connected) = tokio_vsock::VsockStream::connect(addr).await {
+            stream = Some(connected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut stream = stream.expect("egress listens on vsock");
+    stream
+        .write_all(format!("CONNECT {allowed} HTTP/1.1\r\nHost: {allowed}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0_u8; 39];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200 Connection established\r\n\r\n");
+    stream.write_all(b"ping").await.unwrap();
+    let mut echo = [0_u8; 4];
+    stream.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"ping");
 }
