@@ -202,7 +202,7 @@ fn verify_self_signature(cert: &X509Certificate<'_>, spki_der: &[u8]) -> Result<
 }
 
 #[cfg(feature = "server")]
-pub use issue::{AttestedCertificate, IssueParams, issue_certificate};
+pub use issue::{AttestedCertificate, IssueParams, issue_certificate, issue_certificate_with_key};
 
 #[cfg(feature = "server")]
 mod issue {
@@ -251,7 +251,7 @@ mod issue {
         }
     }
 
-    /// A certificate with its freshly generated key. The key never leaves the process.
+    /// A certificate with its key. The key never leaves the process.
     pub struct AttestedCertificate {
         /// The certificate DER.
         pub certificate: CertificateDer<'static>,
@@ -272,14 +272,29 @@ mod issue {
         }
     }
 
-    /// Generates a P-256 key, asks `attester` for evidence over the claims that bind it, and
-    /// self-signs a certificate carrying that evidence.
+    /// Generates a P-256 key and issues a certificate for it ([`issue_certificate_with_key`]).
     pub fn issue_certificate(
         attester: &dyn Attester,
         params: &IssueParams,
     ) -> Result<AttestedCertificate, Error> {
-        let build = |e: rcgen::Error| Error::Attestation(format!("building certificate: {e}"));
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(build)?;
+        issue_certificate_with_key(attester, params, &key)
+    }
+
+    fn build(e: rcgen::Error) -> Error {
+        Error::Attestation(format!("building certificate: {e}"))
+    }
+
+    /// Asks `attester` for evidence over the claims that bind `key`, and self-signs a
+    /// certificate carrying that evidence. A gateway issues every certificate of its life for
+    /// one key, so that a rotation, a nonce-bound certificate and the publicly trusted
+    /// certificate (DESIGN §4.4) all name the key the attestation vouches for. `key` must have
+    /// been generated (or loaded) with its private part serializable.
+    pub fn issue_certificate_with_key(
+        attester: &dyn Attester,
+        params: &IssueParams,
+        key: &KeyPair,
+    ) -> Result<AttestedCertificate, Error> {
         let mut claims = Claims::for_spki(&key.subject_public_key_info());
         claims.iat = Some(params.now.as_secs());
         claims.ohttp_keys.clone_from(&params.ohttp_keys);
@@ -313,7 +328,7 @@ mod issue {
                     endorsements,
                 ));
         }
-        let cert = cert_params.self_signed(&key).map_err(build)?;
+        let cert = cert_params.self_signed(key).map_err(build)?;
         Ok(AttestedCertificate {
             certificate: cert.der().clone(),
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),

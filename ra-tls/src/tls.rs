@@ -15,6 +15,11 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, 
 
 use crate::{Error, Policy, Verdict, VerifyOptions, verify_certificate};
 
+/// The ALPN protocol id every attesting client offers besides `h2`/`http/1.1` (DESIGN §4.1): a
+/// gateway that also serves a publicly trusted certificate (§4.4) answers a ClientHello offering
+/// it with the RA-TLS certificate. The server never selects it; it only steers the certificate.
+pub const RA_TLS_ALPN: &[u8] = b"shroud-ra-tls/1";
+
 /// How many verdicts the per-verifier cache keeps; certificates rotate every 12 h, so a handful
 /// covers every gateway replica a client talks to.
 const VERDICT_CACHE_LEN: usize = 64;
@@ -174,6 +179,11 @@ pub fn attestation_error(error: &rustls::Error) -> Option<&Error> {
 
 /// A TLS 1.3-only client config that trusts exactly what `verifier` accepts. Resumption and
 /// early data are off: both are linkable, and resumption would skip attestation.
+///
+/// It offers `alpn` and then [`RA_TLS_ALPN`], so that a gateway with a public certificate
+/// serves this client its RA-TLS certificate. As the server never selects [`RA_TLS_ALPN`], an
+/// empty `alpn` offers `http/1.1` with it (a server that speaks ALPN refuses a ClientHello
+/// whose protocols it has none of).
 pub fn client_config(
     verifier: Arc<AttestedServerVerifier>,
     alpn: &[&[u8]],
@@ -186,8 +196,19 @@ pub fn client_config(
         .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
     config.enable_early_data = false;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = attesting_alpn(alpn);
     Ok(config)
+}
+
+/// `alpn` (or `http/1.1` when empty) followed by [`RA_TLS_ALPN`].
+fn attesting_alpn(alpn: &[&[u8]]) -> Vec<Vec<u8>> {
+    let offered: &[&[u8]] = if alpn.is_empty() { &[b"http/1.1"] } else { alpn };
+    offered
+        .iter()
+        .filter(|p| **p != RA_TLS_ALPN)
+        .map(|p| p.to_vec())
+        .chain(std::iter::once(RA_TLS_ALPN.to_vec()))
+        .collect()
 }
 
 #[cfg(feature = "server")]
@@ -228,6 +249,11 @@ mod server {
             Ok(())
         }
 
+        /// The certificate and key currently served.
+        pub fn current(&self) -> Arc<CertifiedKey> {
+            Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+        }
+
         /// The certificate currently served.
         pub fn current_certificate(&self) -> Option<CertificateDer<'static>> {
             let key = self.current.read().unwrap_or_else(PoisonError::into_inner);
@@ -257,7 +283,7 @@ mod server {
     /// A TLS 1.3-only server config serving `resolver`'s certificate, with no session tickets,
     /// no session cache and no early data.
     pub fn server_config(
-        resolver: Arc<RotatingCertResolver>,
+        resolver: Arc<dyn ResolvesServerCert>,
         alpn: &[&[u8]],
     ) -> Result<ServerConfig, Error> {
         let mut config = ServerConfig::builder_with_provider(crypto_provider())
@@ -270,5 +296,28 @@ mod server {
         config.max_early_data_size = 0;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attesting_clients_always_offer_the_ra_tls_protocol_last() {
+        assert_eq!(
+            attesting_alpn(&[b"h2", b"http/1.1"]),
+            [b"h2".to_vec(), b"http/1.1".to_vec(), RA_TLS_ALPN.to_vec()]
+        );
+        // No protocols asked for: HTTP/1.1, which is what a client without ALPN speaks.
+        assert_eq!(
+            attesting_alpn(&[]),
+            [b"http/1.1".to_vec(), RA_TLS_ALPN.to_vec()]
+        );
+        // Asked for explicitly: offered once.
+        assert_eq!(
+            attesting_alpn(&[RA_TLS_ALPN, b"h2"]),
+            [b"h2".to_vec(), RA_TLS_ALPN.to_vec()]
+        );
     }
 }

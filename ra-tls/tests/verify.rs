@@ -13,7 +13,7 @@ use std::time::Duration;
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData};
 use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::attest::simulated::SimulatedAttester;
-use shroud_ra_tls::cert::{IssueParams, OID_EVIDENCE, issue_certificate};
+use shroud_ra_tls::cert::{IssueParams, OID_EVIDENCE, issue_certificate, issue_certificate_with_key};
 use shroud_ra_tls::claims::Claims;
 use shroud_ra_tls::cmw::Evidence;
 use shroud_ra_tls::verify::simulated::SimulatedReport;
@@ -87,6 +87,24 @@ fn accepts_a_pinned_simulated_certificate() {
     assert_eq!(verdict.tcb_status(), TcbStatus::NotApplicable);
     assert_eq!(verdict.claims(), &cert.claims);
     assert_eq!(verdict.claims().iat, Some(now().as_secs()));
+}
+
+/// Certificates issued for one key (rotations, nonce-bound bundles) all bind that key, each with
+/// its own evidence.
+#[test]
+fn certificates_issued_for_one_key_bind_it() {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = IssueParams::new(vec!["localhost".into()], now());
+    let first = issue_certificate_with_key(&attester(), &params, &key).unwrap();
+    params.nonce = Some(vec![7; 16]);
+    let second = issue_certificate_with_key(&attester(), &params, &key).unwrap();
+    assert_ne!(first.certificate, second.certificate);
+    for cert in [&first, &second] {
+        let verdict = verify_certificate(&cert.certificate, &pinned(), &dev_options()).unwrap();
+        assert!(verdict.claims().binds_spki(&key.subject_public_key_info()));
+    }
+    assert_eq!(second.claims.nonce.as_deref(), Some(&[7; 16][..]));
+    assert_eq!(first.key, second.key);
 }
 
 /// A rule's maximum evidence age bounds how long its verdict may be reused (the verdict cache,
