@@ -15,7 +15,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Uri};
 use serde::Deserialize;
 
-use crate::settings::{ChainSettings, Limits, UpstreamSettings};
+use crate::settings::{AcmeSettings, ChainSettings, Limits, UpstreamSettings};
 use crate::transport::{EgressProxy, VsockAddr};
 
 /// Default address of the RA-TLS listener.
@@ -51,6 +51,9 @@ pub struct Config {
     /// Where outbound connections go (default: directly, over TCP).
     #[serde(default)]
     pub egress: EgressConfig,
+    /// A publicly trusted certificate for wallets that take only a URL (DESIGN §4.4).
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
     /// The chains served, each at `POST /{name}`.
     #[serde(default, rename = "chain")]
     pub chains: Vec<ChainConfig>,
@@ -93,6 +96,11 @@ pub struct LimitsConfig {
     pub rate_limit_per_second: u32,
     /// Calls a client may burst above the steady rate.
     pub rate_limit_burst: u32,
+    /// Nonce-bound attestation bundles (`?nonce=`) the whole gateway issues per minute: each
+    /// costs fresh evidence from the TEE. Over it: HTTP 429. 0 turns the nonce off (429).
+    pub fresh_evidence_per_minute: u32,
+    /// Nonce-bound bundles that may be issued at once above the steady rate.
+    pub fresh_evidence_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -112,6 +120,8 @@ impl Default for LimitsConfig {
             upstream_idle_timeout_ms: 90_000,
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
+            fresh_evidence_per_minute: 60,
+            fresh_evidence_burst: 10,
         }
     }
 }
@@ -671,6 +681,7 @@ impl Config {
             cache: CacheConfig::default(),
             ohttp: OhttpConfig::default(),
             egress: EgressConfig::default(),
+            acme: None,
             chains,
         }
     }
@@ -708,11 +719,20 @@ impl Config {
             ));
         }
         let egress = self.egress.settings()?.map(Arc::new);
+        let acme = self.acme.map(AcmeConfig::settings).transpose()?;
+        // The RA-TLS certificate names the public host names too, for tools that look.
+        let mut tls_hosts = self.tls.hosts;
+        for host in acme.iter().flat_map(|acme| acme.hosts.iter()) {
+            if !tls_hosts.contains(host) {
+                tls_hosts.push(host.clone());
+            }
+        }
         Ok(Settings {
             egress,
+            acme,
             listen: self.listen,
             tee: self.tee,
-            tls_hosts: self.tls.hosts,
+            tls_hosts,
             limits,
             cache: self.cache,
             ohttp: self.ohttp,
@@ -740,6 +760,114 @@ pub(crate) struct Settings {
     pub(crate) chains: Vec<ChainSettings>,
     /// The egress proxy every outbound connection goes through, if any.
     pub(crate) egress: Option<Arc<EgressProxy>>,
+    /// The publicly trusted certificate to obtain, if any.
+    pub(crate) acme: Option<AcmeSettings>,
+}
+
+/// `[acme]`: obtain a publicly trusted certificate for `hosts` from the ACME CA at `directory`,
+/// for the enclave's own key, answering TLS-ALPN-01 on the https listener (DESIGN §4.4).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The CA's directory URL (`https://`).
+    pub directory: String,
+    /// The account's contact, `mailto:...`; optional.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// The DNS names the certificate is for; each must resolve to this gateway's https
+    /// listener on port 443 (TLS-ALPN-01 is validated there).
+    pub hosts: Vec<String>,
+    /// A PEM file of extra roots to trust for the CA's own HTTPS (test CAs); the web PKI roots
+    /// are trusted either way.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+/// Most host names in one certificate (Let's Encrypt allows 100).
+pub const MAX_ACME_HOSTS: usize = 100;
+
+impl AcmeConfig {
+    fn settings(self) -> Result<AcmeSettings, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid(format!("[acme] {reason}"));
+        let directory: Uri = self
+            .directory
+            .parse()
+            .map_err(|e| invalid(format!("directory is not a URL: {e}")))?;
+        if directory.scheme_str() != Some("https") || directory.host().is_none() {
+            return Err(invalid(format!(
+                "directory must be an https:// URL, not {:?}",
+                self.directory
+            )));
+        }
+        if let Some(contact) = &self.contact
+            && !(contact.starts_with("mailto:") && contact.len() > "mailto:".len())
+        {
+            return Err(invalid(format!(
+                "contact must be a mailto: URL, not {contact:?}"
+            )));
+        }
+        if self.hosts.is_empty() {
+            return Err(invalid(
+                "hosts is empty: name the certificate's DNS names".to_owned(),
+            ));
+        }
+        if self.hosts.len() > MAX_ACME_HOSTS {
+            return Err(invalid(format!(
+                "hosts has {} names; a certificate holds at most {MAX_ACME_HOSTS}",
+                self.hosts.len()
+            )));
+        }
+        let mut hosts = Vec::with_capacity(self.hosts.len());
+        for host in &self.hosts {
+            let host = host.to_ascii_lowercase();
+            if !is_dns_name(&host) {
+                return Err(invalid(format!(
+                    "host {host:?} is not a DNS name (TLS-ALPN-01 validates DNS names only; no \
+                     IP addresses or wildcards)"
+                )));
+            }
+            if hosts.contains(&host) {
+                return Err(invalid(format!("host {host:?} is listed twice")));
+            }
+            hosts.push(host);
+        }
+        let extra_roots = match &self.ca {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                crate::acme::parse_roots(&pem)
+                    .map_err(|reason| invalid(format!("ca {}: {reason}", path.display())))?
+            }
+        };
+        Ok(AcmeSettings {
+            directory: self.directory,
+            contact: self.contact,
+            hosts,
+            extra_roots,
+        })
+    }
+}
+
+/// A DNS host name of at least two labels, each 1..=63 characters of `[a-z0-9-]` not starting
+/// or ending with `-`, 253 characters at most.
+fn is_dns_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        // A name of digits and dots only is an IPv4 address.
+        && !labels.iter().all(|label| label.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `[egress]`: every outbound connection (upstreams, health checks, collateral) through the
@@ -834,6 +962,8 @@ impl LimitsConfig {
             upstream_idle_timeout: Duration::from_millis(l.upstream_idle_timeout_ms),
             rate_limit_per_second: l.rate_limit_per_second,
             rate_limit_burst: l.rate_limit_burst,
+            fresh_evidence_per_minute: l.fresh_evidence_per_minute,
+            fresh_evidence_burst: l.fresh_evidence_burst.max(1),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Every outbound connection of the gateway (upstreams, health checks, collateral): the one
+//! Every outbound connection of the gateway (upstreams, health checks, collateral, ACME): the one
 //! pooled HTTPS client, dialing either directly over TCP or, inside an enclave that has no
 //! network of its own, through the host's egress proxy ([`EgressProxy`], `[egress]`). TLS to
 //! the destination is made here, inside the enclave, either way.
@@ -17,6 +17,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 
 use crate::error::GatewayError;
 use crate::transport::{EgressProxy, Stream};
@@ -89,6 +91,21 @@ pub(crate) fn https_client(
     idle_timeout: Duration,
     proxy: Option<&Arc<EgressProxy>>,
 ) -> Result<HttpClient, GatewayError> {
+    https_client_with_roots(allow_plain_http, idle_timeout, proxy, &[])
+}
+
+/// [`https_client`] for any request body type, trusting `extra_roots` besides the web PKI's
+/// (a test CA's, `[acme] ca`).
+pub(crate) fn https_client_with_roots<B>(
+    allow_plain_http: bool,
+    idle_timeout: Duration,
+    proxy: Option<&Arc<EgressProxy>>,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Client<HttpsConnector<Dialer>, B>, GatewayError>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
     let dialer = match proxy {
         Some(proxy) => Dialer::Proxy(Arc::clone(proxy)),
         None => {
@@ -99,9 +116,26 @@ pub(crate) fn https_client(
             Dialer::Direct(http)
         }
     };
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(Arc::unwrap_or_clone(shroud_ra_tls::tls::crypto_provider()))
-        .map_err(|e| GatewayError::UpstreamClient(e.to_string()))?;
+    let failed = |e: &dyn std::fmt::Display| GatewayError::UpstreamClient(e.to_string());
+    let builder = if extra_roots.is_empty() {
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(Arc::unwrap_or_clone(
+                shroud_ra_tls::tls::crypto_provider(),
+            ))
+            .map_err(|e| failed(&e))?
+    } else {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for root in extra_roots {
+            roots.add(root.clone()).map_err(|e| failed(&e))?;
+        }
+        let config = ClientConfig::builder_with_provider(shroud_ra_tls::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| failed(&e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+    };
     let builder = if allow_plain_http {
         builder.https_or_http()
     } else {

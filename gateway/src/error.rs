@@ -14,6 +14,9 @@ pub enum GatewayError {
     /// Producing evidence or issuing the RA-TLS certificate failed.
     #[error("attestation: {0}")]
     Attestation(#[from] shroud_ra_tls::Error),
+    /// A key, CSR or certificate of the gateway's own could not be built.
+    #[error("certificate: {0}")]
+    Certificate(String),
     /// Collateral for the endorsements extension could not be fetched or does not verify.
     #[error("collateral: {0}")]
     Collateral(String),

@@ -12,6 +12,12 @@ use hyper_util::server::conn::auto;
 use shroud_ra_tls::Platform;
 use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
+
+use crate::acme::{self, Acme};
+use crate::attestation::FreshEvidence;
+use crate::certs::{ACME_TLS_ALPN, ServedCertificates};
+use crate::ratelimit::SharedBucket;
+use crate::tls::Issuer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -41,7 +47,9 @@ const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(5);
 pub struct Gateway {
     settings: Settings,
     attester: Arc<EndorsedAttester>,
+    issuer: Arc<Issuer>,
     resolver: Arc<RotatingCertResolver>,
+    certs: Arc<ServedCertificates>,
     acceptor: TlsAcceptor,
     /// The client listeners: RA-TLS over TCP first, then Unix socket and vsock if configured.
     listeners: Vec<Listener>,
@@ -100,15 +108,23 @@ impl Gateway {
                 .map_err(|e| GatewayError::Task(e.to_string()))??;
         // Certificates must carry verifiable collateral from the first one on.
         attester.refresh().await?;
-        let issuer = Arc::clone(&attester);
-        let hosts = settings.tls_hosts.clone();
-        let certificate =
-            tokio::task::spawn_blocking(move || tls::issue(issuer.as_ref(), &hosts, &key_list))
-                .await
-                .map_err(|e| GatewayError::Task(e.to_string()))??;
+        let issuer = Arc::new(Issuer::new(
+            Arc::clone(&attester),
+            settings.tls_hosts.clone(),
+        )?);
+        let first = Arc::clone(&issuer);
+        let certificate = tokio::task::spawn_blocking(move || first.issue(&key_list))
+            .await
+            .map_err(|e| GatewayError::Task(e.to_string()))??;
         ohttp.install(keys);
         let resolver = Arc::new(RotatingCertResolver::new(&certificate)?);
-        let server_config = server_config(Arc::clone(&resolver), &tls::ALPN)?;
+        let certs = Arc::new(ServedCertificates::new(Arc::clone(&resolver)));
+        let alpn: &[&[u8]] = if settings.acme.is_some() {
+            &tls::ALPN_WITH_ACME
+        } else {
+            &tls::ALPN
+        };
+        let server_config = server_config(Arc::clone(&certs) as _, alpn)?;
         let acceptor = TlsAcceptor::from(Arc::new(server_config));
 
         let https = bind("https", settings.listen.https).await?;
@@ -161,7 +177,14 @@ impl Gateway {
         let state = Arc::new(AppState {
             chains,
             chain_list: Arc::from(chain_list),
-            resolver: Arc::clone(&resolver),
+            certs: Arc::clone(&certs),
+            fresh: FreshEvidence {
+                issuer: Arc::clone(&issuer),
+                limit: SharedBucket::per_minute(
+                    settings.limits.fresh_evidence_per_minute,
+                    settings.limits.fresh_evidence_burst,
+                ),
+            },
             limits: settings.limits.clone(),
             relay,
             ohttp,
@@ -169,7 +192,9 @@ impl Gateway {
         Ok(Gateway {
             settings,
             attester,
+            issuer,
             resolver,
+            certs,
             acceptor,
             listeners,
             metrics,
@@ -245,8 +270,7 @@ impl Gateway {
         });
 
         let rotation = tokio::spawn(tls::rotate_forever(
-            Arc::clone(&self.attester),
-            self.settings.tls_hosts.clone(),
+            Arc::clone(&self.issuer),
             Arc::clone(&self.resolver),
             Arc::clone(&self.state.relay.metrics),
             Arc::clone(&self.state.ohttp),
@@ -257,6 +281,18 @@ impl Gateway {
             Arc::clone(&self.state.relay.metrics),
             stop_rx.clone(),
         ));
+        let acme = self.settings.acme.clone().map(|settings| {
+            tokio::spawn(acme::maintain(
+                Acme {
+                    settings,
+                    egress: self.settings.egress.clone(),
+                    issuer: Arc::clone(&self.issuer),
+                    certs: Arc::clone(&self.certs),
+                    metrics: Arc::clone(&self.state.relay.metrics),
+                },
+                stop_rx.clone(),
+            ))
+        });
         let metrics = tokio::spawn(admin::serve(
             self.metrics,
             Arc::clone(&self.state.relay.metrics),
@@ -305,6 +341,9 @@ impl Gateway {
         drop(alive);
         rotation.abort();
         health.abort();
+        if let Some(acme) = acme {
+            acme.abort();
+        }
         if tokio::time::timeout(grace, drained.recv()).await.is_err() {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
@@ -473,12 +512,16 @@ async fn serve_connection<S>(
         () = stopped(&mut stop) => return,
     };
     connection.admitted.handshaken();
-    metrics.handshake("ok");
-    let protocol = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        "h2"
-    } else {
-        "http1"
+    let protocol = match tls.get_ref().1.alpn_protocol() {
+        // RFC 8737 §3: the CA's validation ends with the handshake; nothing is served on it.
+        Some(ACME_TLS_ALPN) => {
+            metrics.handshake("acme_validation");
+            return;
+        }
+        Some(b"h2") => "h2",
+        _ => "http1",
     };
+    metrics.handshake("ok");
     let _open = metrics.connection(protocol);
 
     let service = service_fn(move |request| {

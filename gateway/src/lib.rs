@@ -14,9 +14,12 @@
 //!   Prometheus families and the metrics listener; `tls`: attester, issuing and rotation.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod admin;
 mod admission;
+mod attestation;
 mod body;
+mod certs;
 mod collateral;
 pub mod config;
 mod descriptors;

@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     ohttp_requests: IntCounterVec,
     attestation_age: Gauge,
     certificate_issued_at: AtomicU64,
+    acme_expiry: IntGauge,
+    acme_renewals: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -154,6 +156,23 @@ impl Metrics {
         registry
             .register(Box::new(attestation_age.clone()))
             .map_err(metric_error)?;
+        let acme_expiry = IntGauge::new(
+            "shroud_acme_certificate_expiry_timestamp_seconds",
+            "notAfter of the publicly trusted certificate served ([acme]), unix seconds; 0 \
+             before the first is installed.",
+        )
+        .map_err(metric_error)?;
+        registry
+            .register(Box::new(acme_expiry.clone()))
+            .map_err(metric_error)?;
+        let acme_renewals = counter(
+            "shroud_acme_renewals_total",
+            "ACME orders of the publicly trusted certificate (the first included), by outcome.",
+            &["outcome"],
+        )?;
+        for outcome in ["ok", "error"] {
+            acme_renewals.with_label_values(&[outcome]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "shroud_build_info",
@@ -203,6 +222,8 @@ impl Metrics {
             ohttp_requests,
             attestation_age,
             certificate_issued_at: AtomicU64::new(unix_now()),
+            acme_expiry,
+            acme_renewals,
         })
     }
 
@@ -283,6 +304,17 @@ impl Metrics {
     pub(crate) fn certificate_issued(&self) {
         self.certificate_issued_at
             .store(unix_now(), Ordering::Relaxed);
+    }
+
+    /// An ACME order's outcome (`ok`, `error`).
+    pub(crate) fn acme_renewal(&self, outcome: &'static str) {
+        self.acme_renewals.with_label_values(&[outcome]).inc();
+    }
+
+    /// The notAfter of the public certificate now served.
+    pub(crate) fn acme_expiry(&self, not_after: u64) {
+        self.acme_expiry
+            .set(i64::try_from(not_after).unwrap_or(i64::MAX));
     }
 
     /// The exposition text.

@@ -26,6 +26,77 @@ struct Bucket {
     updated: Instant,
 }
 
+impl Bucket {
+    fn full(burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            updated: Instant::now(),
+        }
+    }
+
+    /// Refills at `rate` per second up to `burst`, then takes `cost` (at most `burst`) tokens;
+    /// `false` when there are not enough (and then takes none).
+    fn take(&mut self, rate: f64, burst: f64, cost: f64) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.updated = now;
+        let cost = cost.min(burst);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One token bucket for the whole gateway, for work whose cost does not depend on who asks
+/// (fresh evidence from the TEE): a client spread over many addresses gets no more of it.
+#[derive(Debug)]
+pub(crate) struct SharedBucket {
+    /// Tokens per second; 0: nothing is ever allowed.
+    rate: f64,
+    burst: f64,
+    bucket: Mutex<Bucket>,
+}
+
+impl SharedBucket {
+    /// `per_minute` tokens a minute, `burst` at once.
+    pub(crate) fn per_minute(per_minute: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate: f64::from(per_minute) / 60.0,
+            burst,
+            bucket: Mutex::new(Bucket::full(if per_minute == 0 { 0.0 } else { burst })),
+        }
+    }
+
+    /// Takes one token; `false` when there is none.
+    pub(crate) fn allow(&self) -> bool {
+        self.rate > 0.0
+            && self
+                .bucket
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(self.rate, self.burst, 1.0)
+    }
+
+    /// Whole seconds until a token is back (at least 1): the `Retry-After` of a refusal.
+    pub(crate) fn retry_after_secs(&self) -> u64 {
+        if self.rate <= 0.0 {
+            return 3600;
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a positive number of seconds, at most 60"
+        )]
+        let secs = (1.0 / self.rate).ceil() as u64;
+        secs.max(1)
+    }
+}
+
 /// The rate limiter (a no-op when the rate is 0).
 pub(crate) struct RateLimiter {
     hasher: std::collections::hash_map::RandomState,
@@ -107,35 +178,39 @@ impl RateLimiter {
         let burst = self.burst;
         let bucket = self
             .buckets
-            .get_with(client, async move {
-                Arc::new(Mutex::new(Bucket {
-                    tokens: burst,
-                    updated: Instant::now(),
-                }))
-            })
+            .get_with(
+                client,
+                async move { Arc::new(Mutex::new(Bucket::full(burst))) },
+            )
             .await;
-        let mut bucket = bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.updated = now;
         #[expect(
             clippy::cast_precision_loss,
             reason = "costs are batch lengths, far below 2^52"
         )]
-        let cost = (cost as f64).min(self.burst);
-        if bucket.tokens >= cost {
-            bucket.tokens -= cost;
-            true
-        } else {
-            false
-        }
+        let cost = cost as f64;
+        bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(self.rate, self.burst, cost)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_bucket_allows_its_burst_then_refuses() {
+        let bucket = SharedBucket::per_minute(60, 3);
+        assert!((0..3).all(|_| bucket.allow()));
+        assert!(!bucket.allow());
+        assert_eq!(bucket.retry_after_secs(), 1);
+        // Turned off: nothing, ever.
+        let off = SharedBucket::per_minute(0, 3);
+        assert!(!off.allow());
+        assert_eq!(off.retry_after_secs(), 3600);
+        assert_eq!(SharedBucket::per_minute(2, 1).retry_after_secs(), 30);
+    }
 
     #[tokio::test]
     async fn buckets_per_key() {

@@ -8,6 +8,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::admin;
+use crate::attestation;
 use crate::ohttp;
 use crate::paths;
 use crate::pipeline::respond::{self, Body};
@@ -32,7 +33,9 @@ where
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
         (&Method::GET, paths::READYZ) => admin::readiness(&state.chain_list),
-        (&Method::GET, paths::ATTESTATION) => ohttp::cors::allow_any_origin(attestation(&state)),
+        (&Method::GET, paths::ATTESTATION) => ohttp::cors::allow_any_origin(
+            attestation::bundle(&state, client, request.uri().query()).await,
+        ),
         (&Method::GET, paths::OHTTP_KEYS) => ohttp::cors::allow_any_origin(respond::text_response(
             StatusCode::OK,
             shroud_ohttp::KEYS_MEDIA_TYPE,
@@ -79,35 +82,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// `GET /.well-known/shroud/attestation`: the certificate currently served, its endorsements
-/// extension, and the OHTTP keys its `ohttp-keys` claim binds. All three come from the one
-/// certificate, so a rotation between reads cannot pair a certificate with other keys.
-fn attestation(state: &AppState) -> Response<Body> {
-    let Some(certificate) = state.resolver.current_certificate() else {
-        return respond::error_response(&PipelineError::Internal);
-    };
-    let Some((endorsements, ohttp_keys)) = bound_material(&certificate) else {
-        return respond::error_response(&PipelineError::Internal);
-    };
-    let bundle = shroud_ohttp::bundle::AttestationBundle {
-        certificate: certificate.to_vec(),
-        endorsements,
-        ohttp_keys,
-    };
-    respond::json_response(StatusCode::OK, &bundle.to_json())
-}
-
-/// The endorsements extension and the `ohttp-keys` claim of a certificate this gateway issued
-/// (`None` for a part it does not carry, which clients then refuse to use).
-type BoundMaterial = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-fn bound_material(certificate: &[u8]) -> Option<BoundMaterial> {
-    let parsed = shroud_ra_tls::cert::ParsedCertificate::parse(certificate).ok()?;
-    let evidence = shroud_ra_tls::cmw::Evidence::from_cbor(&parsed.evidence).ok()?;
-    let claims = shroud_ra_tls::claims::Claims::from_cbor(evidence.claims_buffer()).ok()?;
-    Some((parsed.endorsements, claims.ohttp_keys))
 }
 
 #[cfg(test)]

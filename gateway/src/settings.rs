@@ -39,6 +39,24 @@ pub(crate) struct Limits {
     pub(crate) rate_limit_per_second: u32,
     /// Calls a client may burst above the steady rate (positive when rate limiting is on).
     pub(crate) rate_limit_burst: u32,
+    /// Nonce-bound attestation bundles per minute, gateway-wide; 0: none.
+    pub(crate) fresh_evidence_per_minute: u32,
+    /// Nonce-bound bundles issued at once above the steady rate (positive).
+    pub(crate) fresh_evidence_burst: u32,
+}
+
+/// `[acme]`, checked: an `https://` directory, a `mailto:` contact if any, distinct lower-case
+/// DNS names, and the extra roots read from `ca`.
+#[derive(Debug, Clone)]
+pub(crate) struct AcmeSettings {
+    /// The CA's directory URL.
+    pub(crate) directory: String,
+    /// The account's contact.
+    pub(crate) contact: Option<String>,
+    /// The certificate's DNS names.
+    pub(crate) hosts: Vec<String>,
+    /// Roots trusted for the CA's HTTPS besides the web PKI's.
+    pub(crate) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// One `[[chain]]`, checked: a valid, unique name and at least one usable upstream.

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use shroud_ra_tls::tls::RotatingCertResolver;
-
+use crate::attestation::FreshEvidence;
+use crate::certs::ServedCertificates;
 use crate::ohttp::OhttpState;
 use crate::pipeline::{PipelineError, Relay};
 use crate::settings::Limits;
@@ -18,8 +18,10 @@ pub(crate) struct AppState {
     pub(crate) chains: HashMap<String, Arc<Chain>>,
     /// The same chains, for readiness and health checks.
     pub(crate) chain_list: Arc<[Arc<Chain>]>,
-    /// The certificate currently served, for the attestation bundle.
-    pub(crate) resolver: Arc<RotatingCertResolver>,
+    /// The certificates served, for the attestation bundle.
+    pub(crate) certs: Arc<ServedCertificates>,
+    /// Nonce-bound bundles: the issuer and their rate.
+    pub(crate) fresh: FreshEvidence,
     /// The checked limits.
     pub(crate) limits: Limits,
     /// What the relay pipeline needs.

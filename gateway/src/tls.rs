@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rcgen::{CertificateParams, DistinguishedName, KeyPair, PKCS_ECDSA_P256_SHA256};
 use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::attest::detect::DetectPaths;
 use shroud_ra_tls::attest::simulated::SimulatedAttester;
-use shroud_ra_tls::cert::{AttestedCertificate, IssueParams, issue_certificate};
+use shroud_ra_tls::cert::{AttestedCertificate, IssueParams, issue_certificate_with_key};
 use shroud_ra_tls::tls::RotatingCertResolver;
 use shroud_ra_tls::{Platform, UnixTime};
 
@@ -35,6 +36,10 @@ pub(crate) fn rotation_interval(platform: Platform) -> Duration {
 const ROTATION_RETRY: Duration = Duration::from_secs(300);
 /// ALPN protocols of the TCP listener, preferred first.
 pub(crate) const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// The same with TLS-ALPN-01's protocol (RFC 8737) first, when `[acme]` is configured: only the
+/// CA's validation offers it, it must be the protocol negotiated, and such a connection ends
+/// after its handshake.
+pub(crate) const ALPN_WITH_ACME: [&[u8]; 3] = [crate::certs::ACME_TLS_ALPN, b"h2", b"http/1.1"];
 
 /// Printed to stderr whenever the simulated TEE is used.
 pub const INSECURE_WARNING: &str = "\
@@ -76,16 +81,83 @@ pub(crate) fn attester_for(
     Ok(Arc::new(EndorsedAttester::new(inner, tee, egress)?))
 }
 
-/// Issues a certificate with fresh evidence, valid from now, whose `ohttp-keys` claim binds the
-/// exact `application/ohttp-keys` bytes served.
-pub(crate) fn issue(
-    attester: &dyn Attester,
-    hosts: &[String],
-    ohttp_keys: &[u8],
-) -> Result<AttestedCertificate, GatewayError> {
-    let mut params = IssueParams::new(hosts.to_vec(), UnixTime::now());
-    params.ohttp_keys = Some(ohttp_keys.to_vec());
-    Ok(issue_certificate(attester, &params)?)
+/// Issues every certificate of this gateway's life, for one P-256 key generated at start in
+/// enclave memory and never written anywhere: the rotations with fresh evidence, the nonce-bound
+/// certificates of `?nonce=` and the CSR of the publicly trusted certificate (DESIGN §4.4) all
+/// name that key, which is what lets the attestation vouch for each of them.
+pub(crate) struct Issuer {
+    attester: Arc<EndorsedAttester>,
+    key: KeyPair,
+    hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("platform", &self.attester.platform())
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// An issuer for a new key, naming `hosts` in its certificates.
+    pub(crate) fn new(
+        attester: Arc<EndorsedAttester>,
+        hosts: Vec<String>,
+    ) -> Result<Self, GatewayError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| GatewayError::Certificate(format!("generating the key: {e}")))?;
+        Ok(Self {
+            attester,
+            key,
+            hosts,
+        })
+    }
+
+    /// The attester.
+    pub(crate) fn attester(&self) -> &Arc<EndorsedAttester> {
+        &self.attester
+    }
+
+    /// A certificate with fresh evidence, valid from now, whose `ohttp-keys` claim binds the
+    /// exact `application/ohttp-keys` bytes served. Blocks (evidence from the TEE).
+    pub(crate) fn issue(&self, ohttp_keys: &[u8]) -> Result<AttestedCertificate, GatewayError> {
+        self.issue_with(ohttp_keys, None)
+    }
+
+    /// Like [`Issuer::issue`], with a verifier's nonce in the claims (`?nonce=`, DESIGN §4.2).
+    pub(crate) fn issue_for_nonce(
+        &self,
+        ohttp_keys: &[u8],
+        nonce: Vec<u8>,
+    ) -> Result<AttestedCertificate, GatewayError> {
+        self.issue_with(ohttp_keys, Some(nonce))
+    }
+
+    fn issue_with(
+        &self,
+        ohttp_keys: &[u8],
+        nonce: Option<Vec<u8>>,
+    ) -> Result<AttestedCertificate, GatewayError> {
+        let mut params = IssueParams::new(self.hosts.clone(), UnixTime::now());
+        params.ohttp_keys = Some(ohttp_keys.to_vec());
+        params.nonce = nonce;
+        Ok(issue_certificate_with_key(
+            self.attester.as_ref(),
+            &params,
+            &self.key,
+        )?)
+    }
+
+    /// A certificate signing request for `hosts` with this key (DER), for the ACME CA.
+    pub(crate) fn csr(&self, hosts: &[String]) -> Result<Vec<u8>, GatewayError> {
+        let failed = |e: rcgen::Error| GatewayError::Certificate(format!("building the CSR: {e}"));
+        let mut params = CertificateParams::new(hosts.to_vec()).map_err(failed)?;
+        params.distinguished_name = DistinguishedName::new();
+        let csr = params.serialize_request(&self.key).map_err(failed)?;
+        Ok(csr.der().to_vec())
+    }
 }
 
 /// Re-issues the certificate every [`ROTATION_INTERVAL`] with fresh collateral (where the
@@ -94,26 +166,24 @@ pub(crate) fn issue(
 /// the task is aborted. Evidence generation may block (hardware ioctls), so it runs on the
 /// blocking pool.
 pub(crate) async fn rotate_forever(
-    attester: Arc<EndorsedAttester>,
-    hosts: Vec<String>,
+    issuer: Arc<Issuer>,
     resolver: Arc<RotatingCertResolver>,
     metrics: Arc<crate::metrics::Metrics>,
     ohttp: Arc<crate::ohttp::OhttpState>,
 ) {
-    let interval = rotation_interval(attester.platform());
+    let interval = rotation_interval(issuer.attester().platform());
     let mut wait = interval;
     loop {
         tokio::time::sleep(wait).await;
-        if let Err(error) = attester.refresh().await {
+        if let Err(error) = issuer.attester().refresh().await {
             tracing::error!(%error, "collateral refresh failed; certificates keep the previous collateral");
         }
-        let attester = Arc::clone(&attester);
-        let hosts_now = hosts.clone();
+        let issuer = Arc::clone(&issuer);
         let keys = ohttp.generate();
         let issued = match keys {
             Ok(keys) => {
                 tokio::task::spawn_blocking(move || {
-                    issue(attester.as_ref(), &hosts_now, &keys.list).map(|cert| (cert, keys))
+                    issuer.issue(&keys.list).map(|cert| (cert, keys))
                 })
                 .await
             }

@@ -133,6 +133,16 @@ pub enum PipelineError {
     /// OHTTP: sealing the answer failed (a gateway bug).
     #[error("internal error")]
     OhttpSeal,
+    /// `GET /.well-known/shroud/attestation?nonce=`: the query is not one nonce of 16 to 64
+    /// bytes in hex.
+    #[error("invalid nonce: {0}")]
+    InvalidNonce(&'static str),
+    /// Nonce-bound bundles are issued faster than `[limits] fresh_evidence_per_minute`.
+    #[error("too many fresh attestations asked for; retry later")]
+    FreshEvidenceLimited,
+    /// The TEE did not produce fresh evidence.
+    #[error("fresh evidence could not be produced; retry later")]
+    FreshEvidenceFailed,
 }
 
 /// How an error is reported: every field derives from the one classification in
@@ -147,8 +157,9 @@ pub struct Class {
     pub outcome: &'static str,
     /// The log level.
     pub level: Level,
-    /// The `type` of an `application/problem+json` answer (RFC 9457), for the OHTTP refusals
-    /// answered outside JSON-RPC; `None`: a JSON-RPC error object.
+    /// The `type` of an `application/problem+json` answer (RFC 9457), for the refusals
+    /// answered outside JSON-RPC (OHTTP, the attestation endpoint); `None`: a JSON-RPC error
+    /// object.
     pub problem: Option<&'static str>,
     /// The `shroud_ohttp_requests_total` outcome when this error ends an OHTTP request before
     /// it is opened.
@@ -223,6 +234,17 @@ impl PipelineError {
                 problem(S::BAD_REQUEST, ABOUT_BLANK, "ok", Debug)
             }
             Self::OhttpSeal => problem(S::INTERNAL_SERVER_ERROR, ABOUT_BLANK, "error", Error),
+            // The attestation endpoint answers outside JSON-RPC too.
+            Self::InvalidNonce(_) => problem(S::BAD_REQUEST, ABOUT_BLANK, OHTTP_BAD_BODY, Debug),
+            Self::FreshEvidenceLimited => {
+                problem(S::TOO_MANY_REQUESTS, ABOUT_BLANK, OHTTP_BAD_BODY, Debug)
+            }
+            Self::FreshEvidenceFailed => problem(
+                S::SERVICE_UNAVAILABLE,
+                ABOUT_BLANK,
+                OHTTP_BAD_BODY,
+                AtSource,
+            ),
         }
     }
 
