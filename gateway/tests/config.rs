@@ -209,3 +209,76 @@ async fn bind_validates_a_dev_config() {
         "{error}"
     );
 }
+
+/// DESIGN §6's `[acme]` table parses; every malformed value is refused at start, naming the key.
+#[test]
+fn acme_tables_are_checked_at_start() {
+    let acme = |body: &str| format!("[tee]\nplatform = \"simulated\"\n[acme]\n{body}\n");
+    let good = acme(
+        "directory = \"https://acme-v02.api.letsencrypt.org/directory\"\ncontact = \"mailto:ops@example.org\"\nhosts = [\"rpc.example.org\", \"RPC2.example.org\"]",
+    );
+    let config = Config::from_toml_str(&good).unwrap();
+    let table = config.acme.unwrap();
+    assert_eq!(table.hosts, ["rpc.example.org", "RPC2.example.org"]);
+    assert_eq!(table.ca, None);
+
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), "no certificate here").unwrap();
+    for (body, expected) in [
+        (
+            "directory = \"http://ca.example/dir\"\nhosts = [\"rpc.example.org\"]".to_owned(),
+            "directory must be an https:// URL",
+        ),
+        (
+            "directory = \"https://ca.example/dir\"\nhosts = []".to_owned(),
+            "hosts is empty",
+        ),
+        (
+            "directory = \"https://ca.example/dir\"\nhosts = [\"10.0.0.1\"]".to_owned(),
+            "not a DNS name",
+        ),
+        (
+            "directory = \"https://ca.example/dir\"\nhosts = [\"*.example.org\"]".to_owned(),
+            "not a DNS name",
+        ),
+        (
+            "directory = \"https://ca.example/dir\"\nhosts = [\"localhost\"]".to_owned(),
+            "not a DNS name",
+        ),
+        (
+            "directory = \"https://ca.example/dir\"\nhosts = [\"a.example\", \"A.example\"]"
+                .to_owned(),
+            "listed twice",
+        ),
+        (
+            "directory = \"https://ca.example/dir\"\ncontact = \"ops@example.org\"\nhosts = [\"a.example\"]".to_owned(),
+            "contact must be a mailto: URL",
+        ),
+        (
+            format!(
+                "directory = \"https://ca.example/dir\"\nhosts = [\"a.example\"]\nca = {:?}",
+                ca.path()
+            ),
+            "holds no PEM certificate",
+        ),
+        (
+            "directory = \"https://ca.example/dir\"\nhosts = [\"a.example\"]\nca = \"/nonexistent/ca.pem\"".to_owned(),
+            "/nonexistent/ca.pem",
+        ),
+    ] {
+        let error = Config::from_toml_str(&acme(&body))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    // Unknown keys and a missing directory are parse errors.
+    for body in [
+        "directory = \"https://ca.example/dir\"\nhosts = [\"a.example\"]\nhost = \"x\"",
+        "hosts = [\"a.example\"]",
+    ] {
+        assert!(matches!(
+            Config::from_toml_str(&acme(body)),
+            Err(ConfigError::Parse(_))
+        ));
+    }
+}
