@@ -47,9 +47,9 @@ LAYERS = {
     "gateway": [
         # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
         ["transport", "paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::envelope",
-         "pipeline::restore"],
+         "pipeline::restore", "cluster::epoch", "cluster::error", "cluster::status"],
         ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body",
-         "egress", "proxy_header"],
+         "egress", "proxy_header", "cluster::secret", "cluster::wire", "cluster::trust"],
         ["metrics"],
         # The pure pipeline stages: parse -> policy -> strip, planning and assembly.
         ["pipeline::parse", "pipeline::policy", "pipeline::strip", "pipeline::respond",
@@ -58,7 +58,8 @@ LAYERS = {
         ["upstream"],
         # What drives I/O over the pool, and what the TLS listener needs.
         ["pipeline::select", "pipeline::forward", "pipeline", "collateral", "tls", "ohttp",
-         "ohttp::cors"],
+         "ohttp::cors", "cluster::serve", "cluster::dial", "cluster::acquire", "cluster::rotation",
+         "cluster"],
         ["state"],
         ["routes", "ohttp::handle", "admin"],
         ["gateway"],

@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::cluster::status::ClusterStatus;
 use crate::metrics::Metrics;
 use crate::paths;
 use crate::pipeline::PipelineError;
@@ -30,8 +31,16 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// The Prometheus text exposition content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// `/readyz`: 200 when every chain has a usable upstream, else 503.
-pub(crate) fn readiness(chains: &[Arc<Chain>]) -> Response<Body> {
+/// `/readyz`: 200 when every chain has a usable upstream and, with `[cluster]`, the replica
+/// serves the keys of the cluster's secret; else 503, saying why.
+pub(crate) fn readiness(chains: &[Arc<Chain>], cluster: Option<&ClusterStatus>) -> Response<Body> {
+    if let Some(reason) = cluster.and_then(ClusterStatus::not_ready) {
+        return respond::text_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            format!("not ready: {reason}"),
+        );
+    }
     if chains.iter().all(|chain| chain.is_ready()) {
         respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ready")
     } else {
@@ -43,7 +52,12 @@ pub(crate) fn readiness(chains: &[Arc<Chain>]) -> Response<Body> {
     }
 }
 
-fn route<B>(metrics: &Metrics, chains: &[Arc<Chain>], request: &Request<B>) -> Response<Body> {
+fn route<B>(
+    metrics: &Metrics,
+    chains: &[Arc<Chain>],
+    cluster: Option<&ClusterStatus>,
+    request: &Request<B>,
+) -> Response<Body> {
     match (request.method(), request.uri().path()) {
         (&Method::GET, paths::METRICS) => {
             respond::text_response(StatusCode::OK, CONTENT_TYPE, metrics.render())
@@ -51,7 +65,7 @@ fn route<B>(metrics: &Metrics, chains: &[Arc<Chain>], request: &Request<B>) -> R
         (&Method::GET, paths::HEALTHZ) => {
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
-        (&Method::GET, paths::READYZ) => readiness(chains),
+        (&Method::GET, paths::READYZ) => readiness(chains, cluster),
         (_, paths::METRICS | paths::HEALTHZ | paths::READYZ) => {
             respond::error_response(&PipelineError::MethodNotAllowed)
         }
@@ -65,6 +79,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     chains: Arc<[Arc<Chain>]>,
+    cluster: Option<Arc<ClusterStatus>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -89,11 +104,12 @@ pub(crate) async fn serve(
         };
         let metrics = Arc::clone(&metrics);
         let chains = Arc::clone(&chains);
+        let cluster = cluster.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let service = service_fn(move |request| {
-                let response = route(&metrics, &chains, &request);
+                let response = route(&metrics, &chains, cluster.as_deref(), &request);
                 async move { Ok::<_, Infallible>(response) }
             });
             let conn = hyper::server::conn::http1::Builder::new()

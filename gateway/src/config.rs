@@ -15,7 +15,9 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Uri};
 use serde::Deserialize;
 
-use crate::settings::{AcmeSettings, ChainSettings, Limits, UpstreamSettings};
+use crate::settings::{
+    AcmeSettings, ChainSettings, ClusterSettings, Limits, PeerAddress, UpstreamSettings,
+};
 use crate::transport::{EgressProxy, VsockAddr};
 
 /// Default address of the RA-TLS listener.
@@ -54,6 +56,9 @@ pub struct Config {
     /// A publicly trusted certificate for wallets that take only a URL (DESIGN §4.4).
     #[serde(default)]
     pub acme: Option<AcmeConfig>,
+    /// Replicas sharing one root secret, and so one set of OHTTP keys (DESIGN §10).
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
     /// The chains served, each at `POST /{name}`.
     #[serde(default, rename = "chain")]
     pub chains: Vec<ChainConfig>,
@@ -682,6 +687,7 @@ impl Config {
             ohttp: OhttpConfig::default(),
             egress: EgressConfig::default(),
             acme: None,
+            cluster: None,
             chains,
         }
     }
@@ -720,6 +726,10 @@ impl Config {
         }
         let egress = self.egress.settings()?.map(Arc::new);
         let acme = self.acme.map(AcmeConfig::settings).transpose()?;
+        let cluster = self
+            .cluster
+            .map(|cluster| cluster.settings(self.tee.platform))
+            .transpose()?;
         // The RA-TLS certificate names the public host names too, for tools that look.
         let mut tls_hosts = self.tls.hosts;
         for host in acme.iter().flat_map(|acme| acme.hosts.iter()) {
@@ -730,6 +740,7 @@ impl Config {
         Ok(Settings {
             egress,
             acme,
+            cluster,
             listen: self.listen,
             tee: self.tee,
             tls_hosts,
@@ -762,6 +773,8 @@ pub(crate) struct Settings {
     pub(crate) egress: Option<Arc<EgressProxy>>,
     /// The publicly trusted certificate to obtain, if any.
     pub(crate) acme: Option<AcmeSettings>,
+    /// The replicas this one shares its root secret with, if any.
+    pub(crate) cluster: Option<ClusterSettings>,
 }
 
 /// `[acme]`: obtain a publicly trusted certificate for `hosts` from the ACME CA at `directory`,
@@ -849,6 +862,169 @@ impl AcmeConfig {
             extra_roots,
         })
     }
+}
+
+/// `[cluster]`: replicas of one build sharing a root secret over mutual RA-TLS, from which every
+/// replica derives the same OHTTP keys per epoch (DESIGN §10). Without it, every gateway makes
+/// keys of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Where other replicas reach this one (mutual RA-TLS), `IP:PORT`.
+    #[serde(deserialize_with = "ip_port")]
+    pub listen: SocketAddr,
+    /// The other replicas, `HOST:PORT` each; a DNS name may resolve to many addresses (a
+    /// Kubernetes headless Service), and is resolved again on every attempt.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Whether this replica creates the root secret at start (when no peer already holds
+    /// one). Exactly one replica of a cluster should; the others wait for it, never making a
+    /// secret of their own.
+    #[serde(default)]
+    pub found: bool,
+    /// Builds besides this one's that may join, for rolling upgrades: each entry is one build,
+    /// its pins separated by spaces, in the CLI's `platform:field=hex` form (e.g. `"nitro:pcr0=..
+    /// nitro:pcr1=.. nitro:pcr2=.."`), pinning a complete identity.
+    #[serde(default)]
+    pub allow_measurements: Vec<String>,
+    /// Development only: simulated replicas may share the secret (with simulated replicas of
+    /// the same or an allowed measurement only). Required with `[tee] platform = "simulated"`.
+    #[serde(default)]
+    pub danger_allow_simulated: bool,
+    /// The OHTTP key epoch, in seconds (default: the certificate rotation interval, 12 h, or
+    /// 1 h on Nitro). Every replica must use the same length.
+    #[serde(default)]
+    pub key_epoch_secs: Option<u64>,
+    /// How long one exchange with a peer may take (resolving, connecting, the handshake and
+    /// the answer), in milliseconds.
+    #[serde(default = "default_cluster_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_cluster_timeout_ms() -> u64 {
+    5_000
+}
+
+/// Most `[cluster] peers` entries.
+pub const MAX_CLUSTER_PEERS: usize = 64;
+/// Shortest `[cluster] key_epoch_secs`: every epoch costs a certificate with fresh evidence.
+pub const MIN_KEY_EPOCH_SECS: u64 = 2;
+/// Longest `[cluster] key_epoch_secs` (30 days).
+pub const MAX_KEY_EPOCH_SECS: u64 = 30 * 86_400;
+
+impl ClusterConfig {
+    fn settings(self, platform: TeePlatform) -> Result<ClusterSettings, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid(format!("[cluster] {reason}"));
+        if platform == TeePlatform::Simulated && !self.danger_allow_simulated {
+            return Err(invalid(
+                "with the simulated TEE replicas prove nothing to each other; set \
+                 danger_allow_simulated = true to share the secret anyway (development only)"
+                    .to_owned(),
+            ));
+        }
+        if self.peers.len() > MAX_CLUSTER_PEERS {
+            return Err(invalid(format!(
+                "peers has {} entries; at most {MAX_CLUSTER_PEERS} (a DNS name may stand for many)",
+                self.peers.len()
+            )));
+        }
+        let mut peers = Vec::with_capacity(self.peers.len());
+        for peer in &self.peers {
+            let parsed =
+                parse_peer(peer).map_err(|reason| invalid(format!("peer {peer:?}: {reason}")))?;
+            if peers.contains(&parsed) {
+                return Err(invalid(format!("peer {peer:?} is listed twice")));
+            }
+            peers.push(parsed);
+        }
+        if !self.found && peers.is_empty() {
+            return Err(invalid(
+                "a replica that does not found the cluster (found = false) needs peers to get \
+                 the secret from"
+                    .to_owned(),
+            ));
+        }
+        let mut allow = Vec::with_capacity(self.allow_measurements.len());
+        for entry in &self.allow_measurements {
+            let policy = shroud_ra_tls::Policy::from_pins(entry.split_whitespace())
+                .map_err(|e| invalid(format!("allow_measurements {entry:?}: {e}")))?;
+            let [rule] = policy.rules() else {
+                return Err(invalid(format!(
+                    "allow_measurements {entry:?}: one entry names one build (pins of one \
+                     platform); give each build its own entry"
+                )));
+            };
+            if rule.platform() == shroud_ra_tls::Platform::Simulated && !self.danger_allow_simulated
+            {
+                return Err(invalid(format!(
+                    "allow_measurements {entry:?}: a simulated build needs danger_allow_simulated = true"
+                )));
+            }
+            allow.push(rule.clone());
+        }
+        let key_epoch = match self.key_epoch_secs {
+            None => None,
+            Some(secs) if (MIN_KEY_EPOCH_SECS..=MAX_KEY_EPOCH_SECS).contains(&secs) => {
+                Some(Duration::from_secs(secs))
+            }
+            Some(secs) => {
+                return Err(invalid(format!(
+                    "key_epoch_secs {secs} must be between {MIN_KEY_EPOCH_SECS} and {MAX_KEY_EPOCH_SECS}"
+                )));
+            }
+        };
+        if self.timeout_ms == 0 {
+            return Err(invalid("timeout_ms must be positive".to_owned()));
+        }
+        Ok(ClusterSettings {
+            listen: self.listen,
+            peers,
+            found: self.found,
+            allow,
+            danger_allow_simulated: self.danger_allow_simulated,
+            key_epoch,
+            timeout: Duration::from_millis(self.timeout_ms),
+        })
+    }
+}
+
+/// `HOST:PORT`: an IPv4 address, a bracketed IPv6 address or a DNS name (one label allowed, as
+/// in-cluster names are), and a non-zero port.
+fn parse_peer(text: &str) -> Result<PeerAddress, String> {
+    const EXPECTED: &str = "expected HOST:PORT, e.g. \"shroud-peers:7443\" or \"[fd00::1]:7443\"";
+    let (host, port) = text.rsplit_once(':').ok_or(EXPECTED)?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|port| *port != 0)
+        .ok_or(EXPECTED)?;
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        let ip: std::net::Ipv6Addr = v6.parse().map_err(|_| EXPECTED)?;
+        return Ok(PeerAddress {
+            host: ip.to_string(),
+            port,
+        });
+    }
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(PeerAddress {
+            host: ip.to_string(),
+            port,
+        });
+    }
+    let host = host.to_ascii_lowercase();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err(EXPECTED.to_owned());
+    }
+    Ok(PeerAddress { host, port })
 }
 
 /// A DNS host name of at least two labels, each 1..=63 characters of `[a-z0-9-]` not starting

@@ -49,6 +49,9 @@ pub enum GatewayError {
     /// Generating the OHTTP keys failed (no randomness).
     #[error("OHTTP keys: {0}")]
     Ohttp(String),
+    /// The `[cluster]` part could not start (its listener, or this replica's own identity).
+    #[error("[cluster]: {0}")]
+    Cluster(String),
     /// A start-up task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),

@@ -16,6 +16,7 @@ use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
 use crate::acme::{self, Acme};
 use crate::attestation::FreshEvidence;
 use crate::certs::{ACME_TLS_ALPN, ServedCertificates};
+use crate::cluster::{self, Cluster};
 use crate::ratelimit::SharedBucket;
 use crate::tls::Issuer;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -57,6 +58,8 @@ pub struct Gateway {
     https_addr: SocketAddr,
     metrics_addr: SocketAddr,
     state: Arc<AppState>,
+    /// `[cluster]`: the keys come from the shared root secret instead of this replica alone.
+    cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -93,12 +96,22 @@ impl Gateway {
         ))?;
         let client = upstream::http_client(&settings)?;
 
-        // The OHTTP keys are generated here, in the enclave, and bound by the certificate.
+        // The OHTTP keys are generated here, in the enclave, and bound by the certificate. A
+        // clustered replica has none until it holds the cluster's root secret: its first
+        // certificate binds an empty list, and it is not ready.
         let ohttp = Arc::new(OhttpState::new(&settings.ohttp));
-        let keys = ohttp
-            .generate()
-            .map_err(|e| GatewayError::Ohttp(e.to_string()))?;
-        let key_list = keys.list.clone();
+        let keys = match settings.cluster {
+            None => Some(
+                ohttp
+                    .generate()
+                    .map_err(|e| GatewayError::Ohttp(e.to_string()))?,
+            ),
+            Some(_) => None,
+        };
+        let key_list = keys
+            .as_ref()
+            .map(|keys| keys.list.clone())
+            .unwrap_or_default();
         // Hashing the executable and producing evidence block; keep them off the runtime.
         let tee = settings.tee.clone();
         let egress = settings.egress.clone();
@@ -116,8 +129,24 @@ impl Gateway {
         let certificate = tokio::task::spawn_blocking(move || first.issue(&key_list))
             .await
             .map_err(|e| GatewayError::Task(e.to_string()))??;
-        ohttp.install(keys);
+        if let Some(keys) = keys {
+            ohttp.install(keys);
+        }
         let resolver = Arc::new(RotatingCertResolver::new(&certificate)?);
+        let cluster = match settings.cluster.clone() {
+            None => None,
+            Some(cluster) => Some(
+                Cluster::bind(
+                    cluster,
+                    settings.egress.clone(),
+                    &attester,
+                    certificate.certificate.as_ref(),
+                    Arc::clone(&resolver),
+                )
+                .await
+                .map_err(|e| GatewayError::Cluster(e.to_string()))?,
+            ),
+        };
         let certs = Arc::new(ServedCertificates::new(Arc::clone(&resolver)));
         let alpn: &[&[u8]] = if settings.acme.is_some() {
             &tls::ALPN_WITH_ACME
@@ -157,7 +186,11 @@ impl Gateway {
                 (chain.name.as_str(), upstreams)
             })
             .collect();
-        let registry = Arc::new(Metrics::new(attester.platform(), &series)?);
+        let registry = Arc::new(Metrics::new(
+            attester.platform(),
+            &series,
+            cluster.is_some(),
+        )?);
         let limits = &settings.limits;
         let relay = Relay {
             client,
@@ -188,6 +221,7 @@ impl Gateway {
             limits: settings.limits.clone(),
             relay,
             ohttp,
+            cluster: cluster.as_ref().map(Cluster::status),
         });
         Ok(Gateway {
             settings,
@@ -201,7 +235,13 @@ impl Gateway {
             https_addr,
             metrics_addr,
             state,
+            cluster,
         })
+    }
+
+    /// The `[cluster]` listener's address, when clustered (the real port when bound to port 0).
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.cluster.as_ref().map(Cluster::local_addr)
     }
 
     /// The address of the RA-TLS listener (the real port when bound to port 0).
@@ -269,12 +309,29 @@ impl Gateway {
             let _ = stop_tx.send(true);
         });
 
-        let rotation = tokio::spawn(tls::rotate_forever(
-            Arc::clone(&self.issuer),
-            Arc::clone(&self.resolver),
-            Arc::clone(&self.state.relay.metrics),
-            Arc::clone(&self.state.ohttp),
-        ));
+        let rotation = match self.cluster {
+            None => tokio::spawn(tls::rotate_forever(
+                Arc::clone(&self.issuer),
+                Arc::clone(&self.resolver),
+                Arc::clone(&self.state.relay.metrics),
+                Arc::clone(&self.state.ohttp),
+            )),
+            // Clustered, the keys rotate at epoch boundaries, from the shared secret.
+            Some(cluster) => {
+                let serving = cluster::Serving {
+                    issuer: Arc::clone(&self.issuer),
+                    resolver: Arc::clone(&self.resolver),
+                    metrics: Arc::clone(&self.state.relay.metrics),
+                    ohttp: Arc::clone(&self.state.ohttp),
+                };
+                let stop = stop_rx.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = cluster.run(serving, stop).await {
+                        tracing::error!("cluster: {error}; this replica stays not ready");
+                    }
+                })
+            }
+        };
         let health = tokio::spawn(upstream::health_checks(
             self.state.relay.client.clone(),
             self.state.chain_list.to_vec(),
@@ -297,6 +354,7 @@ impl Gateway {
             self.metrics,
             Arc::clone(&self.state.relay.metrics),
             Arc::clone(&self.state.chain_list),
+            self.state.cluster.clone(),
             stop_rx.clone(),
         ));
         let limits = &self.settings.limits;

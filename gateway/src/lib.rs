@@ -20,6 +20,7 @@ mod admission;
 mod attestation;
 mod body;
 mod certs;
+mod cluster;
 mod collateral;
 pub mod config;
 mod descriptors;

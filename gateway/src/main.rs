@@ -154,6 +154,9 @@ async fn serve(config: Config) -> Result<(), GatewayError> {
     stdout.flush()?;
     drop(stdout);
     tracing::info!(metrics = %gateway.metrics_addr(), "metrics listening");
+    if let Some(cluster) = gateway.cluster_addr() {
+        tracing::info!(%cluster, "cluster listening (mutual RA-TLS between replicas)");
+    }
     gateway.run(shutdown_signal()).await
 }
 

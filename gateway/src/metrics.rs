@@ -39,7 +39,20 @@ pub(crate) struct Metrics {
     certificate_issued_at: AtomicU64,
     acme_expiry: IntGauge,
     acme_renewals: IntCounterVec,
+    /// With `[cluster]` only: peers by the state of their last exchange, and whether this
+    /// replica holds the root secret.
+    cluster: Option<ClusterFamilies>,
 }
+
+/// The `[cluster]` families.
+struct ClusterFamilies {
+    peers: IntGaugeVec,
+    secret_held: IntGauge,
+}
+
+/// The states of `shroud_cluster_peers{state}`: a bounded set.
+pub(crate) const CLUSTER_PEER_STATES: [&str; 4] =
+    ["verified", "refused", "unreachable", "conflict"];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,10 +66,12 @@ fn metric_error(e: prometheus::Error) -> GatewayError {
 
 impl Metrics {
     /// Registers every family and creates the series known at start (so every family shows up
-    /// in the first scrape): `chains` names each chain with its upstreams' labels.
+    /// in the first scrape): `chains` names each chain with its upstreams' labels; `clustered`
+    /// adds the `[cluster]` families.
     pub(crate) fn new(
         platform: shroud_ra_tls::Platform,
         chains: &[(&str, Vec<&str>)],
+        clustered: bool,
     ) -> Result<Self, GatewayError> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
@@ -188,6 +203,38 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), platform.as_str()])
             .set(1);
 
+        let cluster = if clustered {
+            let peers = IntGaugeVec::new(
+                Opts::new(
+                    "shroud_cluster_peers",
+                    "[cluster] peer addresses by the outcome of this replica's last exchange with \
+                     each: verified (mutual RA-TLS succeeded), refused (attestation refused either \
+                     way), unreachable (no answer in time), conflict (verified, but holding another \
+                     root secret).",
+                ),
+                &["state"],
+            )
+            .map_err(metric_error)?;
+            registry
+                .register(Box::new(peers.clone()))
+                .map_err(metric_error)?;
+            for state in CLUSTER_PEER_STATES {
+                peers.with_label_values(&[state]).set(0);
+            }
+            let secret_held = IntGauge::new(
+                "shroud_cluster_secret_held",
+                "1 once this replica holds the cluster's root secret and serves the keys derived \
+                 from it, else 0 (it is then not ready).",
+            )
+            .map_err(metric_error)?;
+            registry
+                .register(Box::new(secret_held.clone()))
+                .map_err(metric_error)?;
+            Some(ClusterFamilies { peers, secret_held })
+        } else {
+            None
+        };
+
         for (chain, upstreams) in chains {
             requests.with_label_values(&[chain, "other", "ok"]);
             request_duration.with_label_values(&[chain]);
@@ -224,7 +271,24 @@ impl Metrics {
             certificate_issued_at: AtomicU64::new(unix_now()),
             acme_expiry,
             acme_renewals,
+            cluster,
         })
+    }
+
+    /// Sets `shroud_cluster_peers` to `counts`, one per state of [`CLUSTER_PEER_STATES`].
+    pub(crate) fn cluster_peers(&self, counts: [i64; CLUSTER_PEER_STATES.len()]) {
+        if let Some(cluster) = &self.cluster {
+            for (state, count) in CLUSTER_PEER_STATES.iter().zip(counts) {
+                cluster.peers.with_label_values(&[state]).set(count);
+            }
+        }
+    }
+
+    /// Sets `shroud_cluster_secret_held`.
+    pub(crate) fn cluster_secret_held(&self, held: bool) {
+        if let Some(cluster) = &self.cluster {
+            cluster.secret_held.set(i64::from(held));
+        }
     }
 
     /// One answered call.

@@ -32,15 +32,13 @@ where
         (&Method::GET, paths::HEALTHZ) => {
             respond::text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok")
         }
-        (&Method::GET, paths::READYZ) => admin::readiness(&state.chain_list),
+        (&Method::GET, paths::READYZ) => {
+            admin::readiness(&state.chain_list, state.cluster.as_deref())
+        }
         (&Method::GET, paths::ATTESTATION) => ohttp::cors::allow_any_origin(
             attestation::bundle(&state, client, request.uri().query()).await,
         ),
-        (&Method::GET, paths::OHTTP_KEYS) => ohttp::cors::allow_any_origin(respond::text_response(
-            StatusCode::OK,
-            shroud_ohttp::KEYS_MEDIA_TYPE,
-            state.ohttp.served_keys(),
-        )),
+        (&Method::GET, paths::OHTTP_KEYS) => ohttp::cors::allow_any_origin(served_keys(&state)),
         (&Method::OPTIONS, _) => ohttp::cors::preflight(),
         (&Method::POST, paths::OHTTP) if ohttp::handle::is_ohttp_request(request.headers()) => {
             ohttp::handle::handle(&state, client, None, request).await
@@ -73,6 +71,20 @@ where
             pipeline::relay(&state.relay, &chain, client, body).await
         }
     }
+}
+
+/// `/.well-known/ohttp-gateway`: the served key list; 503 while there is none (a clustered
+/// replica that does not hold the cluster's secret yet).
+fn served_keys(state: &AppState) -> Response<Body> {
+    let keys = state.ohttp.served_keys();
+    if keys.is_empty() {
+        return respond::text_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "no OHTTP keys yet: this replica does not hold the cluster's secret yet",
+        );
+    }
+    respond::text_response(StatusCode::OK, shroud_ohttp::KEYS_MEDIA_TYPE, keys)
 }
 
 /// `content-type: application/json`, parameters (`; charset=utf-8`) allowed.

@@ -107,3 +107,42 @@ impl std::fmt::Debug for UpstreamSettings {
             .finish_non_exhaustive()
     }
 }
+
+/// `[cluster]`, checked: the listen address, the peers parsed, the allowed builds as policy
+/// rules (each a complete identity), the epoch and the timeout as durations.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterSettings {
+    /// Where other replicas reach this one.
+    pub(crate) listen: std::net::SocketAddr,
+    /// The other replicas (DNS names resolved on every attempt).
+    pub(crate) peers: Vec<PeerAddress>,
+    /// Whether this replica creates the root secret when no peer holds one.
+    pub(crate) found: bool,
+    /// Builds besides this one's that may share the secret.
+    pub(crate) allow: Vec<shroud_ra_tls::policy::AcceptRule>,
+    /// Whether simulated replicas may share (development only).
+    pub(crate) danger_allow_simulated: bool,
+    /// The OHTTP key epoch; `None`: the certificate rotation interval of the platform.
+    pub(crate) key_epoch: Option<Duration>,
+    /// How long one exchange with a peer may take.
+    pub(crate) timeout: Duration,
+}
+
+/// One `[cluster] peers` entry: an IP address or a lower-case DNS name, and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PeerAddress {
+    /// The IP address (without brackets) or DNS name.
+    pub(crate) host: String,
+    /// The port.
+    pub(crate) port: u16,
+}
+
+impl std::fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::attestation::FreshEvidence;
 use crate::certs::ServedCertificates;
+use crate::cluster::status::ClusterStatus;
 use crate::ohttp::OhttpState;
 use crate::pipeline::{PipelineError, Relay};
 use crate::settings::Limits;
@@ -28,6 +29,8 @@ pub(crate) struct AppState {
     pub(crate) relay: Relay,
     /// The OHTTP keys and replay cache.
     pub(crate) ohttp: Arc<OhttpState>,
+    /// With `[cluster]`: whether this replica serves the cluster's keys yet.
+    pub(crate) cluster: Option<Arc<ClusterStatus>>,
 }
 
 impl AppState {

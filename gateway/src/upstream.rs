@@ -354,8 +354,12 @@ mod tests {
 
     #[test]
     fn the_healthy_gauge_follows_every_change_of_health() {
-        let metrics =
-            Metrics::new(shroud_ra_tls::Platform::Simulated, &[("eth", vec!["0"])]).unwrap();
+        let metrics = Metrics::new(
+            shroud_ra_tls::Platform::Simulated,
+            &[("eth", vec!["0"])],
+            false,
+        )
+        .unwrap();
         let gauge = metrics.upstream_healthy("eth", "0");
         let upstream = upstream();
         upstream.set_health(Health::Healthy);

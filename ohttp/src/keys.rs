@@ -144,6 +144,22 @@ impl ServerKey {
         })
     }
 
+    /// The key pair RFC 9180 `DeriveKeyPair` makes of `ikm` (at least `Nsk` bytes of secret
+    /// input), offering every AEAD: the same `ikm` gives the same key on every machine, which
+    /// is how replicas sharing a secret serve the same keys.
+    pub fn derive(key_id: u8, kem: Kem, ikm: &[u8]) -> ServerKey {
+        let (secret, public_key) = suite::derive_key_pair(kem, ikm);
+        ServerKey {
+            config: KeyConfig {
+                key_id,
+                kem,
+                public_key,
+                aeads: vec![Aead::Aes128Gcm, Aead::ChaCha20Poly1305],
+            },
+            secret: Zeroizing::new(secret),
+        }
+    }
+
     /// A key from a serialized private key (`Nsk` bytes), offering `aeads`. Used to load the RFC
     /// test vectors; a gateway generates its keys.
     pub fn from_secret(

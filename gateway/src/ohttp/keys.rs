@@ -18,8 +18,21 @@ pub(crate) struct PendingKeys {
     pub(crate) list: Bytes,
 }
 
+impl PendingKeys {
+    /// A generation of `keys` made elsewhere (derived from the cluster secret), served in this
+    /// order.
+    pub(crate) fn from_keys(keys: Vec<ServerKey>) -> PendingKeys {
+        let configs: Vec<KeyConfig> = keys.iter().map(|k| k.config().clone()).collect();
+        PendingKeys {
+            list: Bytes::from(KeyConfig::encode_list(&configs)),
+            keys,
+        }
+    }
+}
+
 struct Ring {
-    /// The current generation, served; then the previous one, still accepted.
+    /// The current generation, served; then the others still accepted (the previous
+    /// generation; with `[cluster]`, the previous and the next epoch's).
     current: Vec<ServerKey>,
     previous: Vec<ServerKey>,
     served: Bytes,
@@ -82,6 +95,16 @@ impl OhttpState {
         ring.served = pending.list;
         // Key ids cycle through 1..=254 (two per generation), never reusing the previous ones.
         ring.next_key_id = if last >= 253 { 1 } else { last + 1 };
+    }
+
+    /// Installs a generation derived for an epoch, just before the certificate that binds it is
+    /// served, accepting `also_accepted` (the neighbouring epochs' keys) besides it; whatever
+    /// was installed before is dropped.
+    pub(crate) fn install_epoch(&self, pending: PendingKeys, also_accepted: Vec<ServerKey>) {
+        let mut ring = self.ring.write().unwrap_or_else(PoisonError::into_inner);
+        ring.current = pending.keys;
+        ring.previous = also_accepted;
+        ring.served = pending.list;
     }
 
     /// The served `application/ohttp-keys` bytes.
