@@ -12,30 +12,14 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{StartGateway as _, TestGateway, post_json, verifier};
+use common::{Haproxy, StartGateway as _, TestGateway, haproxy, post_json, verifier};
 use http::StatusCode;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use shroud_ra_tls::tls::client_config;
 use shroud_testkit::upstream::RecordingUpstream;
-
-fn haproxy() -> Option<String> {
-    let found = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .into_iter()
-        .find(|path| std::path::Path::new(path).exists())
-        .map(str::to_owned);
-    if found.is_none() {
-        assert!(
-            std::env::var("SHROUD_REQUIRE_HAPROXY").as_deref() != Ok("1"),
-            "SHROUD_REQUIRE_HAPROXY=1 but haproxy is not installed"
-        );
-        println!("skipped: haproxy not installed (apt-get install haproxy)");
-    }
-    found
-}
 
 async fn call_from(front: SocketAddr, ip: &str, pin: &str) -> StatusCode {
     let tls = client_config(verifier(pin), &[]).unwrap();
@@ -84,43 +68,8 @@ upstreams = ["{}"]
     )
     .await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("haproxy.cfg");
-    std::fs::write(
-        &config,
-        format!(
-            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
-             frontend shroud\n  bind {front}\n  default_backend gateways\n\
-             backend gateways\n  server gw0 {} send-proxy-v2\n",
-            gateway.addr
-        ),
-    )
-    .unwrap();
-    let _haproxy = tokio::process::Command::new(haproxy)
-        .arg("-db")
-        .arg("-f")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(front).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(up, "haproxy listens on {front}");
+    let haproxy = Haproxy::start(&haproxy, &[gateway.addr]).await;
+    let front = haproxy.front;
 
     let pin = gateway.pin();
     assert_eq!(call_from(front, "127.0.0.2", &pin).await, StatusCode::OK);

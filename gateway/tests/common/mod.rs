@@ -82,3 +82,77 @@ pub async fn connect(addr: SocketAddr, pin: &str, alpn: &[u8]) -> TlsStream<TcpS
     let tls = client_config(verifier(pin), &[]).unwrap();
     shroud_testkit::gateway::connect(addr, tls, alpn).await
 }
+
+/// Debian's `haproxy`, if installed; `None` (with a "skipped" line) otherwise, unless
+/// `SHROUD_REQUIRE_HAPROXY=1` (which `.ci/run` sets), which makes its absence a failure.
+pub fn haproxy() -> Option<String> {
+    let found = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .map(str::to_owned);
+    if found.is_none() {
+        assert!(
+            std::env::var("SHROUD_REQUIRE_HAPROXY").as_deref() != Ok("1"),
+            "SHROUD_REQUIRE_HAPROXY=1 but haproxy is not installed"
+        );
+        println!("skipped: haproxy not installed (apt-get install haproxy)");
+    }
+    found
+}
+
+/// A running haproxy: TCP mode, round robin over `servers`, each connection preceded by a
+/// PROXY v2 header. Killed on drop.
+pub struct Haproxy {
+    /// The frontend's address.
+    pub front: SocketAddr,
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// Starts `haproxy` (the binary) in front of `servers`; returns once it accepts.
+    pub async fn start(haproxy: &str, servers: &[SocketAddr]) -> Haproxy {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("haproxy.cfg");
+        let backends: String = servers
+            .iter()
+            .enumerate()
+            .map(|(i, server)| format!("  server gw{i} {server} send-proxy-v2\n"))
+            .collect();
+        std::fs::write(
+            &config,
+            format!(
+                "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+                 frontend shroud\n  bind {front}\n  default_backend gateways\n\
+                 backend gateways\n  balance roundrobin\n{backends}"
+            ),
+        )
+        .unwrap();
+        let child = tokio::process::Command::new(haproxy)
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let up = eventually(std::time::Duration::from_secs(10), || async {
+            TcpStream::connect(front).await.is_ok()
+        })
+        .await;
+        assert!(up, "haproxy listens on {front}");
+        Haproxy {
+            front,
+            _child: child,
+            _dir: dir,
+        }
+    }
+}
