@@ -19,7 +19,7 @@ use shroud_testkit::upstream::RecordingUpstream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// DESIGN §6: every family, its type and its label names.
-const FAMILIES: [(&str, &str, &[&str]); 13] = [
+const FAMILIES: [(&str, &str, &[&str]); 15] = [
     (
         "shroud_requests_total",
         "counter",
@@ -49,6 +49,13 @@ const FAMILIES: [(&str, &str, &[&str]); 13] = [
     ("shroud_ohttp_requests_total", "counter", &["outcome"]),
     ("shroud_attestation_age_seconds", "gauge", &[]),
     ("shroud_build_info", "gauge", &["version", "platform"]),
+    // [acme]'s families are exported without it too (0, and outcomes at 0).
+    (
+        "shroud_acme_certificate_expiry_timestamp_seconds",
+        "gauge",
+        &[],
+    ),
+    ("shroud_acme_renewals_total", "counter", &["outcome"]),
 ];
 
 /// `GET /metrics` the way `curl` does it: one HTTP/1.1 request on a fresh TCP connection.
