@@ -282,3 +282,106 @@ fn acme_tables_are_checked_at_start() {
         ));
     }
 }
+
+/// DESIGN §6's `[cluster]` table parses; every malformed value is refused at start, naming the
+/// key and what is expected.
+#[test]
+fn cluster_tables_are_checked_at_start() {
+    let measurement = "ab".repeat(48);
+    let cluster = |platform: &str, body: &str| {
+        format!("[tee]\nplatform = \"{platform}\"\n[cluster]\nlisten = \"0.0.0.0:7443\"\n{body}\n")
+    };
+    // The design's example, and the one form of each key.
+    let good = cluster(
+        "tdx",
+        "peers = [\"shroud-0.shroud:7443\", \"shroud-1.shroud:7443\", \"10.0.0.7:7443\", \"[fd00::7]:7443\", \"shroud-peers:7443\"]\nfound = false\nallow_measurements = [\"tdx:mrtd=00 tdx:rtmr0=00 tdx:rtmr1=00 tdx:rtmr2=00\"]\nkey_epoch_secs = 3600\ntimeout_ms = 2000"
+            .replace("=00", &format!("={measurement}"))
+            .as_str(),
+    );
+    let table = Config::from_toml_str(&good).unwrap().cluster.unwrap();
+    assert_eq!(table.listen.to_string(), "0.0.0.0:7443");
+    assert_eq!(table.peers.len(), 5);
+    assert!(!table.found && !table.danger_allow_simulated);
+    Config::from_toml_str(&cluster(
+        "simulated",
+        "found = true\ndanger_allow_simulated = true",
+    ))
+    .unwrap();
+
+    for (platform, body, expected) in [
+        (
+            "simulated",
+            "found = true".to_owned(),
+            "set danger_allow_simulated = true",
+        ),
+        (
+            "auto",
+            "found = false".to_owned(),
+            "needs peers to get the secret from",
+        ),
+        (
+            "auto",
+            "peers = [\"shroud-peers\"]".to_owned(),
+            "expected HOST:PORT",
+        ),
+        (
+            "auto",
+            "peers = [\"shroud-peers:0\"]".to_owned(),
+            "expected HOST:PORT",
+        ),
+        (
+            "auto",
+            "peers = [\"::1:7443\"]".to_owned(),
+            "expected HOST:PORT",
+        ),
+        (
+            "auto",
+            "peers = [\"a:7443\", \"A:7443\"]".to_owned(),
+            "listed twice",
+        ),
+        (
+            "auto",
+            format!("found = true\nallow_measurements = [\"tdx:mrtd={measurement}\"]"),
+            "complete identity",
+        ),
+        (
+            "auto",
+            format!(
+                "found = true\nallow_measurements = [\"sev-snp:measurement={measurement} simulated:measurement={measurement}\"]"
+            ),
+            "one entry names one build",
+        ),
+        (
+            "auto",
+            format!("found = true\nallow_measurements = [\"simulated:measurement={measurement}\"]"),
+            "needs danger_allow_simulated = true",
+        ),
+        (
+            "auto",
+            "found = true\nkey_epoch_secs = 1".to_owned(),
+            "key_epoch_secs 1 must be between",
+        ),
+        (
+            "auto",
+            "found = true\ntimeout_ms = 0".to_owned(),
+            "timeout_ms must be positive",
+        ),
+    ] {
+        let error = Config::from_toml_str(&cluster(platform, &body))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[cluster]"), "{body}: {error}");
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    // Unknown keys, a missing or malformed listen address are parse errors.
+    for text in [
+        cluster("auto", "found = true\npeer = [\"a:1\"]"),
+        "[cluster]\nfound = true\n".to_owned(),
+        "[cluster]\nlisten = \"shroud:7443\"\nfound = true\n".to_owned(),
+    ] {
+        assert!(
+            matches!(Config::from_toml_str(&text), Err(ConfigError::Parse(_))),
+            "{text}"
+        );
+    }
+}
