@@ -543,13 +543,17 @@ async fn a_replica_without_reachable_peers_waits_and_all_rotate_together() {
     );
     assert_eq!(waiting.metric("shroud_cluster_secret_held").await, 0.0);
 
-    // The founder comes up where the silent port was; the waiting replica joins it.
+    // The founder comes up where the silent port was; it asks its peer first (verified, holding
+    // nothing), then founds; the waiting replica joins it.
     drop(silent);
     let founder = Replica::start(
         BIN,
         Options {
             listen: silent_addr.to_string(),
-            ..Options::new(&url, format!("found = true\n{epoch}"))
+            ..Options::new(
+                &url,
+                format!("found = true\npeers = [\"{}\"]\n{epoch}", waiting.cluster),
+            )
         },
     )
     .await;
@@ -606,4 +610,27 @@ async fn a_replica_without_reachable_peers_waits_and_all_rotate_together() {
             assert_eq!(result, Ok(json!("0x10")));
         }
     }
+    assert!(founder.gateway.stderr().contains("founded"));
+    assert!(founder.gateway.stderr().contains("holds no secret yet"));
+
+    // A founder that restarts takes the secret its peers hold instead of founding again.
+    drop(founder);
+    let restarted = Replica::start(
+        BIN,
+        Options::new(
+            &url,
+            format!(
+                "found = true\npeers = [\"{}\", \"{}\"]\n{epoch}",
+                waiting.cluster, third.cluster
+            ),
+        ),
+    )
+    .await;
+    restarted.wait_ready().await;
+    let log = restarted.gateway.stderr();
+    assert!(
+        log.contains("received the root secret") && !log.contains("founded"),
+        "{log}"
+    );
+    agreed_keys(&[&restarted, &waiting, &third]).await;
 }
