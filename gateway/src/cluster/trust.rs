@@ -42,6 +42,19 @@ fn code_identity(platform: Platform) -> &'static [&'static str] {
     }
 }
 
+/// The rule accepting this replica's own build: its code identity, as it measures itself.
+fn own_rule(platform: Platform, measurements: &Measurements) -> Result<AcceptRule, ClusterError> {
+    let fields: BTreeMap<String, Vec<u8>> = code_identity(platform)
+        .iter()
+        .filter_map(|field| {
+            measurements
+                .get(field)
+                .map(|value| ((*field).to_owned(), value.to_vec()))
+        })
+        .collect();
+    AcceptRule::new(platform, fields).map_err(|e| ClusterError::OwnIdentity(e.to_string()))
+}
+
 /// Which replicas this one shares with, and its own certificate to show them.
 #[derive(Debug)]
 pub(crate) struct PeerTrust {
@@ -62,17 +75,7 @@ impl PeerTrust {
         danger_allow_simulated: bool,
         own: Arc<RotatingCertResolver>,
     ) -> Result<PeerTrust, ClusterError> {
-        let fields: BTreeMap<String, Vec<u8>> = code_identity(platform)
-            .iter()
-            .filter_map(|field| {
-                measurements
-                    .get(field)
-                    .map(|value| ((*field).to_owned(), value.to_vec()))
-            })
-            .collect();
-        let own_rule = AcceptRule::new(platform, fields)
-            .map_err(|e| ClusterError::OwnIdentity(e.to_string()))?;
-        let mut rules: Vec<AcceptRule> = std::iter::once(own_rule)
+        let mut rules: Vec<AcceptRule> = std::iter::once(own_rule(platform, measurements)?)
             .chain(allow.iter().cloned())
             .collect();
         if let Some(status) = own_tcb.filter(|status| *status != TcbStatus::Revoked) {
@@ -225,5 +228,64 @@ impl ClientCertVerifier for AttestedClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shroud_ra_tls::policy::Observed;
+
+    fn nitro(pcr2: u8, pcr4: u8) -> Measurements {
+        let mut m = Measurements::new();
+        for (field, value) in [
+            ("pcr0", 0),
+            ("pcr1", 1),
+            ("pcr2", pcr2),
+            ("pcr3", 3),
+            ("pcr4", pcr4),
+            ("pcr8", 8),
+        ] {
+            m.insert(field, vec![value; 48]);
+        }
+        m
+    }
+
+    fn accepts(rule: &AcceptRule, measurements: &Measurements) -> bool {
+        let observed = Observed {
+            platform: rule.platform(),
+            measurements,
+            tcb_status: TcbStatus::NotApplicable,
+            tcb_eval_data_number: None,
+            snp_tcb: None,
+            snp_vmpl: None,
+            issued_at: None,
+        };
+        Policy::new(vec![rule.clone()])
+            .check_measurements(&observed, UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn the_same_build_on_another_parent_instance_is_the_same_replica() {
+        let rule = own_rule(Platform::Nitro, &nitro(2, 4)).unwrap();
+        // PCR4 names the parent instance: another one runs the same build.
+        assert!(accepts(&rule, &nitro(2, 40)));
+        // PCR2 is the application (and its configuration): another build.
+        assert!(!accepts(&rule, &nitro(20, 4)));
+    }
+
+    #[test]
+    fn an_identity_without_its_code_fields_is_no_identity() {
+        let mut partial = Measurements::new();
+        partial.insert("pcr0", vec![0; 48]);
+        assert!(matches!(
+            own_rule(Platform::Nitro, &partial),
+            Err(ClusterError::OwnIdentity(_))
+        ));
+        let mut simulated = Measurements::new();
+        simulated.insert("measurement", vec![7; 48]);
+        let rule = own_rule(Platform::Simulated, &simulated).unwrap();
+        assert!(accepts(&rule, &simulated));
     }
 }
