@@ -299,6 +299,21 @@ fn cluster_tables_are_checked_at_start() {
             .as_str(),
     );
     let table = Config::from_toml_str(&good).unwrap().cluster.unwrap();
+    // The example of docs/configuration.md parses as it is written there.
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
+    let example = docs
+        .split("## `[cluster]`")
+        .nth(1)
+        .and_then(|section| section.split("```toml\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .unwrap();
+    let documented = Config::from_toml_str(example).unwrap().cluster.unwrap();
+    assert_eq!(documented.timeout_ms, 5_000);
+    assert!(!documented.found);
     assert_eq!(table.listen.to_string(), "0.0.0.0:7443");
     assert_eq!(table.peers.len(), 5);
     assert!(!table.found && !table.danger_allow_simulated);
