@@ -47,9 +47,11 @@ LAYERS = {
     "gateway": [
         # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
         ["transport", "paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::envelope",
-         "pipeline::restore", "cluster::epoch", "cluster::error", "cluster::status"],
+         "pipeline::restore", "cluster::epoch", "cluster::error", "cluster::status", "certs",
+         "acme::schedule"],
         ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body",
-         "egress", "proxy_header", "cluster::secret", "cluster::wire", "cluster::trust"],
+         "egress", "proxy_header", "cluster::secret", "cluster::wire", "cluster::trust",
+         "acme::error", "acme::challenge", "acme::http"],
         ["metrics"],
         # The pure pipeline stages: parse -> policy -> strip, planning and assembly.
         ["pipeline::parse", "pipeline::policy", "pipeline::strip", "pipeline::respond",
@@ -59,9 +61,9 @@ LAYERS = {
         # What drives I/O over the pool, and what the TLS listener needs.
         ["pipeline::select", "pipeline::forward", "pipeline", "collateral", "tls", "ohttp",
          "ohttp::cors", "cluster::serve", "cluster::dial", "cluster::acquire", "cluster::rotation",
-         "cluster"],
+         "cluster", "acme"],
         ["state"],
-        ["routes", "ohttp::handle", "admin"],
+        ["routes", "ohttp::handle", "admin", "attestation"],
         ["gateway"],
     ],
     "host": [

@@ -11,20 +11,13 @@ use shroud_ra_tls::cmw::Evidence;
 
 use crate::pipeline::PipelineError;
 use crate::pipeline::respond::{self, Body};
-use crate::ratelimit::{ClientKey, SharedBucket};
+use crate::ratelimit::ClientKey;
 use crate::state::AppState;
-use crate::tls::Issuer;
 
 /// Shortest nonce accepted, in bytes (DESIGN §4.2).
 pub(crate) const MIN_NONCE_BYTES: usize = 16;
 /// Longest nonce accepted, in bytes: the claims stay small.
 pub(crate) const MAX_NONCE_BYTES: usize = 64;
-
-/// What nonce-bound bundles need: the issuer of the serving key, and their gateway-wide rate.
-pub(crate) struct FreshEvidence {
-    pub(crate) issuer: Arc<Issuer>,
-    pub(crate) limit: SharedBucket,
-}
 
 /// The bundle for `query` (the request's query string), asked by `client`.
 pub(crate) async fn bundle(

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Uri};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use serde::Deserialize;
 
 use crate::settings::{
@@ -851,7 +853,7 @@ impl AcmeConfig {
                     path: path.clone(),
                     source,
                 })?;
-                crate::acme::parse_roots(&pem)
+                parse_roots(&pem)
                     .map_err(|reason| invalid(format!("ca {}: {reason}", path.display())))?
             }
         };
@@ -1025,6 +1027,17 @@ fn parse_peer(text: &str) -> Result<PeerAddress, String> {
         return Err(EXPECTED.to_owned());
     }
     Ok(PeerAddress { host, port })
+}
+
+/// The roots in a PEM file (`[acme] ca`).
+fn parse_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let roots = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".to_owned());
+    }
+    Ok(roots)
 }
 
 /// A DNS host name of at least two labels, each 1..=63 characters of `[a-z0-9-]` not starting
@@ -1343,6 +1356,18 @@ pub fn is_loopback_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acme_roots_must_be_pem_certificates() {
+        assert!(parse_roots(b"").unwrap_err().contains("no PEM certificate"));
+        assert!(parse_roots(b"not a certificate").is_err());
+        let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let pem = format!("{}{}", ca.pem(), ca.pem());
+        assert_eq!(parse_roots(pem.as_bytes()).unwrap().len(), 2);
+    }
 
     #[test]
     fn loopback_hosts() {

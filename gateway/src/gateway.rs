@@ -14,7 +14,6 @@ use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::tls::{RotatingCertResolver, server_config};
 
 use crate::acme::{self, Acme};
-use crate::attestation::FreshEvidence;
 use crate::certs::{ACME_TLS_ALPN, ServedCertificates};
 use crate::cluster::{self, Cluster};
 use crate::ratelimit::SharedBucket;
@@ -37,7 +36,7 @@ use crate::pipeline::parse::ParseLimits;
 use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes;
 use crate::shutdown::{AcceptBackoff, stopped};
-use crate::state::AppState;
+use crate::state::{AppState, FreshEvidence};
 use crate::transport::Listener;
 use crate::{admin, descriptors, proxy_header, tls, upstream};
 

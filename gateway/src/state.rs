@@ -5,13 +5,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::attestation::FreshEvidence;
 use crate::certs::ServedCertificates;
 use crate::cluster::status::ClusterStatus;
 use crate::ohttp::OhttpState;
 use crate::pipeline::{PipelineError, Relay};
+use crate::ratelimit::SharedBucket;
 use crate::settings::Limits;
+use crate::tls::Issuer;
 use crate::upstream::Chain;
+
+/// What nonce-bound bundles (`?nonce=`) need: the issuer of the serving key, and their
+/// gateway-wide rate.
+pub(crate) struct FreshEvidence {
+    pub(crate) issuer: Arc<Issuer>,
+    pub(crate) limit: SharedBucket,
+}
 
 /// What every connection shares.
 pub(crate) struct AppState {

@@ -10,7 +10,7 @@ use rcgen::{
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 
-use super::AcmeError;
+use super::error::AcmeError;
 
 /// The validation certificate of `host` for a key authorization whose SHA-256 is `digest`.
 pub(super) fn validation_certificate(

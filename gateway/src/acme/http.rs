@@ -20,7 +20,7 @@ use crate::error::GatewayError;
 use crate::transport::EgressProxy;
 
 /// How long one exchange with the CA may take, answer body excluded (the whole order has its
-/// own deadline, [`super::ORDER_TIMEOUT`]).
+/// own deadline, [`super::schedule::ORDER_TIMEOUT`]).
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest answer accepted: directories, orders and certificate chains are a few KiB.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;

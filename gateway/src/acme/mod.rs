@@ -9,8 +9,12 @@
 //! of it is written anywhere: a restarted enclave makes a new account and orders anew.
 
 mod challenge;
+mod error;
 mod http;
 mod schedule;
+
+pub(crate) use error::AcmeError;
+use schedule::ORDER_TIMEOUT;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,67 +30,18 @@ use tokio::sync::watch;
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use crate::certs::ServedCertificates;
-use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::settings::AcmeSettings;
 use crate::shutdown::stopped;
 use crate::tls::Issuer;
 use crate::transport::EgressProxy;
 
-/// Deadline of one whole order: account, authorizations, validation, issuance.
-pub(crate) const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the CA may take to validate every challenge.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the CA may take to issue once the order is finalized.
 const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most certificates in the chain the CA returns.
 const MAX_CHAIN_LEN: usize = 8;
-
-/// Why an order failed. The current certificate (if any) keeps being served; the order is
-/// retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum AcmeError {
-    /// The CA answered with a problem, or could not be reached.
-    #[error("ACME: {0}")]
-    Protocol(#[from] instant_acme::Error),
-    /// An authorization is neither pending nor valid (revoked, expired, deactivated).
-    #[error("the authorization of {host} is {status}")]
-    Authorization {
-        /// The name.
-        host: String,
-        /// Its status.
-        status: String,
-    },
-    /// The CA offers no TLS-ALPN-01 challenge for a name.
-    #[error("the CA offers no tls-alpn-01 challenge for {0}")]
-    NoTlsAlpnChallenge(String),
-    /// The CA asks to validate a name that is not configured.
-    #[error("the CA asks to validate a name that is not in [acme] hosts: {0}")]
-    UnexpectedName(String),
-    /// The order did not become ready: a challenge failed.
-    #[error("the order is {0} after validation (is port 443 of every host this listener?)")]
-    NotReady(String),
-    /// The certificate returned cannot be served.
-    #[error("certificate: {0}")]
-    Certificate(String),
-    /// The order took longer than [`ORDER_TIMEOUT`].
-    #[error("the order took longer than {} s", ORDER_TIMEOUT.as_secs())]
-    Timeout,
-    /// Building the HTTP client or the CSR failed.
-    #[error(transparent)]
-    Gateway(#[from] GatewayError),
-}
-
-/// The roots in a PEM file (`[acme] ca`).
-pub(crate) fn parse_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let roots = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not PEM certificates: {e}"))?;
-    if roots.is_empty() {
-        return Err("holds no PEM certificate".to_owned());
-    }
-    Ok(roots)
-}
 
 /// What keeps the public certificate: the settings and the parts of the gateway it uses.
 pub(crate) struct Acme {
@@ -311,21 +266,4 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roots_must_be_pem_certificates() {
-        assert!(parse_roots(b"").unwrap_err().contains("no PEM certificate"));
-        assert!(parse_roots(b"not a certificate").is_err());
-        let ca = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
-            .unwrap()
-            .self_signed(&rcgen::KeyPair::generate().unwrap())
-            .unwrap();
-        let pem = format!("{}{}", ca.pem(), ca.pem());
-        assert_eq!(parse_roots(pem.as_bytes()).unwrap().len(), 2);
-    }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+/// Deadline of one whole order: account, authorizations, validation, issuance.
+pub(super) const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 /// First wait after a failed order.
 const FIRST_RETRY: Duration = Duration::from_secs(10);
 /// Longest wait between failed orders.
