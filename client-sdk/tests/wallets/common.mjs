@@ -12,18 +12,25 @@ export const FUNDED_ADDRESS = "0x90F8bf6A479f320ead074411a4B0e7944Ea8c9C1";
 export const VALUE_WEI = 250_000_000_000_000_000n;
 
 /**
- * The `shroud proxy` URL: the first argument, else env `SHROUD_PROXY_URL`. Only loopback: these
- * scripts talk to a local proxy and nothing else.
+ * The URL to use: the first argument, else env `SHROUD_PROXY_URL` (a `shroud proxy`), else
+ * `http://127.0.0.1:8545`. Only loopback, or an https URL on a `.test` name (acme.mjs: the
+ * gateway's public certificate, with the name resolved to 127.0.0.1): these scripts talk to local
+ * processes and nothing else.
  */
 export function proxyUrl() {
   return loopbackUrl(process.argv[2] ?? process.env.SHROUD_PROXY_URL ?? "http://127.0.0.1:8545");
 }
 
-/** `text` as a URL, refused unless it names a loopback host. */
+/**
+ * `text` as a URL, refused unless it names a loopback host or, over https, a name under `.test`
+ * (RFC 6761: never delegated on the public internet, so it reaches only what the test resolves).
+ */
 export function loopbackUrl(text) {
   const url = new URL(text);
-  if (url.hostname !== "127.0.0.1" && url.hostname !== "localhost" && url.hostname !== "[::1]") {
-    throw new Error(`refusing non-loopback proxy URL ${url}`);
+  const loopback = url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]";
+  const testName = url.protocol === "https:" && url.hostname.endsWith(".test");
+  if (!loopback && !testName) {
+    throw new Error(`refusing non-loopback URL ${url}`);
   }
   return url.toString();
 }

@@ -15,7 +15,7 @@ const log = (line) => console.log(`ethers: ${line}`);
 
 run("ethers", async () => {
   const url = proxyUrl();
-  log(`proxy ${url}`);
+  log(`url ${url}`);
   // A static network: ethers would otherwise retry network detection forever when the proxy is
   // down; the chain id is still read from the node below, and checked.
   const provider = new JsonRpcProvider(url, CHAIN_ID, { staticNetwork: true, pollingInterval: 250 });

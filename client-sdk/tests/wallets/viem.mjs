@@ -16,7 +16,7 @@ const log = (line) => console.log(`viem: ${line}`);
 
 run("viem", async () => {
   const url = proxyUrl();
-  log(`proxy ${url}`);
+  log(`url ${url}`);
   const chain = defineChain({
     id: CHAIN_ID,
     name: "ganache via shroud proxy",
