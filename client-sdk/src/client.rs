@@ -204,23 +204,49 @@ impl Client {
     /// A [jsonrpsee](https://docs.rs/jsonrpsee) HTTP client for the same URL, policy and timeout,
     /// for code that already uses jsonrpsee's `ClientT` API.
     ///
-    /// It runs on this client's attested rustls configuration: each of its connections is
-    /// attested in the handshake before a byte is written, and verdicts are shared with this
-    /// client. Pooling and retries are jsonrpsee's own (hyper-util's pool); the SPKI binding and
-    /// retry rules of [`Client`] do not apply to it.
+    /// jsonrpsee forms the requests; every one is posted through this client's own attested
+    /// connections ([`jsonrpsee_transport`](crate::jsonrpsee_transport)): each new connection
+    /// offers `shroud-ra-tls/1` and is attested in the handshake before a byte is written, the
+    /// connections are pooled with this client's and bound to the same verified key. Retries
+    /// are not made for it (jsonrpsee's requests are sent once).
     #[cfg(feature = "jsonrpsee")]
-    pub fn jsonrpsee_client(&self) -> Result<jsonrpsee::http_client::HttpClient, ClientError> {
-        // hyper-rustls sets the ALPN protocols itself and refuses a config that has some.
-        let tls = shroud_ra_tls::tls::client_config(Arc::clone(&self.inner.verifier), &[])
-            .map_err(ClientError::Policy)?;
+    pub fn jsonrpsee_client(
+        &self,
+    ) -> Result<crate::jsonrpsee_transport::JsonrpseeClient, ClientError> {
+        // jsonrpsee still builds a hyper-rustls backend before the layer replaces it; give it a
+        // config that trusts no server at all, so that even by mistake it could reach nothing.
+        let unused =
+            rustls::ClientConfig::builder_with_provider(shroud_ra_tls::tls::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ClientError::InvalidOption {
+                    option: "jsonrpsee",
+                    reason: e.to_string(),
+                })?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
         jsonrpsee::http_client::HttpClientBuilder::default()
-            .with_custom_cert_store(tls)
+            .with_custom_cert_store(unused)
+            .set_http_middleware(
+                tower::ServiceBuilder::new()
+                    .layer(crate::jsonrpsee_transport::AttestedLayer::new(self.clone())),
+            )
             .request_timeout(self.inner.timeout)
             .build(self.inner.http.url.as_str())
             .map_err(|e| ClientError::InvalidUrl {
                 url: self.inner.http.url.as_str().to_owned(),
                 reason: format!("jsonrpsee refuses it: {e}"),
             })
+    }
+
+    /// One attempt of posting `body`, bounded by the timeout, without retries; a failed attempt
+    /// drops the pooled connections as a failed call does.
+    #[cfg(feature = "jsonrpsee")]
+    pub(crate) async fn post_once(&self, body: Bytes) -> Result<Answer, ClientError> {
+        let answer = self.with_timeout(self.inner.http.attempt(body)).await;
+        if answer.is_err() {
+            Channel::broken(self);
+        }
+        answer
     }
 
     async fn with_timeout<T>(

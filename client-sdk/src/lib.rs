@@ -41,6 +41,8 @@ mod error;
 #[cfg(feature = "transport")]
 mod exchange;
 pub mod jsonrpc;
+#[cfg(feature = "jsonrpsee")]
+pub mod jsonrpsee_transport;
 #[cfg(feature = "transport")]
 mod oblivious;
 /// Oblivious HTTP (RFC 9458): the crate [`shroud_ohttp`], which the gateway shares.

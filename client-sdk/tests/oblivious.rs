@@ -35,11 +35,14 @@ use common::{StartGateway, TestGateway};
 const ACCOUNT: &str = "0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1";
 
 /// TLS to the dev gateway itself: its certificate is RA-TLS, so the RA-TLS verifier (simulated
-/// allowed, pinned) is what checks it. The OHTTP layer verifies the bundle on its own.
+/// allowed, pinned) is what checks it. The OHTTP layer verifies the bundle on its own. Without
+/// ALPN: hyper-rustls (the relay stand-in's client) sets its own and refuses a config with some.
 fn ra_tls(gateway: &TestGateway) -> rustls::ClientConfig {
     let policy = common::policy(&gateway.measurement_bytes());
     let verifier = Arc::new(AttestedServerVerifier::new(policy).danger_allow_simulated(true));
-    client_config(verifier, &[]).unwrap()
+    let mut config = client_config(verifier, &[]).unwrap();
+    config.alpn_protocols.clear();
+    config
 }
 
 fn builder(gateway: &TestGateway) -> shroud_client::ObliviousClientBuilder {
