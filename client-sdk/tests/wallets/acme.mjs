@@ -215,6 +215,16 @@ async function metric(metricsPort, name) {
   return line === undefined ? null : Number(line.slice(name.length + 1));
 }
 
+/** The sum of every sample of `name` whose labels contain `labels` (e.g. `outcome="x"`). */
+async function metricSum(metricsPort, name, labels) {
+  const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
+
 /** `shroud SUBCOMMAND --help` mentions every flag in `flags`. */
 function cliHas(subcommand, flags) {
   if (!existsSync(SHROUD_BIN)) return false;
@@ -369,7 +379,10 @@ async function main() {
       root = response.body;
       writeFileSync(rootFile, root);
       say(`pebble root: ${new X509Certificate(root).subject.replace(/\n/g, ", ")} -> ${rootFile}`);
-      return `installed ${took} s after start; pebble ran ${validations ? validations[1] : "?"} validations`;
+      const answered = await metricSum(metricsPort, "shroud_tls_handshakes_total", 'outcome="acme_validation"');
+      say(`shroud_tls_handshakes_total{outcome="acme_validation"}: ${answered}`);
+      if (!(answered >= 1)) throw new Error("the gateway counted no acme-tls/1 handshake: who answered the challenge?");
+      return `installed ${took} s after start; pebble ran ${validations ? validations[1] : "?"} validations, the gateway answered ${answered}`;
     });
     if (root === null) return;
 
