@@ -72,6 +72,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects to `address` instead of resolving the URL's host; the host stays the name sent
+    /// in the handshake (SNI) and in `Host`: curl's `--resolve HOST:PORT:ADDR`, for a name DNS
+    /// does not (yet) resolve, or to pick one replica behind a name.
+    pub fn connect_to(mut self, address: std::net::SocketAddr) -> Self {
+        self.options.connect_to = Some(address);
+        self
+    }
+
     /// How long an unused pooled connection is kept for reuse. Zero disables reuse: every call
     /// opens, and attests, a new connection.
     pub fn pool_idle_timeout(mut self, idle: Duration) -> Self {
@@ -91,7 +99,8 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 http: AttestedHttp {
                     url: checked.url,
-                    connector: AttestedConnector::new(Arc::clone(&verifier))?,
+                    connector: AttestedConnector::new(Arc::clone(&verifier))?
+                        .connect_to(checked.connect_to),
                     pool: Pool::new(self.pool_idle_timeout),
                 },
                 verifier,
@@ -172,6 +181,30 @@ impl Client {
             // close_notify, politely; the verdict stands whether or not the peer hears it.
             tokio::io::AsyncWriteExt::shutdown(&mut stream).await.ok();
             Ok(verdict)
+        })
+        .await
+    }
+
+    /// Attests as [`attest`](Self::attest) does, then asks the gateway on the same connection
+    /// for fresh evidence bound to a random nonce of [`NONCE_LEN`](crate::fresh::NONCE_LEN)
+    /// bytes (`GET /.well-known/shroud/attestation?nonce=`, DESIGN §4.2) and checks that its
+    /// certificate verifies under the policy, that its claims carry exactly that nonce and that
+    /// its key is the connection's. Each failed check is its own
+    /// [`FreshError`](crate::fresh::FreshError).
+    pub async fn attest_fresh(&self) -> Result<crate::fresh::FreshAttestation, ClientError> {
+        let nonce = crate::fresh::random_nonce()?;
+        self.attest_with_nonce(&nonce).await
+    }
+
+    /// [`attest_fresh`](Self::attest_fresh) with a nonce of the caller's (16 to 64 bytes).
+    pub async fn attest_with_nonce(
+        &self,
+        nonce: &[u8],
+    ) -> Result<crate::fresh::FreshAttestation, ClientError> {
+        self.with_timeout(async {
+            let http = &self.inner.http;
+            let connection = http.connector.connect(&http.url).await?;
+            crate::fresh::fetch_and_check(connection, &http.url, &self.inner.verifier, nonce).await
         })
         .await
     }

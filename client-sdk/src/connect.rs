@@ -5,6 +5,7 @@
 //! its Finished message. When it fails, rustls aborts the handshake with an alert, so the caller
 //! never gets a stream to write to: no request byte can reach an unverified gateway.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
@@ -101,7 +102,8 @@ impl GatewayUrl {
         &self.path_and_query
     }
 
-    fn server_name(&self) -> Result<ServerName<'static>, ClientError> {
+    /// The host as a TLS server name (SNI).
+    pub fn server_name(&self) -> Result<ServerName<'static>, ClientError> {
         ServerName::try_from(self.host.clone()).map_err(|e| ClientError::InvalidUrl {
             url: self.url.clone(),
             reason: format!("host {:?} is not a DNS name or IP address: {e}", self.host),
@@ -134,12 +136,15 @@ pub struct AttestedConnection {
 pub struct AttestedConnector {
     verifier: Arc<AttestedServerVerifier>,
     tls: TlsConnector,
+    /// Where to connect instead of resolving the URL's host (curl's `--resolve`).
+    address: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for AttestedConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AttestedConnector")
             .field("verifier", &self.verifier)
+            .field("address", &self.address)
             .finish_non_exhaustive()
     }
 }
@@ -152,7 +157,16 @@ impl AttestedConnector {
         Ok(Self {
             verifier,
             tls: TlsConnector::from(Arc::new(config)),
+            address: None,
         })
+    }
+
+    /// Connects to `address` instead of resolving the URL's host, which is still the name sent
+    /// (SNI) and checked: curl's `--resolve HOST:PORT:ADDR`. `None` resolves the host.
+    #[must_use]
+    pub fn connect_to(mut self, address: Option<SocketAddr>) -> Self {
+        self.address = address;
+        self
     }
 
     /// The verifier this connector enforces.
@@ -164,12 +178,14 @@ impl AttestedConnector {
     /// after the handshake.
     pub async fn connect(&self, url: &GatewayUrl) -> Result<AttestedConnection, ClientError> {
         let server_name = url.server_name()?;
-        let tcp = TcpStream::connect((url.host(), url.port()))
-            .await
-            .map_err(|source| ClientError::Connect {
-                authority: url.authority().to_owned(),
-                source,
-            })?;
+        let tcp = match self.address {
+            Some(address) => TcpStream::connect(address).await,
+            None => TcpStream::connect((url.host(), url.port())).await,
+        }
+        .map_err(|source| ClientError::Connect {
+            authority: url.authority().to_owned(),
+            source,
+        })?;
         // Best effort: a JSON-RPC call is one small write; Nagle would only delay it.
         tcp.set_nodelay(true).ok();
         let stream = self

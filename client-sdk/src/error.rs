@@ -97,6 +97,11 @@ pub enum ClientError {
     /// The operation did not finish within the client's timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Fresh evidence ([`Client::attest_fresh`](crate::Client::attest_fresh)) was refused (the
+    /// nonce or the key is not bound) or could not be had (HTTP 400, 429, ...).
+    #[cfg(feature = "transport")]
+    #[error("fresh evidence: {0}")]
+    Fresh(crate::fresh::FreshError),
 }
 
 /// The coarse class of a [`ClientError`]: what failed, for callers that branch on it.
@@ -170,6 +175,13 @@ impl ClientError {
             Self::Http { .. } => ErrorKind::Http,
             Self::JsonRpc { .. } => ErrorKind::JsonRpc,
             Self::Timeout(_) => ErrorKind::Timeout,
+            #[cfg(feature = "transport")]
+            Self::Fresh(error) => match error {
+                crate::fresh::FreshError::NonceMissing { .. }
+                | crate::fresh::FreshError::NonceMismatch { .. }
+                | crate::fresh::FreshError::KeyMismatch { .. } => ErrorKind::Attestation,
+                _ => ErrorKind::Http,
+            },
         }
     }
 

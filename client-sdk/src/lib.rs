@@ -40,6 +40,8 @@ pub mod connect;
 mod error;
 #[cfg(feature = "transport")]
 mod exchange;
+#[cfg(feature = "transport")]
+pub mod fresh;
 pub mod jsonrpc;
 #[cfg(feature = "jsonrpsee")]
 pub mod jsonrpsee_transport;

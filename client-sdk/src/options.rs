@@ -38,6 +38,8 @@ pub(crate) struct Options {
     pub(crate) timeout: Duration,
     /// Retries of idempotent reads.
     pub(crate) retries: u32,
+    /// Where to connect instead of resolving the URL's host.
+    pub(crate) connect_to: Option<std::net::SocketAddr>,
 }
 
 impl Options {
@@ -50,6 +52,7 @@ impl Options {
             danger_allow_simulated: false,
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
+            connect_to: None,
         }
     }
 
@@ -85,6 +88,7 @@ impl Options {
             danger_allow_simulated: self.danger_allow_simulated,
             timeout: self.timeout,
             retries: self.retries,
+            connect_to: self.connect_to,
         })
     }
 }
@@ -97,4 +101,5 @@ pub(crate) struct Checked {
     pub(crate) danger_allow_simulated: bool,
     pub(crate) timeout: Duration,
     pub(crate) retries: u32,
+    pub(crate) connect_to: Option<std::net::SocketAddr>,
 }

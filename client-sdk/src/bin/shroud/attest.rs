@@ -1,14 +1,22 @@
 //! `shroud attest`: complete an attested handshake (nothing sent) and print what it proved.
 
 use serde_json::{Value, json};
-use shroud_client::Verdict;
+use shroud_client::{Client, Verdict};
 
 use crate::{Failure, TrustArgs, client};
 
 /// Attests `url` and prints the verdict, as text or one JSON object. Fails (exit 1) unless the
 /// policy accepts the gateway; with `--json` a refusal is printed as `{"verdict": "rejected"}`.
-pub async fn attest(url: &str, trust: &TrustArgs, as_json: bool) -> Result<(), Failure> {
+pub async fn attest(
+    url: &str,
+    trust: &TrustArgs,
+    as_json: bool,
+    fresh: bool,
+) -> Result<(), Failure> {
     let client = client(url, trust)?;
+    if fresh {
+        return attest_fresh(url, &client, as_json).await;
+    }
     match client.attest().await {
         Ok(verdict) if as_json => println!("{}", verdict_json(url, &verdict)),
         Ok(verdict) => print!("{}", verdict_text(url, &verdict)),
@@ -26,6 +34,36 @@ pub async fn attest(url: &str, trust: &TrustArgs, as_json: bool) -> Result<(), F
             }
             return Err(error.into());
         }
+    }
+    Ok(())
+}
+
+/// `attest --fresh`: the handshake's verdict, then fresh evidence bound to a random nonce.
+async fn attest_fresh(url: &str, client: &Client, as_json: bool) -> Result<(), Failure> {
+    let fresh = client.attest_fresh().await?;
+    let nonce = hex::encode(&fresh.nonce);
+    if as_json {
+        let mut value = verdict_json(url, &fresh.connection);
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "fresh".to_owned(),
+                json!({
+                    "nonce": nonce,
+                    "nonce_bound": true,
+                    "same_key": true,
+                    "issued_at_unix": fresh.fresh.claims().iat,
+                    "cert_sha256": hex::encode(fresh.fresh.cert_sha256()),
+                    "spki_sha256": hex::encode(fresh.fresh.spki_sha256()),
+                }),
+            );
+        }
+        println!("{value}");
+    } else {
+        print!("{}", verdict_text(url, &fresh.connection));
+        println!(
+            "fresh        nonce {nonce} bound: a certificate issued now for the same key (spki_sha256 {}) carries it in its verified claims",
+            hex::encode(fresh.fresh.spki_sha256())
+        );
     }
     Ok(())
 }

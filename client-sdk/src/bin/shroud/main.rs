@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod attest;
+mod audit;
 mod policy;
 mod proxy;
 mod verify;
@@ -42,6 +43,22 @@ enum Command {
         url: String,
         #[command(flatten)]
         trust: TrustArgs,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also ask the attested gateway for fresh evidence: a certificate issued now for the same key whose claims carry a random 32-byte nonce (GET /.well-known/shroud/attestation?nonce=); fails unless the nonce and the key are bound.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Check that the certificate a web-PKI-only wallet sees on URL has the attested key: attest (RA-TLS), then verify the public certificate chain like a browser and compare the keys. Exit 0 only when the attestation verifies, the public chain verifies and the keys match.
+    Audit {
+        #[arg(help = "The gateway, e.g. https://rpc.example.org/eth")]
+        url: String,
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// Verify the public certificate against the PEM root certificates in FILE instead of the system's roots (the default: the platform's trust store, via rustls-native-certs; SSL_CERT_FILE / SSL_CERT_DIR are honoured).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -104,6 +121,9 @@ struct TrustArgs {
     /// Give up after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
+    /// Connect to ADDR for HOST:PORT instead of resolving HOST, which stays the name sent (SNI) and checked (curl's --resolve); HOST:PORT must be the URL's.
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    resolve: Option<String>,
 }
 
 /// A failure: the user's input (exit 2) or the gateway's side or the local system (exit 1).
@@ -163,7 +183,18 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Verify(args) => verify::verify(&args),
-        Command::Attest { url, trust, json } => attest::attest(&url, &trust, json).await,
+        Command::Attest {
+            url,
+            trust,
+            json,
+            fresh,
+        } => attest::attest(&url, &trust, json, fresh).await,
+        Command::Audit {
+            url,
+            trust,
+            ca,
+            json,
+        } => audit::audit(&url, &trust, ca.as_deref(), json).await,
         Command::Call {
             url,
             method,
@@ -181,17 +212,57 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn client(url: &str, trust: &TrustArgs) -> Result<Client, ClientError> {
+fn client(url: &str, trust: &TrustArgs) -> Result<Client, Failure> {
     let policy = shroud_client::policy::policy_from_args(&trust.pins, trust.policy.as_deref())?;
-    let client = Client::builder(url)
+    let mut builder = Client::builder(url)
         .policy(policy)
         .danger_allow_simulated(trust.allow_simulated)
-        .timeout(Duration::from_secs(trust.timeout))
-        .build()?;
+        .timeout(Duration::from_secs(trust.timeout));
+    if trust.resolve.is_some() {
+        let gateway = shroud_client::connect::GatewayUrl::parse(url)?;
+        if let Some(address) = resolve_address(&gateway, trust)? {
+            builder = builder.connect_to(address);
+        }
+    }
+    let client = builder.build()?;
     if trust.allow_simulated {
         eprintln!("{SIMULATED_WARNING}");
     }
     Ok(client)
+}
+
+/// The address `--resolve HOST:PORT:ADDR` gives for `url`; `None` without the option. HOST:PORT
+/// must be the URL's (a usage error otherwise: with one URL, anything else is a typo).
+fn resolve_address(
+    url: &shroud_client::connect::GatewayUrl,
+    trust: &TrustArgs,
+) -> Result<Option<SocketAddr>, Failure> {
+    let Some(spec) = trust.resolve.as_deref() else {
+        return Ok(None);
+    };
+    let usage = |why: &str| Failure::Usage(format!("--resolve {spec:?}: {why}"));
+    let mut parts = spec.splitn(3, ':');
+    let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(usage("expected HOST:PORT:ADDR"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| usage("PORT is not a port number"))?;
+    let bare = addr
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(addr);
+    let ip: std::net::IpAddr = bare
+        .parse()
+        .map_err(|_| usage("ADDR is not an IP address"))?;
+    if !host.eq_ignore_ascii_case(url.host()) || port != url.port() {
+        return Err(usage(&format!(
+            "HOST:PORT is not the URL's {}:{}",
+            url.host(),
+            url.port()
+        )));
+    }
+    Ok(Some(SocketAddr::new(ip, port)))
 }
 
 async fn call(
