@@ -849,10 +849,8 @@ impl AcmeConfig {
         let extra_roots = match &self.ca {
             None => Vec::new(),
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| invalid(format!("ca {}: {e}", path.display())))?;
                 parse_roots(&pem)
                     .map_err(|reason| invalid(format!("ca {}: {reason}", path.display())))?
             }

@@ -210,6 +210,7 @@ mod issue {
 
     use rcgen::{
         CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData,
+        SerialNumber,
     };
     use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer, UnixTime};
 
@@ -311,6 +312,10 @@ mod issue {
         cert_params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "Shroud RA-TLS");
+        // Every certificate of one key has the same issuer name, so each needs its own serial
+        // (RFC 5280 §4.1.2.2; browsers refuse a reused issuer and serial). rcgen's default is a
+        // hash of the key, the same for all of them.
+        cert_params.serial_number = Some(random_serial()?);
         let mut evidence_ext =
             CustomExtension::from_oid_content(&oid(super::OID_EVIDENCE), evidence.to_cbor());
         evidence_ext.set_criticality(false);
@@ -335,6 +340,15 @@ mod issue {
             claims,
             not_after,
         })
+    }
+
+    /// 16 random bytes, positive and without a leading zero byte (a minimal DER INTEGER).
+    fn random_serial() -> Result<SerialNumber, Error> {
+        let mut serial = [0_u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial)
+            .map_err(|_| Error::Attestation("no randomness for a serial number".to_owned()))?;
+        serial[0] = (serial[0] & 0x7f) | 0x40;
+        Ok(SerialNumber::from_slice(&serial))
     }
 
     fn oid(dotted: &str) -> Vec<u64> {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData};
 use shroud_ra_tls::attest::Attester;
 use shroud_ra_tls::attest::simulated::SimulatedAttester;
-use shroud_ra_tls::cert::{IssueParams, OID_EVIDENCE, issue_certificate, issue_certificate_with_key};
+use shroud_ra_tls::cert::{
+    IssueParams, OID_EVIDENCE, issue_certificate, issue_certificate_with_key,
+};
 use shroud_ra_tls::claims::Claims;
 use shroud_ra_tls::cmw::Evidence;
 use shroud_ra_tls::verify::simulated::SimulatedReport;
@@ -105,6 +107,13 @@ fn certificates_issued_for_one_key_bind_it() {
     }
     assert_eq!(second.claims.nonce.as_deref(), Some(&[7; 16][..]));
     assert_eq!(first.key, second.key);
+    // One issuer name, so each certificate needs its own serial (RFC 5280 §4.1.2.2).
+    let serial = |der: &[u8]| {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+        cert.raw_serial().to_vec()
+    };
+    assert_ne!(serial(&first.certificate), serial(&second.certificate));
+    assert_eq!(serial(&first.certificate).len(), 16);
 }
 
 /// A rule's maximum evidence age bounds how long its verdict may be reused (the verdict cache,
