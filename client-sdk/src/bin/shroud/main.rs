@@ -295,6 +295,43 @@ async fn call(
 mod tests {
     use super::*;
 
+    fn trust(resolve: &str) -> TrustArgs {
+        TrustArgs {
+            pins: Vec::new(),
+            policy: None,
+            allow_simulated: false,
+            timeout: 30,
+            resolve: Some(resolve.to_owned()),
+        }
+    }
+
+    #[test]
+    fn resolve_takes_curls_form() {
+        let url = shroud_client::connect::GatewayUrl::parse("https://rpc.shroud.test:8443/eth")
+            .map_err(|e| e.to_string());
+        let Ok(url) = url else {
+            panic!("{url:?}");
+        };
+        for (spec, expected) in [
+            ("rpc.shroud.test:8443:127.0.0.1", Some("127.0.0.1:8443")),
+            ("RPC.shroud.test:8443:[::1]", Some("[::1]:8443")),
+            ("rpc.shroud.test:8443:::1", Some("[::1]:8443")),
+            ("rpc.shroud.test:443:127.0.0.1", None),
+            ("other:8443:127.0.0.1", None),
+            ("rpc.shroud.test:8443:localhost", None),
+            ("rpc.shroud.test:8443", None),
+        ] {
+            let got = resolve_address(&url, &trust(spec)).ok().flatten();
+            let expected = expected.and_then(|e| e.parse::<SocketAddr>().ok());
+            assert_eq!(got, expected, "{spec}");
+        }
+        let no_option = TrustArgs {
+            resolve: None,
+            ..trust("")
+        };
+        assert!(matches!(resolve_address(&url, &no_option), Ok(None)));
+    }
+
     #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
