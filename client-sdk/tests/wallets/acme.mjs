@@ -312,7 +312,9 @@ async function main() {
         },
       }),
     );
-    const pebbleEnv = { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" };
+    // PEBBLE_AUTHZREUSE=0: every order, the renewal's too, is validated afresh through TLS-ALPN-01
+    // (pebble reuses a valid authorization half the time by default).
+    const pebbleEnv = { ...process.env, PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0", PEBBLE_AUTHZREUSE: "0" };
     const pebble = new Service("pebble", PEBBLE, ["-config", pebbleConfig, "-dnsserver", `127.0.0.1:${dnsPort}`], { env: pebbleEnv });
     services.push(pebble);
     await waitForPort(pebblePort, pebble);
