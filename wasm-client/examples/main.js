@@ -1,6 +1,6 @@
 // The wasm client under viem: ShroudClient verifies the gateway, its EIP-1193 provider becomes a
 // viem transport. Query parameters fill the form and connect at once:
-//   index.html?gateway=https://127.0.0.1:PORT/eth&policy=URL-ENCODED-TOML&simulated=1
+//   index.html?gateway=https://127.0.0.1:PORT/eth&policy=URL-ENCODED-TOML&simulated=1&fresh=1
 //
 // tests/run.sh leaves pkg/ (wasm-bindgen --target web) and vendor/viem.js here, after which this
 // folder is a static site: `python3 -m http.server -d wasm-client/examples`. A browser must be
@@ -15,11 +15,11 @@ const status = (text, state) => {
   document.body.dataset.state = state;
 };
 
-async function showBlockNumber(gateway, policy, allowSimulated) {
+async function showBlockNumber(gateway, policy, options) {
   status("verifying the gateway's attestation…", "connecting");
-  // Rejects, naming the failed check, unless the bundle verifies against the pin; nothing is
-  // sent to a gateway that does not.
-  const shroud = await ShroudClient.connect(gateway, policy, allowSimulated);
+  // Rejects, naming the failed check, unless the bundle verifies against the pin (and, with
+  // fresh, carries the nonce this connect sent); nothing is sent to a gateway that does not.
+  const shroud = await ShroudClient.connect(gateway, policy, options);
   document.getElementById("verdict").textContent =
     JSON.stringify(JSON.parse(shroud.verdict()), null, 2);
   const client = createPublicClient({ transport: custom(shroud.provider()) });
@@ -30,7 +30,10 @@ async function showBlockNumber(gateway, policy, allowSimulated) {
 
 function connect() {
   const data = new FormData(form);
-  showBlockNumber(data.get("gateway"), data.get("policy"), data.get("simulated") === "on")
+  showBlockNumber(data.get("gateway"), data.get("policy"), {
+    allowSimulated: data.get("simulated") === "on",
+    fresh: data.get("fresh") === "on",
+  })
     .catch((error) => status(error.message ?? String(error), "error"));
 }
 
@@ -49,4 +52,5 @@ const query = new URLSearchParams(location.search);
 form.elements.gateway.value = query.get("gateway") ?? "";
 form.elements.policy.value = query.get("policy") ?? "";
 form.elements.simulated.checked = query.has("simulated");
+form.elements.fresh.checked = query.has("fresh");
 if (query.has("gateway") && query.has("policy")) connect();

@@ -59,7 +59,8 @@ pub enum VerifyError {
 ///
 /// On success, returns one JSON object:
 /// `{"verdict": "trusted", "platform", "measurements": {field: hex}, "tcb_status", "spki_sha256",
-/// "not_before", "not_after"}`. On failure, throws a JavaScript `Error` whose message names the
+/// "not_before", "not_after", "nonce"}` (`nonce`: the hex of the claims' nonce, `null` when the
+/// evidence was not made for a verifier's nonce). On failure, throws a JavaScript `Error` whose message names the
 /// check that failed.
 #[wasm_bindgen]
 pub fn verify_certificate(
@@ -106,6 +107,7 @@ fn summary(verdict: &Verdict) -> serde_json::Value {
         "spki_sha256": hex::encode(verdict.spki_sha256()),
         "not_before": verdict.not_before(),
         "not_after": verdict.not_after(),
+        "nonce": verdict.claims().nonce.as_deref().map(hex::encode),
     })
 }
 

@@ -8,33 +8,82 @@ use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
 use crate::fetch;
-use crate::session::{Endpoint, Session, SessionError};
+use crate::session::{Endpoint, Nonce, Session, SessionError};
 
 /// The session every clone of a client (and its providers) seals with; replaced when its
 /// verdict has expired.
 pub(crate) type SharedSession = Rc<RefCell<Rc<Session>>>;
 
-/// `GET /.well-known/shroud/attestation`: the bundle's body.
-pub(crate) async fn fetch_bundle(endpoint: &Endpoint) -> Result<Vec<u8>, JsValue> {
-    let bundle = fetch::get(&endpoint.bundle_url()).await?;
-    if bundle.status != 200 {
-        return Err(js_error(SessionError::Transport(format!(
-            "attestation bundle: HTTP {}",
-            bundle.status
-        ))));
+/// `GET /.well-known/shroud/attestation` (with `?nonce=` when `nonce` is given): the bundle's
+/// body.
+pub(crate) async fn fetch_bundle(
+    endpoint: &Endpoint,
+    nonce: Option<&Nonce>,
+) -> Result<Vec<u8>, JsValue> {
+    let url = match nonce {
+        Some(nonce) => endpoint.fresh_bundle_url(nonce),
+        None => endpoint.bundle_url(),
+    };
+    let bundle = fetch::get(&url).await?;
+    match bundle.status {
+        200 => Ok(bundle.body),
+        429 if nonce.is_some() => Err(js_error(SessionError::Transport(
+            "fresh evidence: the gateway is rate limiting nonce requests (HTTP 429); try again later"
+                .to_owned(),
+        ))),
+        400 if nonce.is_some() => Err(js_error(SessionError::Transport(format!(
+            "fresh evidence: the gateway refused the nonce (HTTP 400){}",
+            problem_detail(&bundle.body)
+        )))),
+        status => Err(js_error(SessionError::Transport(format!(
+            "attestation bundle: HTTP {status}{}",
+            problem_detail(&bundle.body)
+        )))),
     }
-    Ok(bundle.body)
+}
+
+/// `: DETAIL` of a `problem+json` body (RFC 9457), bounded, or nothing.
+fn problem_detail(body: &[u8]) -> String {
+    const MAX_DETAIL: usize = 200;
+    let problem: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let detail = problem.as_ref().and_then(|p| {
+        p.get("detail")
+            .or_else(|| p.get("title"))
+            .and_then(serde_json::Value::as_str)
+    });
+    match detail {
+        Some(detail) => {
+            let cut: String = detail.chars().take(MAX_DETAIL).collect();
+            format!(": {cut}")
+        }
+        None => String::new(),
+    }
+}
+
+/// A new random nonce when fresh evidence is asked for, else none.
+pub(crate) fn nonce_for(fresh: bool) -> Result<Option<Nonce>, JsValue> {
+    if fresh {
+        Nonce::random().map(Some).map_err(js_error)
+    } else {
+        Ok(None)
+    }
 }
 
 /// The session to seal with now: the current one while its verdict holds, else one verified
-/// afresh from a newly fetched bundle (nothing is sealed when that fails).
+/// afresh from a newly fetched bundle, nonce-bound again when the session is (nothing is sealed
+/// when that fails).
 async fn current_session(shared: &SharedSession) -> Result<Rc<Session>, JsValue> {
     let session = Rc::clone(&shared.borrow());
     if !session.is_expired(now()).map_err(js_error)? {
         return Ok(session);
     }
-    let bundle = fetch_bundle(&session.endpoint).await?;
-    let fresh = Rc::new(session.reopen(&bundle, now()).map_err(js_error)?);
+    let nonce = nonce_for(session.is_fresh())?;
+    let bundle = fetch_bundle(&session.endpoint, nonce.as_ref()).await?;
+    let fresh = Rc::new(
+        session
+            .reopen(&bundle, now(), nonce.as_ref())
+            .map_err(js_error)?,
+    );
     *shared.borrow_mut() = Rc::clone(&fresh);
     Ok(fresh)
 }

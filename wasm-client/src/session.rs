@@ -36,6 +36,21 @@ pub enum SessionError {
         /// The inner body, as text.
         body: String,
     },
+    /// Fresh evidence was asked for (`?nonce=`), but the bundle's claims carry no nonce: the
+    /// gateway ignored the request and served evidence that may be of any age.
+    #[error(
+        "fresh evidence refused, nothing was sent: the bundle's claims carry no nonce (the gateway ignored ?nonce=)"
+    )]
+    NonceMissing,
+    /// The bundle's claims carry a nonce, but not the one this client sent: evidence made for
+    /// someone else's request, or replayed.
+    #[error(
+        "fresh evidence refused, nothing was sent: the bundle's claims carry another nonce than the one sent"
+    )]
+    NonceMismatch,
+    /// No random nonce could be made for fresh evidence.
+    #[error("no random nonce for fresh evidence: {0}")]
+    Random(String),
     /// The verdict has expired: nothing is sealed before the bundle is verified again.
     #[error(
         "the gateway's verdict expired at {expires_at} (unix seconds); its attestation must be verified again"
@@ -60,6 +75,32 @@ pub fn clock_kind(value: &f64) -> &'static str {
         "a negative value"
     } else {
         "a value out of range"
+    }
+}
+
+/// How many random bytes a fresh-evidence nonce has (the gateway accepts 16 to 64).
+pub const NONCE_LEN: usize = 32;
+
+/// The nonce a client sends with `?nonce=` to get evidence made for this request (DESIGN §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce([u8; NONCE_LEN]);
+
+impl Nonce {
+    /// A nonce from the platform's random source (Web Crypto in a JavaScript host).
+    pub fn random() -> Result<Nonce, SessionError> {
+        let mut bytes = [0; NONCE_LEN];
+        getrandom::fill(&mut bytes).map_err(|e| SessionError::Random(e.to_string()))?;
+        Ok(Nonce(bytes))
+    }
+
+    /// A nonce of the caller's bytes (tests).
+    pub fn from_bytes(bytes: [u8; NONCE_LEN]) -> Nonce {
+        Nonce(bytes)
+    }
+
+    /// The nonce's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -102,6 +143,15 @@ impl Endpoint {
         format!("{}{}", self.origin, shroud_ohttp::bundle::BUNDLE_PATH)
     }
 
+    /// The attestation bundle URL asking for evidence bound to `nonce` (lower-case hex).
+    pub fn fresh_bundle_url(&self, nonce: &Nonce) -> String {
+        format!(
+            "{}?nonce={}",
+            self.bundle_url(),
+            hex::encode(nonce.as_bytes())
+        )
+    }
+
     /// The URL encapsulated requests are posted to.
     pub fn ohttp_url(&self) -> String {
         format!("{}/{}", self.origin, self.chain)
@@ -109,7 +159,8 @@ impl Endpoint {
 }
 
 /// A verified gateway: its verdict and the key configuration every call is sealed to, until
-/// the verdict expires; then [`Session::reopen`] verifies a fresh bundle with the same policy.
+/// the verdict expires; then [`Session::reopen`] verifies a fresh bundle with the same policy
+/// (and, for a session opened with a nonce, a new nonce).
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The endpoint.
@@ -117,6 +168,7 @@ pub struct Session {
     inner: ohttp::Session,
     policy: Policy,
     allow_simulated: bool,
+    fresh: bool,
 }
 
 /// A sealed call, and what opens its answer.
@@ -133,12 +185,17 @@ pub fn unix_time(now_unix_secs: f64) -> Result<UnixTime, SessionError> {
 impl Session {
     /// Verifies the bundle body against `policy_toml` at `now_unix_secs`; on success, every
     /// call will be sealed to the first attested X25519 (else P-256) configuration.
+    ///
+    /// With `nonce` (the one the bundle was fetched with, [`Endpoint::fresh_bundle_url`]), the
+    /// certificate's claims must also carry exactly that nonce, and the session asks for a new
+    /// nonce-bound bundle whenever it is verified again.
     pub fn open(
         endpoint: Endpoint,
         bundle_json: &[u8],
         policy_toml: &str,
         now_unix_secs: f64,
         allow_simulated: bool,
+        nonce: Option<&Nonce>,
     ) -> Result<Session, SessionError> {
         let policy = Policy::from_toml(policy_toml).map_err(SessionError::Policy)?;
         Self::verify(
@@ -147,19 +204,37 @@ impl Session {
             policy,
             now_unix_secs,
             allow_simulated,
+            nonce,
         )
     }
 
-    /// Verifies a freshly fetched bundle with this session's policy and options: the session
-    /// to seal with once this one's verdict has expired.
-    pub fn reopen(&self, bundle_json: &[u8], now_unix_secs: f64) -> Result<Session, SessionError> {
+    /// Verifies a newly fetched bundle with this session's policy and options: the session to
+    /// seal with once this one's verdict has expired. A session opened with a nonce must be
+    /// given the new nonce the bundle was fetched with ([`Session::is_fresh`]); without one its
+    /// bundle is refused as [`SessionError::NonceMissing`].
+    pub fn reopen(
+        &self,
+        bundle_json: &[u8],
+        now_unix_secs: f64,
+        nonce: Option<&Nonce>,
+    ) -> Result<Session, SessionError> {
+        if self.fresh && nonce.is_none() {
+            return Err(SessionError::NonceMissing);
+        }
         Self::verify(
             self.endpoint.clone(),
             bundle_json,
             self.policy.clone(),
             now_unix_secs,
             self.allow_simulated,
+            nonce,
         )
+    }
+
+    /// Whether this session was opened with fresh (nonce-bound) evidence, and so asks for it
+    /// again when its verdict expires.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     fn verify(
@@ -168,18 +243,27 @@ impl Session {
         policy: Policy,
         now_unix_secs: f64,
         allow_simulated: bool,
+        nonce: Option<&Nonce>,
     ) -> Result<Session, SessionError> {
         let options = VerifyOptions {
             danger_allow_simulated: allow_simulated,
             ..VerifyOptions::at(unix_time(now_unix_secs)?)
         };
         let verified = AttestationBundle::from_json(bundle_json)?.verify(&policy, &options)?;
+        if let Some(sent) = nonce {
+            match verified.verdict().claims().nonce.as_deref() {
+                Some(bound) if bound == sent.as_bytes() => {}
+                Some(_) => return Err(SessionError::NonceMismatch),
+                None => return Err(SessionError::NonceMissing),
+            }
+        }
         let inner = ohttp::Session::new(verified, &endpoint.chain)?;
         Ok(Session {
             endpoint,
             inner,
             policy,
             allow_simulated,
+            fresh: nonce.is_some(),
         })
     }
 

@@ -40,7 +40,7 @@ use shroud_ohttp::{Kem, KeyConfig, ServerKey, message};
 use shroud_ra_tls::UnixTime;
 use shroud_ra_tls::attest::simulated::SimulatedAttester;
 use shroud_ra_tls::cert::{IssueParams, issue_certificate};
-use shroud_wasm::session::{Endpoint, Session, SessionError};
+use shroud_wasm::session::{Endpoint, Nonce, Session, SessionError};
 use shroud_wasm::{ShroudClient, verify_certificate};
 use wasm_bindgen::convert::TryFromJsValue as _;
 use wasm_bindgen::{JsCast as _, JsValue};
@@ -54,12 +54,18 @@ const ENDPOINT: &str = "https://gateway.test/eth";
 /// A simulated RA-TLS certificate issued in wasm (rcgen and ring compiled for wasm32), binding
 /// `ohttp_keys` when given.
 fn simulated_certificate(ohttp_keys: Option<Vec<u8>>) -> Vec<u8> {
+    nonce_certificate(ohttp_keys, None)
+}
+
+/// The same, with `nonce` in its claims: what a gateway answers to `?nonce=`.
+fn nonce_certificate(ohttp_keys: Option<Vec<u8>>, nonce: Option<&[u8]>) -> Vec<u8> {
     let attester = SimulatedAttester::with_measurement(MEASUREMENT).unwrap();
     let mut params = IssueParams::new(
         vec!["localhost".into()],
         UnixTime::since_unix_epoch(Duration::from_secs(NOW)),
     );
     params.ohttp_keys = ohttp_keys;
+    params.nonce = nonce.map(<[u8]>::to_vec);
     issue_certificate(&attester, &params)
         .unwrap()
         .certificate
@@ -90,12 +96,18 @@ fn ohttp_key() -> (ServerKey, Vec<u8>) {
 }
 
 fn open_session(bundle: &[u8]) -> Result<Session, SessionError> {
+    open_fresh_session(bundle, None)
+}
+
+/// A session whose bundle was fetched with `nonce` (`connect(..., { fresh: true })`).
+fn open_fresh_session(bundle: &[u8], nonce: Option<&Nonce>) -> Result<Session, SessionError> {
     Session::open(
         Endpoint::parse(ENDPOINT).unwrap(),
         bundle,
         &policy(&hex::encode(MEASUREMENT)),
         NOW as f64,
         true,
+        nonce,
     )
 }
 
@@ -204,10 +216,10 @@ fn an_expired_session_seals_nothing_until_verified_again() {
         Err(SessionError::Expired { expires_at: at }) if at == expires_at
     ));
     // The same certificate re-verified at the late clock is refused as expired...
-    let error = session.reopen(&bundle, late).unwrap_err();
+    let error = session.reopen(&bundle, late, None).unwrap_err();
     assert!(error.to_string().contains("expired"), "{error}");
     // ...and within its validity it verifies again, with the policy the session was opened with.
-    let again = session.reopen(&bundle, NOW as f64).unwrap();
+    let again = session.reopen(&bundle, NOW as f64, None).unwrap();
     again.seal(call, NOW as f64).unwrap();
 }
 
@@ -243,6 +255,90 @@ fn refuses_a_bundle_whose_ohttp_keys_differ_from_the_attested_ones() {
     assert!(open_session(&bundle_json(&cert, Some(&attested))).is_ok());
 }
 
+/// `connect(..., { fresh: true })`: the bundle is asked for with a random nonce, and only a
+/// certificate whose claims carry exactly that nonce is accepted. A gateway that ignores the
+/// nonce (the plain bundle, evidence of any age) or answers with evidence made for another
+/// nonce is refused before anything is sealed.
+#[wasm_bindgen_test]
+fn a_fresh_session_requires_the_nonce_it_sent() {
+    let (_, keys) = ohttp_key();
+    let nonce = Nonce::random().unwrap();
+    assert_ne!(nonce, Nonce::random().unwrap(), "nonces are random");
+    let endpoint = Endpoint::parse(ENDPOINT).unwrap();
+    assert_eq!(
+        endpoint.fresh_bundle_url(&nonce),
+        format!(
+            "https://gateway.test/.well-known/shroud/attestation?nonce={}",
+            hex::encode(nonce.as_bytes())
+        )
+    );
+
+    let bound = bundle_json(
+        &nonce_certificate(Some(keys.clone()), Some(nonce.as_bytes())),
+        Some(&keys),
+    );
+    let session = open_fresh_session(&bound, Some(&nonce)).unwrap();
+    assert!(session.is_fresh());
+    assert_eq!(
+        session.verified().verdict().claims().nonce.as_deref(),
+        Some(nonce.as_bytes())
+    );
+
+    // The plain bundle: no nonce in the claims.
+    let plain = bundle_json(&simulated_certificate(Some(keys.clone())), Some(&keys));
+    let error = open_fresh_session(&plain, Some(&nonce)).unwrap_err();
+    assert!(matches!(error, SessionError::NonceMissing), "{error:?}");
+    assert!(error.to_string().contains("nothing was sent"), "{error}");
+    // Without asking for freshness, the same bundle is fine.
+    assert!(!open_session(&plain).unwrap().is_fresh());
+
+    // Evidence bound to another nonce (someone else's, or replayed).
+    let other = Nonce::from_bytes([7; 32]);
+    let replayed = bundle_json(
+        &nonce_certificate(Some(keys.clone()), Some(other.as_bytes())),
+        Some(&keys),
+    );
+    let error = open_fresh_session(&replayed, Some(&nonce)).unwrap_err();
+    assert!(matches!(error, SessionError::NonceMismatch), "{error:?}");
+
+    // Once expired, a fresh session is verified again only with a new nonce-bound bundle.
+    let error = session.reopen(&plain, NOW as f64, None).unwrap_err();
+    assert!(matches!(error, SessionError::NonceMissing), "{error:?}");
+    let error = session
+        .reopen(&bound, NOW as f64, Some(&other))
+        .unwrap_err();
+    assert!(matches!(error, SessionError::NonceMismatch), "{error:?}");
+    assert!(
+        session
+            .reopen(&replayed, NOW as f64, Some(&other))
+            .unwrap()
+            .is_fresh()
+    );
+}
+
+/// `connect`'s options are checked before anything is fetched: a mistyped option is a
+/// TypeError, not silently ignored.
+#[wasm_bindgen_test]
+async fn connect_refuses_malformed_options() {
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"fresh".into(), &"yes".into()).unwrap();
+    for (options, named) in [
+        (JsValue::from(options), "options.fresh must be a boolean"),
+        (JsValue::from_str("fresh"), "options must be an object"),
+    ] {
+        let refused = JsFuture::from(ShroudClient::connect(
+            ENDPOINT.to_owned(),
+            policy(&hex::encode(MEASUREMENT)),
+            options,
+        ))
+        .await
+        .expect_err("malformed options must be refused");
+        assert!(refused.is_instance_of::<js_sys::TypeError>(), "{refused:?}");
+        let message = error_message(&refused);
+        assert!(message.contains(named), "{message}");
+    }
+}
+
 /// `ShroudClient.connect` to a real `shroud-gateway --dev` (simulated TEE) in front of a real
 /// dev node, through the host's `fetch`: the bundle is fetched and verified in wasm, then
 /// `eth_blockNumber` travels sealed, through the gateway's pipeline to the node and back.
@@ -267,7 +363,7 @@ async fn drives_the_real_gateway() {
     let connected = JsFuture::from(ShroudClient::connect(
         url.to_owned(),
         policy(measurement),
-        true,
+        connect_options(true, false),
     ))
     .await
     .unwrap_or_else(|e| panic!("connect to {url}: {}", error_message(&e)));
@@ -300,11 +396,42 @@ async fn drives_the_real_gateway() {
     // The wrong pin: refused in wasm, naming the mismatch, before any call is sealed.
     let wrong = hex::encode([0x11; 48]);
     assert_ne!(wrong, measurement);
-    let refused = JsFuture::from(ShroudClient::connect(url.to_owned(), policy(&wrong), true))
-        .await
-        .expect_err("a wrong pin must be refused");
+    let refused = JsFuture::from(ShroudClient::connect(
+        url.to_owned(),
+        policy(&wrong),
+        JsValue::TRUE,
+    ))
+    .await
+    .expect_err("a wrong pin must be refused");
     let message = error_message(&refused);
     assert!(message.contains("measurement mismatch"), "{message}");
     assert!(message.contains(measurement), "{message}");
     assert!(message.contains(&wrong), "{message}");
+
+    // { fresh: true }: the gateway issues evidence for this connect's nonce, and the session
+    // seals to the keys that certificate binds.
+    let fresh = JsFuture::from(ShroudClient::connect(
+        url.to_owned(),
+        policy(measurement),
+        connect_options(true, true),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("connect to {url} with fresh: true: {}", error_message(&e)));
+    let fresh = ShroudClient::try_from_js_value(fresh).unwrap();
+    let verdict: serde_json::Value = serde_json::from_str(&fresh.verdict()).unwrap();
+    let nonce = verdict["nonce"]
+        .as_str()
+        .expect("the fresh verdict carries a nonce");
+    assert_eq!(nonce.len(), 64, "32 random bytes: {nonce}");
+    JsFuture::from(fresh.request("eth_blockNumber".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap_or_else(|e| panic!("eth_blockNumber, fresh: {}", error_message(&e)));
+}
+
+/// `{ allowSimulated, fresh }`, as JavaScript passes it.
+fn connect_options(allow_simulated: bool, fresh: bool) -> JsValue {
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"allowSimulated".into(), &allow_simulated.into()).unwrap();
+    js_sys::Reflect::set(&options, &"fresh".into(), &fresh.into()).unwrap();
+    options.into()
 }
