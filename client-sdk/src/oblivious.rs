@@ -116,7 +116,9 @@ impl ObliviousClientBuilder {
 
     /// The TLS configuration towards the gateway's front end and the relay, instead of the
     /// WebPKI roots: your own roots, or (to reach a gateway directly) the RA-TLS verifier of
-    /// [`shroud_ra_tls::tls::client_config`]. ALPN is set by the client.
+    /// [`shroud_ra_tls::tls::client_config`]. ALPN is set by the client: `h2` and `http/1.1`,
+    /// plus `shroud-ra-tls/1` when `config` offers it (as `client_config` does), so that a
+    /// gateway with a public certificate serves the RA-TLS one.
     pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
         self.tls = Some(config);
         self
@@ -377,30 +379,43 @@ async fn fetch(
 fn http_client(
     tls: Option<rustls::ClientConfig>,
 ) -> Result<HttpClient<Connector, Full<Bytes>>, ClientError> {
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match tls {
-        Some(mut config) => {
-            // hyper-rustls sets ALPN itself and refuses a config that already has some.
-            config.alpn_protocols.clear();
-            builder.with_tls_config(config)
-        }
-        None => builder
-            .with_provider_and_webpki_roots(shroud_ra_tls::tls::crypto_provider())
-            .map_err(|e| ClientError::InvalidOption {
-                option: "tls_config",
-                reason: format!("the default TLS configuration: {e}"),
-            })?,
-    };
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     // Plain HTTP only reaches loopback relays: `relay_uri` refuses anything else.
-    let connector = builder
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
+    let connector = match tls {
+        Some(mut config) => {
+            // hyper-rustls' builder insists on writing the ALPN list itself and would drop
+            // `shroud-ra-tls/1`; the connector made directly keeps the list given here.
+            config.alpn_protocols = front_end_alpn(&config.alpn_protocols);
+            HttpsConnector::from((http, config))
+        }
+        None => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(shroud_ra_tls::tls::crypto_provider())
+            .map_err(|e| ClientError::InvalidOption {
+                option: "tls_config",
+                reason: format!("the default TLS configuration: {e}"),
+            })?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http),
+    };
     Ok(HttpClient::builder(TokioExecutor::new()).build(connector))
+}
+
+/// The ALPN list offered to the front end: HTTP/2, HTTP/1.1, and `shroud-ra-tls/1` when the
+/// caller's configuration offers it. That is an RA-TLS verifier
+/// ([`shroud_ra_tls::tls::client_config`]) reaching the gateway directly: without the id, a
+/// gateway with a public certificate (DESIGN §4.1, §4.4) would serve that one, which the
+/// verifier refuses. A WebPKI configuration must not ask for the RA-TLS certificate.
+fn front_end_alpn(offered: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let ra_tls = shroud_ra_tls::tls::RA_TLS_ALPN;
+    let mut alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if offered.iter().any(|p| p == ra_tls) {
+        alpn.push(ra_tls.to_vec());
+    }
+    alpn
 }
 
 /// `https://{authority}{path}` of the gateway.
@@ -449,5 +464,20 @@ fn send_error(uri: &http::Uri, error: hyper_util::client::legacy::Error) -> Clie
         }
     } else {
         ClientError::Transport(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_ra_tls_to_the_front_end_only_when_the_caller_does() {
+        let ra_tls = shroud_ra_tls::tls::RA_TLS_ALPN.to_vec();
+        let http = [b"h2".to_vec(), b"http/1.1".to_vec()];
+        assert_eq!(front_end_alpn(&[]), http);
+        assert_eq!(front_end_alpn(&[b"http/1.1".to_vec()]), http);
+        let attesting = front_end_alpn(&[b"http/1.1".to_vec(), ra_tls.clone()]);
+        assert_eq!(attesting, [http[0].clone(), http[1].clone(), ra_tls]);
     }
 }

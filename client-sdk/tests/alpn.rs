@@ -1,8 +1,8 @@
 //! Every attesting path offers `shroud-ra-tls/1` in its ClientHello (DESIGN §4.1), so that a
 //! gateway with a public certificate serves it the RA-TLS one, while HTTP itself is negotiated as
-//! `h2` or `http/1.1`: the SDK `Client` (attest and calls), its jsonrpsee client, the proxy, and
-//! the `shroud` CLI's `attest` and `call`. A stand-in RA-TLS server records each ClientHello's
-//! ALPN list and the protocol it negotiated.
+//! `h2` or `http/1.1`: the SDK `Client` (attest and calls), its jsonrpsee client, the proxy, the
+//! `ObliviousClient` given an RA-TLS configuration, and the `shroud` CLI's `attest` and `call`.
+//! A stand-in RA-TLS server records each ClientHello's ALPN list and the protocol it negotiated.
 
 #![allow(
     clippy::unwrap_used,
@@ -24,10 +24,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use serde_json::{Value, json};
+use shroud_client::ObliviousClient;
 use shroud_client::jsonrpsee::core::client::ClientT;
 use shroud_client::jsonrpsee::rpc_params;
 use shroud_client::proxy::{Proxy, ProxyOptions};
-use shroud_ra_tls::tls::{RA_TLS_ALPN, RotatingCertResolver, server_config};
+use shroud_ra_tls::tls::{
+    AttestedServerVerifier, RA_TLS_ALPN, RotatingCertResolver, client_config, server_config,
+};
 use tokio::net::TcpListener;
 
 /// One handshake as the stand-in saw it.
@@ -217,6 +220,41 @@ async fn the_proxy_offers_ra_tls() {
         .unwrap()
         .unwrap();
     server.assert_attesting("proxy", H2);
+}
+
+/// The `ObliviousClient` given an RA-TLS configuration (to reach a gateway directly, not
+/// through a front end) keeps its `shroud-ra-tls/1`, so that a gateway with a public
+/// certificate serves the one the verifier can check; a configuration without the id (a
+/// WebPKI front end) does not ask for the RA-TLS certificate. The stand-in serves no bundle, so
+/// each connect fails after its handshake.
+#[tokio::test]
+async fn the_oblivious_client_offers_ra_tls_when_its_config_does() {
+    let attesting = || {
+        let verifier = AttestedServerVerifier::new(common::policy(&common::MEASUREMENT))
+            .danger_allow_simulated(true);
+        client_config(Arc::new(verifier), &[]).unwrap()
+    };
+    let connect = |url: String, config: rustls::ClientConfig| {
+        ObliviousClient::builder(url)
+            .pin(common::pin(&common::MEASUREMENT))
+            .danger_allow_simulated(true)
+            .timeout(Duration::from_secs(10))
+            .tls_config(config)
+            .connect()
+    };
+
+    let server = StandIn::start(&[H2, H1]).await;
+    assert!(connect(server.url(), attesting()).await.is_err());
+    server.assert_attesting("ObliviousClient", H2);
+
+    let server = StandIn::start(&[H2, H1]).await;
+    let mut front_end = attesting();
+    front_end.alpn_protocols.clear();
+    assert!(connect(server.url(), front_end).await.is_err());
+    for hello in server.hellos() {
+        assert_eq!(hello.offered, [H2.to_vec(), H1.to_vec()], "{hello:?}");
+        assert_eq!(hello.negotiated.as_deref(), Some(H2), "{hello:?}");
+    }
 }
 
 async fn shroud(args: Vec<String>) -> std::process::Output {

@@ -35,12 +35,18 @@ use common::{StartGateway, TestGateway};
 const ACCOUNT: &str = "0x90f8bf6a479f320ead074411a4b0e7944ea8c9c1";
 
 /// TLS to the dev gateway itself: its certificate is RA-TLS, so the RA-TLS verifier (simulated
-/// allowed, pinned) is what checks it. The OHTTP layer verifies the bundle on its own. Without
-/// ALPN: hyper-rustls (the relay stand-in's client) sets its own and refuses a config with some.
+/// allowed, pinned) is what checks it. The OHTTP layer verifies the bundle on its own. The
+/// config offers `shroud-ra-tls/1`, which the `ObliviousClient` keeps.
 fn ra_tls(gateway: &TestGateway) -> rustls::ClientConfig {
     let policy = common::policy(&gateway.measurement_bytes());
     let verifier = Arc::new(AttestedServerVerifier::new(policy).danger_allow_simulated(true));
-    let mut config = client_config(verifier, &[]).unwrap();
+    client_config(verifier, &[]).unwrap()
+}
+
+/// The same for the relay stand-in's hyper-rustls client, without ALPN: hyper-rustls' builder
+/// sets its own and refuses a config with some.
+fn ra_tls_without_alpn(gateway: &TestGateway) -> rustls::ClientConfig {
+    let mut config = ra_tls(gateway);
     config.alpn_protocols.clear();
     config
 }
@@ -75,7 +81,7 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(ra_tls(gateway))
+            .with_tls_config(ra_tls_without_alpn(gateway))
             .https_only()
             .enable_http1()
             .build();
