@@ -1,7 +1,8 @@
 //! Every attesting path offers `shroud-ra-tls/1` in its ClientHello (DESIGN §4.1), so that a
 //! gateway with a public certificate serves it the RA-TLS one, while HTTP itself is negotiated as
 //! `h2` or `http/1.1`: the SDK `Client` (attest and calls), its jsonrpsee client, the proxy, the
-//! `ObliviousClient` given an RA-TLS configuration, and the `shroud` CLI's `attest` and `call`.
+//! `ObliviousClient` given an RA-TLS configuration, and the `shroud` CLI's `attest`, `call` and
+//! `proxy`.
 //! A stand-in RA-TLS server records each ClientHello's ALPN list and the protocol it negotiated.
 
 #![allow(
@@ -297,4 +298,61 @@ async fn the_cli_attest_and_call_offer_ra_tls() {
             );
         }
     }
+}
+
+/// A `shroud proxy` child, killed (by its handle) when dropped.
+struct ProxyProcess(std::process::Child);
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+#[tokio::test]
+async fn the_cli_proxy_offers_ra_tls() {
+    use std::io::BufRead as _;
+
+    let server = StandIn::start(&[H2, H1]).await;
+    let url = server.url();
+    let pin = common::pin(&common::MEASUREMENT);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shroud"))
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway",
+            url.as_str(),
+        ])
+        .args(["--pin", pin.as_str(), "--allow-simulated"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("running shroud proxy");
+    let stdout = child.stdout.take().unwrap();
+    let guard = ProxyProcess(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let listening = line
+        .trim()
+        .strip_prefix("shroud proxy listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    let (status, body) = common::post_plain(
+        &format!("{listening}/"),
+        None,
+        r#"{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":[]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body:?}");
+    drop(guard);
+    server.assert_attesting("shroud proxy", H2);
 }
