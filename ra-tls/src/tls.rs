@@ -202,7 +202,11 @@ pub fn client_config(
 
 /// `alpn` (or `http/1.1` when empty) followed by [`RA_TLS_ALPN`].
 fn attesting_alpn(alpn: &[&[u8]]) -> Vec<Vec<u8>> {
-    let offered: &[&[u8]] = if alpn.is_empty() { &[b"http/1.1"] } else { alpn };
+    let offered: &[&[u8]] = if alpn.is_empty() {
+        &[b"http/1.1"]
+    } else {
+        alpn
+    };
     offered
         .iter()
         .filter(|p| **p != RA_TLS_ALPN)
