@@ -74,11 +74,11 @@ LAYERS = {
     ],
     "client-sdk": [
         ["error"],
-        ["connect", "jsonrpc", "policy", "retry", "pool"],
+        ["connect", "jsonrpc", "policy", "retry", "pool", "jsonrpsee_transport"],
         # What both clients share: the options and the one call/batch/retry path.
         ["options", "exchange"],
         # Client's transport: hand-driven HTTP over the attested pool.
-        ["attested_http"],
+        ["attested_http", "fresh"],
         ["client", "oblivious"],
         ["proxy"],
     ],

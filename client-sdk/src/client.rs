@@ -259,27 +259,15 @@ impl Client {
                 .with_no_client_auth();
         jsonrpsee::http_client::HttpClientBuilder::default()
             .with_custom_cert_store(unused)
-            .set_http_middleware(
-                tower::ServiceBuilder::new()
-                    .layer(crate::jsonrpsee_transport::AttestedLayer::new(self.clone())),
-            )
+            .set_http_middleware(tower::ServiceBuilder::new().layer(
+                crate::jsonrpsee_transport::AttestedLayer::new(Arc::new(self.clone())),
+            ))
             .request_timeout(self.inner.timeout)
             .build(self.inner.http.url.as_str())
             .map_err(|e| ClientError::InvalidUrl {
                 url: self.inner.http.url.as_str().to_owned(),
                 reason: format!("jsonrpsee refuses it: {e}"),
             })
-    }
-
-    /// One attempt of posting `body`, bounded by the timeout, without retries; a failed attempt
-    /// drops the pooled connections as a failed call does.
-    #[cfg(feature = "jsonrpsee")]
-    pub(crate) async fn post_once(&self, body: Bytes) -> Result<Answer, ClientError> {
-        let answer = self.with_timeout(self.inner.http.attempt(body)).await;
-        if answer.is_err() {
-            Channel::broken(self);
-        }
-        answer
     }
 
     async fn with_timeout<T>(
@@ -289,6 +277,21 @@ impl Client {
         tokio::time::timeout(self.inner.timeout, operation)
             .await
             .map_err(|_| ClientError::Timeout(self.inner.timeout))?
+    }
+}
+
+/// One attempt of posting `body`, bounded by the timeout, without retries; a failed attempt
+/// drops the pooled connections as a failed call does.
+#[cfg(feature = "jsonrpsee")]
+impl crate::jsonrpsee_transport::PostOnce for Client {
+    fn post_once(&self, body: Bytes) -> crate::jsonrpsee_transport::Posting<'_> {
+        Box::pin(async move {
+            let answer = self.with_timeout(self.inner.http.attempt(body)).await;
+            if answer.is_err() {
+                Channel::broken(self);
+            }
+            answer
+        })
     }
 }
 

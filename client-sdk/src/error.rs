@@ -101,7 +101,7 @@ pub enum ClientError {
     /// nonce or the key is not bound) or could not be had (HTTP 400, 429, ...).
     #[cfg(feature = "transport")]
     #[error("fresh evidence: {0}")]
-    Fresh(crate::fresh::FreshError),
+    Fresh(FreshError),
 }
 
 /// The coarse class of a [`ClientError`]: what failed, for callers that branch on it.
@@ -177,9 +177,9 @@ impl ClientError {
             Self::Timeout(_) => ErrorKind::Timeout,
             #[cfg(feature = "transport")]
             Self::Fresh(error) => match error {
-                crate::fresh::FreshError::NonceMissing { .. }
-                | crate::fresh::FreshError::NonceMismatch { .. }
-                | crate::fresh::FreshError::KeyMismatch { .. } => ErrorKind::Attestation,
+                FreshError::NonceMissing { .. }
+                | FreshError::NonceMismatch { .. }
+                | FreshError::KeyMismatch { .. } => ErrorKind::Attestation,
                 _ => ErrorKind::Http,
             },
         }
@@ -234,5 +234,69 @@ fn data_suffix(data: &Option<serde_json::Value>) -> String {
     match data {
         Some(data) => format!(" (data: {data})"),
         None => String::new(),
+    }
+}
+
+/// Why fresh evidence was refused or could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FreshError {
+    /// The fresh certificate's claims carry no nonce: the gateway ignored the nonce (an old or
+    /// replayed bundle, or a gateway without fresh evidence).
+    #[error(
+        "nonce not bound: the fresh certificate's claims carry no nonce (sent {sent}); the gateway ignored it"
+    )]
+    NonceMissing {
+        /// The nonce sent, hex.
+        sent: String,
+    },
+    /// The fresh certificate's claims carry a nonce other than the one sent.
+    #[error(
+        "nonce not bound: the fresh certificate's claims carry nonce {got}, not the nonce sent {sent}"
+    )]
+    NonceMismatch {
+        /// The nonce sent, hex.
+        sent: String,
+        /// The nonce in the claims, hex.
+        got: String,
+    },
+    /// The fresh certificate is for another key than the one the TLS connection was verified
+    /// with.
+    #[error(
+        "key mismatch: the fresh certificate's key {fresh} is not the key {connection} of the attested TLS connection"
+    )]
+    KeyMismatch {
+        /// SHA-256 of the connection certificate's SPKI, hex.
+        connection: String,
+        /// SHA-256 of the fresh certificate's SPKI, hex.
+        fresh: String,
+    },
+    /// The gateway refused the request for fresh evidence as malformed (HTTP 400).
+    #[error("the gateway refused the nonce request (HTTP 400){}", suffix(.0))]
+    BadRequest(String),
+    /// Too many requests for fresh evidence (HTTP 429); try again later.
+    #[error("rate limited: the gateway answered HTTP 429{}", match .retry_after {
+        Some(secs) => format!(", retry after {secs} s"),
+        None => String::new(),
+    })]
+    RateLimited {
+        /// The `Retry-After` header, when the gateway sent one.
+        retry_after: Option<String>,
+    },
+    /// Any other HTTP status.
+    #[error("the gateway answered HTTP {status} to the nonce request{}", suffix(.detail))]
+    Status {
+        /// The status.
+        status: http::StatusCode,
+        /// The start of the body.
+        detail: String,
+    },
+}
+
+fn suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
     }
 }

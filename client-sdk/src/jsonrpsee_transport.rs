@@ -10,6 +10,7 @@
 //! written, and the same pool bound to the verified key.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use jsonrpsee::core::http_helpers::HttpError;
 use jsonrpsee::http_client::transport::{Error as TransportError, HttpBackend};
 use jsonrpsee::http_client::{HttpRequest, HttpResponse, RpcLogger, RpcService};
 
-use crate::{Client, ClientError};
+use crate::ClientError;
 
 /// The largest request body passed on: jsonrpsee's own default limit (10 MiB).
 const MAX_REQUEST_LEN: usize = 10 * 1024 * 1024;
@@ -28,15 +29,33 @@ const MAX_REQUEST_LEN: usize = 10 * 1024 * 1024;
 pub type JsonrpseeClient =
     jsonrpsee::http_client::HttpClient<RpcLogger<RpcService<AttestedTransport>>>;
 
+/// One attempt of posting a JSON-RPC body over attested connections, bounded by a timeout:
+/// the [`Client`](crate::Client) (which implements it), named here as a trait so that this
+/// module sits below the client and does not import it.
+pub(crate) trait PostOnce: Send + Sync + 'static {
+    /// The answer's HTTP status and body.
+    fn post_once(&self, body: Bytes) -> Posting<'_>;
+}
+
+/// The answer of [`PostOnce::post_once`]: HTTP status and body.
+pub(crate) type Posting<'a> =
+    Pin<Box<dyn Future<Output = Result<(http::StatusCode, Bytes), ClientError>> + Send + 'a>>;
+
 /// The tower layer that puts [`AttestedTransport`] in place of jsonrpsee's HTTP backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AttestedLayer {
-    client: Client,
+    client: Arc<dyn PostOnce>,
+}
+
+impl std::fmt::Debug for AttestedLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttestedLayer").finish_non_exhaustive()
+    }
 }
 
 impl AttestedLayer {
     /// A layer posting through `client`'s attested connections.
-    pub fn new(client: Client) -> Self {
+    pub(crate) fn new(client: Arc<dyn PostOnce>) -> Self {
         Self { client }
     }
 }
@@ -47,7 +66,7 @@ impl tower::Layer<HttpBackend> for AttestedLayer {
     fn layer(&self, _unused: HttpBackend) -> AttestedTransport {
         // The backend jsonrpsee built is dropped unused: nothing goes through hyper-rustls.
         AttestedTransport {
-            client: self.client.clone(),
+            client: Arc::clone(&self.client),
         }
     }
 }
@@ -56,9 +75,15 @@ impl tower::Layer<HttpBackend> for AttestedLayer {
 /// attested connection (pooled, bound to the verified key) and bounded by its timeout. The
 /// request's own URI and headers are those jsonrpsee derived from the same URL; the SDK writes
 /// its own.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AttestedTransport {
-    client: Client,
+    client: Arc<dyn PostOnce>,
+}
+
+impl std::fmt::Debug for AttestedTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttestedTransport").finish_non_exhaustive()
+    }
 }
 
 type Responding =
@@ -74,7 +99,7 @@ impl tower::Service<HttpRequest> for AttestedTransport {
     }
 
     fn call(&mut self, request: HttpRequest) -> Responding {
-        let client = self.client.clone();
+        let client = Arc::clone(&self.client);
         Box::pin(async move {
             let body = Limited::new(request.into_body(), MAX_REQUEST_LEN)
                 .collect()
