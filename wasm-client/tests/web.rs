@@ -393,6 +393,41 @@ async fn drives_the_real_gateway() {
         .expect("eth_chainId answers a string");
     assert!(chain_id.starts_with("0x"), "eth_chainId: {chain_id}");
 
+    // A batch, as web3.js's BatchRequest sends it through an EIP-1193 provider: an array of
+    // request objects answered by an array of response objects, in order, ids kept; a denied
+    // member (a subscription) is an error object and does not fail the others.
+    let batch = js_sys::JSON::parse(
+        r#"[{"jsonrpc":"2.0","id":7,"method":"eth_chainId","params":[]},
+            {"jsonrpc":"2.0","id":"b","method":"eth_subscribe","params":["newHeads"]},
+            {"jsonrpc":"2.0","id":9,"method":"eth_blockNumber","params":[]}]"#,
+    )
+    .unwrap();
+    let answers = JsFuture::from(client.provider().request(batch))
+        .await
+        .unwrap_or_else(|e| panic!("batch: {}", error_message(&e)));
+    let answers: serde_json::Value = serde_json::from_str(
+        &js_sys::JSON::stringify(&answers)
+            .unwrap()
+            .as_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(answers[0]["id"], 7, "{answers}");
+    assert_eq!(answers[0]["result"], chain_id.as_str(), "{answers}");
+    assert_eq!(answers[1]["id"], "b", "{answers}");
+    assert_eq!(answers[1]["error"]["code"], 4200, "{answers}");
+    assert_eq!(answers[2]["id"], 9, "{answers}");
+    assert!(
+        answers[2]["result"].as_str().unwrap().starts_with("0x"),
+        "{answers}"
+    );
+    assert_eq!(answers[0]["jsonrpc"], "2.0");
+    // An empty batch is refused as a whole.
+    let empty = JsFuture::from(client.provider().request(js_sys::Array::new().into()))
+        .await
+        .expect_err("an empty batch is refused");
+    assert!(error_message(&empty).contains("a batch holds 1 to 100 calls"));
+
     // The wrong pin: refused in wasm, naming the mismatch, before any call is sealed.
     let wrong = hex::encode([0x11; 48]);
     assert_ne!(wrong, measurement);
