@@ -38,3 +38,39 @@ pub(crate) enum AcmeError {
     #[error(transparent)]
     Gateway(#[from] GatewayError),
 }
+
+impl AcmeError {
+    /// Whether the CA refused the account itself (RFC 8555 §6.7 `accountDoesNotExist`,
+    /// `unauthorized`), so that only a new account can go on.
+    pub(crate) fn is_account_problem(&self) -> bool {
+        match self {
+            Self::Protocol(instant_acme::Error::Api(problem)) => {
+                problem.r#type.as_deref().is_some_and(|kind| {
+                    kind.ends_with(":accountDoesNotExist") || kind.ends_with(":unauthorized")
+                })
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(kind: &str) -> AcmeError {
+        let problem: instant_acme::Problem =
+            serde_json::from_value(serde_json::json!({ "type": kind, "detail": "x" })).unwrap();
+        AcmeError::Protocol(instant_acme::Error::Api(problem))
+    }
+
+    #[test]
+    fn only_an_account_refusal_makes_a_new_account() {
+        assert!(problem("urn:ietf:params:acme:error:accountDoesNotExist").is_account_problem());
+        assert!(problem("urn:ietf:params:acme:error:unauthorized").is_account_problem());
+        assert!(!problem("urn:ietf:params:acme:error:rateLimited").is_account_problem());
+        assert!(!problem("urn:ietf:params:acme:error:connection").is_account_problem());
+        assert!(!AcmeError::Timeout.is_account_problem());
+        assert!(!AcmeError::Protocol(instant_acme::Error::Str("network")).is_account_problem());
+    }
+}

@@ -89,8 +89,10 @@ pub(crate) async fn maintain(acme: Acme, mut stop: watch::Receiver<bool>) {
                 acme.metrics.acme_renewal("error");
                 let wait = backoff.next();
                 tracing::error!(%error, retry_in_secs = wait.as_secs(), "ACME order failed");
-                // The account may be what failed (deactivated, or the CA forgot it).
-                if matches!(error, AcmeError::Protocol(_)) {
+                // Only a CA that no longer knows or accepts the account gets a new one: CAs
+                // limit new accounts per address (Let's Encrypt: 10 per 3 hours), so a network
+                // failure must not make one.
+                if error.is_account_problem() {
                     account = None;
                 }
                 wait
