@@ -400,3 +400,25 @@ fn cluster_tables_are_checked_at_start() {
         );
     }
 }
+
+/// Every TOML example of docs/configuration.md is a configuration the gateway accepts (the page
+/// says so).
+#[test]
+fn every_example_of_the_configuration_page_is_accepted() {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
+    let examples: Vec<&str> = docs
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .collect();
+    assert!(examples.len() >= 5, "{} examples", examples.len());
+    for example in examples {
+        if let Err(error) = Config::from_toml_str(example) {
+            panic!("docs/configuration.md example refused: {error}\n{example}");
+        }
+    }
+}
