@@ -136,9 +136,7 @@ impl ServerCertVerifier for AttestedServerVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.verify(end_entity, now)
             .map(|_| ServerCertVerified::assertion())
-            .map_err(|e| {
-                rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
-            })
+            .map_err(certificate_refused)
     }
 
     fn verify_tls12_signature(
@@ -165,6 +163,12 @@ impl ServerCertVerifier for AttestedServerVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// The rustls error that aborts a handshake because `error` refused the peer's certificate;
+/// [`attestation_error`] takes it back out.
+pub fn certificate_refused(error: Error) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(error))))
 }
 
 /// Extracts the attestation error from a rustls handshake error, when that is what failed.

@@ -18,8 +18,7 @@ use rustls::server::NoServerSessionStorage;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
-    ServerConfig, SignatureScheme,
+    ClientConfig, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
 };
 use shroud_ra_tls::policy::AcceptRule;
 use shroud_ra_tls::tls::{AttestedServerVerifier, RotatingCertResolver, crypto_provider};
@@ -200,9 +199,7 @@ impl ClientCertVerifier for AttestedClientVerifier {
         self.0
             .verify(end_entity, now)
             .map(|_| ClientCertVerified::assertion())
-            .map_err(|e| {
-                rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
-            })
+            .map_err(shroud_ra_tls::tls::certificate_refused)
     }
 
     fn verify_tls12_signature(
