@@ -55,14 +55,20 @@ LAYERS = {
         ["metrics"],
         # The pure pipeline stages: parse -> policy -> strip, planning and assembly.
         ["pipeline::parse", "pipeline::policy", "pipeline::strip", "pipeline::respond",
-         "pipeline::cache", "pipeline::assemble", "pipeline::plan"],
+         "pipeline::cache", "pipeline::assemble", "pipeline::plan", "subscriptions::block",
+         "subscriptions::outbox", "subscriptions::window"],
+        ["subscriptions::filter"],
         # The upstream pool: takes only what strip built.
         ["upstream"],
         # What drives I/O over the pool, and what the TLS listener needs.
         ["pipeline::select", "pipeline::forward", "pipeline", "collateral", "tls", "ohttp",
          "ohttp::cors", "cluster::serve", "cluster::dial", "cluster::acquire", "cluster::rotation",
-         "cluster", "acme"],
+         "cluster", "acme", "subscriptions::source", "subscriptions::feed"],
+        # The chain follower, and the subscriptions that start it.
+        ["subscriptions::follower"],
+        ["subscriptions"],
         ["state"],
+        ["subscriptions::session"],
         ["routes", "ohttp::handle", "admin", "attestation"],
         ["gateway"],
     ],
@@ -274,7 +280,8 @@ def self_test():
     planted = {k: set(v) for k, v in edges.items()}
     planted["metrics"].add("routes")
     upward, _ = layering("gateway", planted)
-    assert ("metrics", "routes", 2, 7) in upward, upward
+    layer = {m: i for i, names in enumerate(LAYERS["gateway"]) for m in names}
+    assert ("metrics", "routes", layer["metrics"], layer["routes"]) in upward, upward
     planted["routes"].add("gateway")
     assert any({"routes", "gateway"} <= set(c) for c in cycles(planted)), cycles(planted)
     assert not cycles(edges) and layering("gateway", edges) == ([], [])

@@ -18,7 +18,8 @@ use rustls::pki_types::pem::PemObject as _;
 use serde::Deserialize;
 
 use crate::settings::{
-    AcmeSettings, ChainSettings, ClusterSettings, Limits, PeerAddress, UpstreamSettings,
+    AcmeSettings, ChainSettings, ClusterSettings, FollowerSettings, Limits, PeerAddress,
+    UpstreamSettings,
 };
 use crate::transport::{EgressProxy, VsockAddr};
 
@@ -108,6 +109,21 @@ pub struct LimitsConfig {
     pub fresh_evidence_per_minute: u32,
     /// Nonce-bound bundles that may be issued at once above the steady rate.
     pub fresh_evidence_burst: u32,
+    /// Most WebSocket connections open at once (each also counts in `max_connections`); past
+    /// it the upgrade is answered HTTP 503 with a -32005 error.
+    pub max_websocket_connections: usize,
+    /// Most `eth_subscribe` subscriptions one WebSocket connection holds; more get -32005.
+    pub max_subscriptions_per_connection: usize,
+    /// Messages (answers and notifications) queued to one WebSocket client; a client that lets
+    /// its queue fill is closed with 1013 (try again later).
+    pub websocket_queue_len: usize,
+    /// Bytes queued to one WebSocket client, likewise (a single larger answer still goes out
+    /// when the queue is empty).
+    pub websocket_queue_bytes: usize,
+    /// How often a WebSocket client is pinged.
+    pub websocket_ping_interval_ms: u64,
+    /// A WebSocket client that sends nothing for this long (not even a pong) is closed.
+    pub websocket_idle_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -129,6 +145,12 @@ impl Default for LimitsConfig {
             rate_limit_burst: 200,
             fresh_evidence_per_minute: 60,
             fresh_evidence_burst: 10,
+            max_websocket_connections: 10_000,
+            max_subscriptions_per_connection: 64,
+            websocket_queue_len: 1024,
+            websocket_queue_bytes: 8 * 1024 * 1024,
+            websocket_ping_interval_ms: 30_000,
+            websocket_idle_timeout_ms: 120_000,
         }
     }
 }
@@ -578,6 +600,75 @@ pub struct ChainConfig {
     /// How often every upstream is probed with `eth_chainId`, in milliseconds.
     #[serde(default = "default_health_check_interval_ms")]
     pub health_check_interval_ms: u64,
+    /// The chain follower behind `eth_subscribe` (WebSocket).
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
+}
+
+/// `[chain.subscriptions]`: the chain follower, one per chain, that serves every client's
+/// `eth_subscribe` from one view of the chain (DESIGN §4.5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionsConfig {
+    /// How often the follower asks an upstream for the latest block, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Serve `newPendingTransactions` (the follower then keeps one pending-transaction filter
+    /// on its upstream). Off by default: the pending pool is a firehose on busy chains.
+    pub new_pending_transactions: bool,
+    /// Blocks the follower remembers, with their logs: the deepest reorganisation it can undo
+    /// with `"removed": true` logs.
+    pub reorg_depth: usize,
+    /// Most missed blocks fetched to catch up after a pause or an upstream failover; a longer
+    /// gap is skipped (logged), and delivery resumes at the new head.
+    pub max_catch_up_blocks: usize,
+    /// The follower stops this long after the chain's last subscription ends.
+    pub idle_stop_ms: u64,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1_000,
+            new_pending_transactions: false,
+            reorg_depth: 64,
+            max_catch_up_blocks: 128,
+            idle_stop_ms: 60_000,
+        }
+    }
+}
+
+/// `--dev`'s follower poll interval, in milliseconds.
+const DEV_POLL_INTERVAL_MS: u64 = 250;
+
+/// Largest `[chain.subscriptions] reorg_depth` and `max_catch_up_blocks`.
+pub const MAX_FOLLOWED_BLOCKS: usize = 4096;
+
+impl SubscriptionsConfig {
+    /// The checked settings of chain `chain`.
+    fn settings(&self, chain: &str) -> Result<FollowerSettings, ConfigError> {
+        if self.poll_interval_ms == 0 || self.idle_stop_ms == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "chain {chain:?}: [chain.subscriptions] poll_interval_ms and idle_stop_ms must be positive"
+            )));
+        }
+        for (key, value) in [
+            ("reorg_depth", self.reorg_depth),
+            ("max_catch_up_blocks", self.max_catch_up_blocks),
+        ] {
+            if !(1..=MAX_FOLLOWED_BLOCKS).contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "chain {chain:?}: [chain.subscriptions] {key} must be between 1 and {MAX_FOLLOWED_BLOCKS}"
+                )));
+            }
+        }
+        Ok(FollowerSettings {
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            new_pending_transactions: self.new_pending_transactions,
+            reorg_depth: self.reorg_depth,
+            max_catch_up: self.max_catch_up_blocks,
+            idle_stop: Duration::from_millis(self.idle_stop_ms),
+        })
+    }
 }
 
 /// Why a configuration was refused.
@@ -670,6 +761,11 @@ impl Config {
                     allow_methods: None,
                     deny_methods: default_deny_methods(),
                     health_check_interval_ms: default_health_check_interval_ms(),
+                    // A development node is local: following it closely costs nothing.
+                    subscriptions: SubscriptionsConfig {
+                        poll_interval_ms: DEV_POLL_INTERVAL_MS,
+                        ..SubscriptionsConfig::default()
+                    },
                 }),
             }
         }
@@ -1111,6 +1207,18 @@ impl LimitsConfig {
             ("body_read_timeout_ms", l.body_read_timeout_ms),
             ("request_timeout_ms", l.request_timeout_ms),
             ("upstream_idle_timeout_ms", l.upstream_idle_timeout_ms),
+            (
+                "max_websocket_connections",
+                l.max_websocket_connections as u64,
+            ),
+            (
+                "max_subscriptions_per_connection",
+                l.max_subscriptions_per_connection as u64,
+            ),
+            ("websocket_queue_len", l.websocket_queue_len as u64),
+            ("websocket_queue_bytes", l.websocket_queue_bytes as u64),
+            ("websocket_ping_interval_ms", l.websocket_ping_interval_ms),
+            ("websocket_idle_timeout_ms", l.websocket_idle_timeout_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -1127,6 +1235,11 @@ impl LimitsConfig {
             return Err(ConfigError::Invalid(
                 "[limits] max_inflight_response_bytes must be at least max_response_bytes"
                     .to_owned(),
+            ));
+        }
+        if l.websocket_idle_timeout_ms <= l.websocket_ping_interval_ms {
+            return Err(ConfigError::Invalid(
+                "[limits] websocket_idle_timeout_ms must be longer than websocket_ping_interval_ms (a client answering every ping would be closed)".to_owned(),
             ));
         }
         if l.rate_limit_per_second > 0 && l.rate_limit_burst == 0 {
@@ -1151,6 +1264,12 @@ impl LimitsConfig {
             rate_limit_burst: l.rate_limit_burst,
             fresh_evidence_per_minute: l.fresh_evidence_per_minute,
             fresh_evidence_burst: l.fresh_evidence_burst.max(1),
+            max_websocket_connections: l.max_websocket_connections,
+            max_subscriptions_per_connection: l.max_subscriptions_per_connection,
+            websocket_queue_len: l.websocket_queue_len,
+            websocket_queue_bytes: l.websocket_queue_bytes,
+            websocket_ping_interval: Duration::from_millis(l.websocket_ping_interval_ms),
+            websocket_idle_timeout: Duration::from_millis(l.websocket_idle_timeout_ms),
         })
     }
 }
@@ -1188,7 +1307,9 @@ impl ChainConfig {
         let upstreams = (0..self.upstreams.len())
             .map(|index| self.upstream(index))
             .collect::<Result<Vec<_>, _>>()?;
+        let follower = self.subscriptions.settings(&self.name)?;
         Ok(ChainSettings {
+            follower,
             name: self.name,
             chain_id: self.chain_id,
             upstreams,

@@ -37,6 +37,8 @@ use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes;
 use crate::shutdown::{AcceptBackoff, stopped};
 use crate::state::{AppState, FreshEvidence};
+use crate::subscriptions::Subscriptions;
+use crate::subscriptions::session::Upgrades;
 use crate::transport::Listener;
 use crate::{admin, descriptors, proxy_header, tls, upstream};
 
@@ -59,6 +61,9 @@ pub struct Gateway {
     state: Arc<AppState>,
     /// `[cluster]`: the keys come from the shared root secret instead of this replica alone.
     cluster: Option<Cluster>,
+    /// Turned true when `run`'s shutdown completes; made in `bind` because the chain followers
+    /// (in the shared state) watch it too.
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -206,7 +211,17 @@ impl Gateway {
                 (limits.max_inflight_response_bytes / MEMORY_UNIT).min(Semaphore::MAX_PERMITS),
             )),
         };
+        let (stop, stop_rx) = watch::channel(false);
+        let subscriptions = Subscriptions::new(
+            &chains,
+            &settings.chains,
+            &settings.limits,
+            &relay.client,
+            &relay.metrics,
+            &stop_rx,
+        );
         let state = Arc::new(AppState {
+            subscriptions,
             chains,
             chain_list: Arc::from(chain_list),
             certs: Arc::clone(&certs),
@@ -235,6 +250,7 @@ impl Gateway {
             metrics_addr,
             state,
             cluster,
+            stop,
         })
     }
 
@@ -302,7 +318,8 @@ impl Gateway {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = self.stop;
+        let stop_rx = stop_tx.subscribe();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -581,9 +598,16 @@ async fn serve_connection<S>(
     metrics.handshake("ok");
     let _open = metrics.connection(protocol);
 
+    // A WebSocket outlives the HTTP connection it was upgraded from: it holds the connection's
+    // slot (and the shutdown's count) until it ends.
+    let upgrades = Upgrades {
+        hold: Arc::new(connection),
+        stop: stop.clone(),
+    };
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(routes::handle(state, client, request).await) }
+        let upgrades = upgrades.clone();
+        async move { Ok::<_, Infallible>(routes::handle(state, client, &upgrades, request).await) }
     });
     // The protocol comes from ALPN, never from sniffing the first bytes: sniffing waits for
     // them without a deadline, which would let a silent client hold a connection forever. Over
@@ -603,7 +627,7 @@ async fn serve_connection<S>(
     } else {
         builder.http1_only()
     };
-    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
@@ -615,5 +639,4 @@ async fn serve_connection<S>(
     if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
-    drop(connection);
 }

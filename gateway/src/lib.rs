@@ -11,7 +11,9 @@
 //!   `forward`;
 //! * `upstream`: the pooled client shared by every user, upstream health and the health
 //!   checker; `ratelimit`: per-client limits on a keyed hash of the address; `metrics`: the
-//!   Prometheus families and the metrics listener; `tls`: attester, issuing and rotation.
+//!   Prometheus families and the metrics listener; `tls`: attester, issuing and rotation;
+//! * `subscriptions`: WebSocket connections and `eth_subscribe`, served by one chain follower
+//!   per chain.
 #![forbid(unsafe_code)]
 
 mod acme;
@@ -39,6 +41,7 @@ mod routes;
 mod settings;
 mod shutdown;
 mod state;
+mod subscriptions;
 mod tls;
 mod transport;
 mod upstream;

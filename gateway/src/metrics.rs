@@ -39,6 +39,9 @@ pub(crate) struct Metrics {
     certificate_issued_at: AtomicU64,
     acme_expiry: IntGauge,
     acme_renewals: IntCounterVec,
+    subscriptions_active: IntGaugeVec,
+    subscription_notifications: IntCounterVec,
+    websocket_connections: IntGauge,
     /// With `[cluster]` only: peers by the state of their last exchange, and whether this
     /// replica holds the root secret.
     cluster: Option<ClusterFamilies>,
@@ -49,6 +52,9 @@ struct ClusterFamilies {
     peers: IntGaugeVec,
     secret_held: IntGauge,
 }
+
+/// The kinds of `shroud_subscriptions_active{kind}`: the `eth_subscribe` kinds served.
+pub(crate) const SUBSCRIPTION_KINDS: [&str; 3] = ["newHeads", "logs", "newPendingTransactions"];
 
 /// The states of `shroud_cluster_peers{state}`: a bounded set.
 pub(crate) const CLUSTER_PEER_STATES: [&str; 4] =
@@ -188,6 +194,30 @@ impl Metrics {
         for outcome in ["ok", "error"] {
             acme_renewals.with_label_values(&[outcome]);
         }
+        let subscriptions_active = IntGaugeVec::new(
+            Opts::new(
+                "shroud_subscriptions_active",
+                "eth_subscribe subscriptions open on WebSocket connections, by chain and kind.",
+            ),
+            &["chain", "kind"],
+        )
+        .map_err(metric_error)?;
+        registry
+            .register(Box::new(subscriptions_active.clone()))
+            .map_err(metric_error)?;
+        let subscription_notifications = counter(
+            "shroud_subscription_notifications_total",
+            "eth_subscription notifications queued to clients, by chain and kind.",
+            &["chain", "kind"],
+        )?;
+        let websocket_connections = IntGauge::new(
+            "shroud_websocket_connections_active",
+            "WebSocket connections open (upgraded from HTTP/1.1 on the RA-TLS listener).",
+        )
+        .map_err(metric_error)?;
+        registry
+            .register(Box::new(websocket_connections.clone()))
+            .map_err(metric_error)?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "shroud_build_info",
@@ -238,6 +268,10 @@ impl Metrics {
         for (chain, upstreams) in chains {
             requests.with_label_values(&[chain, "other", "ok"]);
             request_duration.with_label_values(&[chain]);
+            for kind in SUBSCRIPTION_KINDS {
+                subscriptions_active.with_label_values(&[chain, kind]);
+                subscription_notifications.with_label_values(&[chain, kind]);
+            }
             cache_hits.with_label_values(&[chain]);
             cache_misses.with_label_values(&[chain]);
             for upstream in upstreams {
@@ -271,6 +305,9 @@ impl Metrics {
             certificate_issued_at: AtomicU64::new(unix_now()),
             acme_expiry,
             acme_renewals,
+            subscriptions_active,
+            subscription_notifications,
+            websocket_connections,
             cluster,
         })
     }
@@ -364,6 +401,24 @@ impl Metrics {
         }
     }
 
+    /// The `shroud_subscriptions_active` gauge of `chain` and `kind` (one of
+    /// [`SUBSCRIPTION_KINDS`]).
+    pub(crate) fn subscriptions_active(&self, chain: &str, kind: &'static str) -> IntGauge {
+        self.subscriptions_active.with_label_values(&[chain, kind])
+    }
+
+    /// The `shroud_subscription_notifications_total` counter of `chain` and `kind`.
+    pub(crate) fn subscription_notifications(&self, chain: &str, kind: &'static str) -> IntCounter {
+        self.subscription_notifications
+            .with_label_values(&[chain, kind])
+    }
+
+    /// Counts a WebSocket connection as open until the guard is dropped.
+    pub(crate) fn websocket(self: &Arc<Self>) -> WebSocketGuard {
+        self.websocket_connections.inc();
+        WebSocketGuard(self.websocket_connections.clone())
+    }
+
     /// Records that a certificate with fresh evidence was issued now.
     pub(crate) fn certificate_issued(&self) {
         self.certificate_issued_at
@@ -412,6 +467,15 @@ impl Drop for ConnectionGuard {
             .connections_active
             .with_label_values(&[self.protocol])
             .dec();
+    }
+}
+
+/// Decrements `shroud_websocket_connections_active` when dropped.
+pub(crate) struct WebSocketGuard(IntGauge);
+
+impl Drop for WebSocketGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

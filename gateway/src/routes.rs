@@ -16,11 +16,14 @@ use crate::pipeline::{self, PipelineError};
 use crate::ratelimit::ClientKey;
 use crate::request_body::read_body;
 use crate::state::AppState;
+use crate::subscriptions::session::{self, Upgrades};
 
-/// Routes one request of the client known by `client`.
+/// Routes one request of the client known by `client`, on a connection whose WebSocket
+/// upgrades keep `upgrades`.
 pub(crate) async fn handle<B>(
     state: Arc<AppState>,
     client: ClientKey,
+    upgrades: &Upgrades,
     request: Request<B>,
 ) -> Response<Body>
 where
@@ -52,6 +55,12 @@ where
                 Ok(chain) => chain,
                 Err(error) => return respond::error_response(&error),
             };
+            if request.method() == Method::GET {
+                if !session::is_upgrade(request.headers()) {
+                    return respond::error_response(&PipelineError::UpgradeRequired);
+                }
+                return session::upgrade(&state, chain, client, request, upgrades);
+            }
             if request.method() != Method::POST {
                 return respond::error_response(&PipelineError::MethodNotAllowed);
             }

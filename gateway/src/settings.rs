@@ -43,6 +43,18 @@ pub(crate) struct Limits {
     pub(crate) fresh_evidence_per_minute: u32,
     /// Nonce-bound bundles issued at once above the steady rate (positive).
     pub(crate) fresh_evidence_burst: u32,
+    /// Most WebSocket connections open at once.
+    pub(crate) max_websocket_connections: usize,
+    /// Most subscriptions on one WebSocket connection.
+    pub(crate) max_subscriptions_per_connection: usize,
+    /// Messages queued to one WebSocket client.
+    pub(crate) websocket_queue_len: usize,
+    /// Bytes queued to one WebSocket client.
+    pub(crate) websocket_queue_bytes: usize,
+    /// How often a WebSocket client is pinged.
+    pub(crate) websocket_ping_interval: Duration,
+    /// How long a WebSocket client may stay silent (pongs included).
+    pub(crate) websocket_idle_timeout: Duration,
 }
 
 /// `[acme]`, checked: an `https://` directory, a `mailto:` contact if any, distinct lower-case
@@ -74,6 +86,23 @@ pub(crate) struct ChainSettings {
     pub(crate) deny_methods: Vec<String>,
     /// How often every upstream is probed.
     pub(crate) health_interval: Duration,
+    /// The chain follower behind `eth_subscribe`.
+    pub(crate) follower: FollowerSettings,
+}
+
+/// `[chain.subscriptions]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FollowerSettings {
+    /// How often the latest block is asked for.
+    pub(crate) poll_interval: Duration,
+    /// Whether `newPendingTransactions` is served.
+    pub(crate) new_pending_transactions: bool,
+    /// Blocks remembered (the deepest reorganisation undone).
+    pub(crate) reorg_depth: usize,
+    /// Most missed blocks fetched to catch up.
+    pub(crate) max_catch_up: usize,
+    /// How long the follower outlives the chain's last subscription.
+    pub(crate) idle_stop: Duration,
 }
 
 /// One upstream, checked: an `http(s)://` URI the chain's rules allow, and credential headers

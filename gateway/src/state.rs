@@ -11,6 +11,7 @@ use crate::ohttp::OhttpState;
 use crate::pipeline::{PipelineError, Relay};
 use crate::ratelimit::SharedBucket;
 use crate::settings::Limits;
+use crate::subscriptions::Subscriptions;
 use crate::tls::Issuer;
 use crate::upstream::Chain;
 
@@ -39,6 +40,8 @@ pub(crate) struct AppState {
     pub(crate) ohttp: Arc<OhttpState>,
     /// With `[cluster]`: whether this replica serves the cluster's keys yet.
     pub(crate) cluster: Option<Arc<ClusterStatus>>,
+    /// WebSocket subscriptions: every chain's feed and the WebSocket slots.
+    pub(crate) subscriptions: Subscriptions,
 }
 
 impl AppState {

@@ -411,10 +411,15 @@ async fn content_type_and_http_method_are_checked() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, r#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#);
     let reply = gateway.http1(common::get("/eth")).await;
-    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(
-        reply.body,
-        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"method not allowed"}}"#
+    // GET on a chain is for WebSocket; without the upgrade it says so.
+    assert_eq!(reply.status, StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(reply.json()["error"]["code"], -32600);
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Upgrade: websocket") && m.contains("POST")),
+        "{}",
+        reply.body
     );
     assert_eq!(a.calls().len(), 1);
 }

@@ -325,7 +325,7 @@ async fn unknown_chain_and_path_are_404() {
         assert!(reply.json()["error"]["code"].is_i64(), "{path}");
     }
     let reply = gateway.http1(get("/eth")).await;
-    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.status, StatusCode::UPGRADE_REQUIRED);
     assert!(upstream.requests().is_empty());
 }
 

@@ -13,6 +13,9 @@ pub(crate) const INTERNAL_ERROR: i64 = -32603;
 /// Implementation-defined server error: the upstream could not answer.
 pub(crate) const UPSTREAM_ERROR: i64 = -32000;
 
+/// JSON-RPC: invalid method parameters.
+pub(crate) const INVALID_PARAMS: i64 = -32602;
+
 /// JSON-RPC: the method does not exist or is not available (denied by policy).
 pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
 /// EIP-1474 "limit exceeded": the client's rate limit.
@@ -75,9 +78,31 @@ pub enum PipelineError {
     MethodDenied,
     /// A subscription method over HTTP, where it has no meaning.
     #[error(
-        "eth_subscribe and eth_unsubscribe need a WebSocket connection; they are not available over HTTP"
+        "eth_subscribe and eth_unsubscribe need a WebSocket connection (GET /{{chain}} with Upgrade: websocket), each call on its own; they are not available over HTTP or in a batch"
     )]
     SubscriptionOverHttp,
+    /// `eth_subscribe` parameters this gateway does not accept.
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    /// `newPendingTransactions` on a chain that does not serve it.
+    #[error(
+        "newPendingTransactions is not enabled on this chain (subscriptions.new_pending_transactions)"
+    )]
+    PendingTransactionsDisabled,
+    /// The connection holds as many subscriptions as it may.
+    #[error("subscription limit reached: a connection may hold {max} subscriptions")]
+    TooManySubscriptions {
+        /// The configured limit.
+        max: usize,
+    },
+    /// Every WebSocket slot of the gateway is taken.
+    #[error("too many WebSocket connections; retry later")]
+    WebSocketLimit,
+    /// `GET /{chain}` without a WebSocket upgrade.
+    #[error(
+        "GET /{{chain}} is for WebSocket (Upgrade: websocket); send JSON-RPC over HTTP with POST"
+    )]
+    UpgradeRequired,
     /// The client exceeded its rate limit.
     #[error("rate limit exceeded, retry later")]
     RateLimited,
@@ -210,6 +235,12 @@ impl PipelineError {
                 rpc(S::OK, METHOD_NOT_FOUND, "denied", Debug)
             }
             Self::Overloaded => rpc(S::OK, LIMIT_EXCEEDED, "overloaded", Warn),
+            Self::InvalidParams(_) | Self::PendingTransactionsDisabled => {
+                rpc(S::OK, INVALID_PARAMS, "invalid", Debug)
+            }
+            Self::TooManySubscriptions { .. } => rpc(S::OK, LIMIT_EXCEEDED, "limit", Debug),
+            Self::WebSocketLimit => rpc(S::SERVICE_UNAVAILABLE, LIMIT_EXCEEDED, "limit", Debug),
+            Self::UpgradeRequired => rpc(S::UPGRADE_REQUIRED, INVALID_REQUEST, "invalid", Debug),
             // The transport failure was logged by the exchange that saw it, with its reason.
             Self::UpstreamFailed => rpc(S::OK, UPSTREAM_ERROR, "upstream_error", AtSource),
             Self::UpstreamUnavailable

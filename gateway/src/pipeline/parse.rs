@@ -105,6 +105,12 @@ impl ClientCall {
         self.id.as_ref()
     }
 
+    /// The JSON text of `params` (`[]` when absent), for the calls the gateway answers itself
+    /// (`eth_subscribe`).
+    pub fn params(&self) -> &str {
+        &self.params
+    }
+
     /// Takes the call apart for the next stage.
     pub(super) fn into_parts(self) -> (Option<ClientId>, String, Box<str>) {
         (self.id, self.method, self.params)

@@ -139,6 +139,23 @@ impl UpstreamBody {
         )))
     }
 
+    /// One of the gateway's own calls (the chain follower's): `method` with `params`, which
+    /// hold only what the gateway chose (block numbers and hashes read from an upstream, its
+    /// own filter ids), never anything of a client's.
+    pub(crate) fn own_call(
+        id: GatewayId,
+        method: &'static str,
+        params: &serde_json::Value,
+    ) -> Self {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id.get(),
+            "method": method,
+            "params": params,
+        });
+        Self(Bytes::from(body.to_string()))
+    }
+
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
