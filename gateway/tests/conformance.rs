@@ -418,7 +418,7 @@ async fn content_type_and_http_method_are_checked() {
         reply.json()["error"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("Upgrade: websocket") && m.contains("POST")),
-        "{}",
+        "{:?}",
         reply.body
     );
     assert_eq!(a.calls().len(), 1);

@@ -1,7 +1,13 @@
 //! WebSocket subscriptions end to end (DESIGN §4.5): clients on the RA-TLS listener, the chain
 //! follower reading scripted stand-in upstreams that record every call. What upstreams see,
 //! reorganisations, failover, slow consumers and limits.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -27,7 +33,7 @@ type Ws = WebSocketStream<TlsStream<TcpStream>>;
 struct Script {
     canonical: Vec<Block>,
     all: Vec<Block>,
-    next_id: u8,
+    next_id: u16,
 }
 
 #[derive(Clone)]
@@ -40,8 +46,8 @@ struct Block {
     data_len: usize,
 }
 
-fn hash(id: u8, salt: u8) -> String {
-    format!("0x{}{}", format!("{salt:02x}").repeat(31), format!("{id:02x}"))
+fn hash(id: u16, salt: u8) -> String {
+    format!("0x{}{id:04x}", format!("{salt:02x}").repeat(30))
 }
 
 fn address(n: u8) -> String {
@@ -60,10 +66,18 @@ impl Script {
     }
 
     /// A block on top of `parent` (default: the tip) with logs `(address, topic)`.
-    fn mine_on(&mut self, parent_number: Option<u64>, logs: Vec<(u8, u8)>, data_len: usize) -> Block {
+    fn mine_on(
+        &mut self,
+        parent_number: Option<u64>,
+        logs: Vec<(u8, u8)>,
+        data_len: usize,
+    ) -> Block {
         let keep = parent_number.map_or(self.canonical.len(), |n| n as usize + 1);
         self.canonical.truncate(keep);
-        let parent = self.canonical.last().map_or(hash(0, 0xee), |b| b.hash.clone());
+        let parent = self
+            .canonical
+            .last()
+            .map_or(hash(0, 0xee), |b| b.hash.clone());
         self.next_id += 1;
         let block = Block {
             number: self.canonical.len() as u64,
@@ -113,7 +127,7 @@ impl Script {
                                 "address": address(*a), "topics": [topic(*t)],
                                 "data": format!("0x{}", "ab".repeat(b.data_len)),
                                 "blockHash": b.hash, "blockNumber": format!("0x{:x}", b.number),
-                                "transactionHash": hash(i as u8, 0xcc), "logIndex": format!("0x{i:x}"),
+                                "transactionHash": hash(i as u16, 0xcc), "logIndex": format!("0x{i:x}"),
                                 "transactionIndex": "0x0", "removed": false,
                             })
                         })
@@ -132,8 +146,16 @@ async fn upstream(script: &Arc<Mutex<Script>>) -> RecordingUpstream {
 }
 
 /// A gateway for `upstreams` following every 50 ms, with `limits` applied to its config.
-async fn gateway(upstreams: &[&RecordingUpstream], limits: impl FnOnce(&mut shroud_gateway::Config)) -> TestGateway {
-    let mut config = dev_config(upstreams.iter().map(|u| ("eth".to_owned(), u.url())).collect());
+async fn gateway(
+    upstreams: &[&RecordingUpstream],
+    limits: impl FnOnce(&mut shroud_gateway::Config),
+) -> TestGateway {
+    let mut config = dev_config(
+        upstreams
+            .iter()
+            .map(|u| ("eth".to_owned(), u.url()))
+            .collect(),
+    );
     for chain in &mut config.chains {
         chain.subscriptions.poll_interval_ms = 50;
     }
@@ -143,7 +165,9 @@ async fn gateway(upstreams: &[&RecordingUpstream], limits: impl FnOnce(&mut shro
 
 async fn open(gateway: &TestGateway) -> Ws {
     let tls = gateway.connect(b"http/1.1").await;
-    let (ws, response) = tokio_tungstenite::client_async("ws://localhost/eth", tls).await.unwrap();
+    let (ws, response) = tokio_tungstenite::client_async("ws://localhost/eth", tls)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 101);
     ws
 }
@@ -151,9 +175,11 @@ async fn open(gateway: &TestGateway) -> Ws {
 /// Sends `method(params)` with id 1 and returns the answer (notifications before it are kept
 /// in `pending`).
 async fn call(ws: &mut Ws, method: &str, params: Value) -> Value {
-    ws.send(Message::text(json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string()))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string(),
+    ))
+    .await
+    .unwrap();
     loop {
         let message = next_json(ws).await.expect("an answer");
         if message.get("id").is_some() {
@@ -164,7 +190,10 @@ async fn call(ws: &mut Ws, method: &str, params: Value) -> Value {
 
 async fn next_json(ws: &mut Ws) -> Option<Value> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .ok()??
+        {
             Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => {}
@@ -176,7 +205,9 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
 async fn notifications(ws: &mut Ws, n: usize) -> Vec<Value> {
     let mut out = Vec::new();
     while out.len() < n {
-        let message = next_json(ws).await.unwrap_or_else(|| panic!("notification {} of {n}", out.len() + 1));
+        let message = next_json(ws)
+            .await
+            .unwrap_or_else(|| panic!("notification {} of {n}", out.len() + 1));
         assert_eq!(message["method"], "eth_subscription", "{message}");
         out.push(message["params"]["result"].clone());
     }
@@ -190,7 +221,10 @@ async fn quiet(ws: &mut Ws, wait: Duration) -> bool {
 
 async fn subscribe(ws: &mut Ws, params: Value) -> String {
     let answer = call(ws, "eth_subscribe", params).await;
-    answer["result"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
+    answer["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_owned()
 }
 
 #[tokio::test]
@@ -221,7 +255,10 @@ async fn fifty_clients_with_their_own_filters_and_upstreams_see_none_of_them() {
         let n = n as u8;
         if n < 25 {
             let heads = notifications(ws, 3).await;
-            let numbers: Vec<&str> = heads.iter().map(|h| h["number"].as_str().unwrap()).collect();
+            let numbers: Vec<&str> = heads
+                .iter()
+                .map(|h| h["number"].as_str().unwrap())
+                .collect();
             assert_eq!(numbers, ["0x1", "0x2", "0x3"], "client {n}: in order");
             assert!(heads.iter().all(|h| h.get("transactions").is_none()));
         } else {
@@ -232,40 +269,71 @@ async fn fifty_clients_with_their_own_filters_and_upstreams_see_none_of_them() {
                 assert_eq!(log["removed"], false);
                 assert!(log["topics"][0] == topic(7) || log["topics"][0] == topic(8));
             }
-            assert!(quiet(ws, Duration::from_millis(100)).await, "client {n}: nothing else");
+            assert!(
+                quiet(ws, Duration::from_millis(100)).await,
+                "client {n}: nothing else"
+            );
         }
     }
     // Unsubscribing stops delivery.
     let first = &mut clients[0];
     let id = subscribe(first, json!(["newHeads"])).await;
-    assert_eq!(call(first, "eth_unsubscribe", json!([id])).await["result"], true);
-    assert_eq!(call(first, "eth_unsubscribe", json!([id])).await["result"], false);
+    assert_eq!(
+        call(first, "eth_unsubscribe", json!([id])).await["result"],
+        true
+    );
+    assert_eq!(
+        call(first, "eth_unsubscribe", json!([id])).await["result"],
+        false
+    );
 
     // What the upstreams saw: the follower's own calls, none with a client's filter.
     let mut calls = a.calls();
     calls.extend(b.calls());
     let methods: HashSet<&str> = calls.iter().filter_map(|c| c["method"].as_str()).collect();
     assert!(
-        methods.is_subset(&HashSet::from(["eth_getBlockByNumber", "eth_getBlockByHash", "eth_getLogs"])),
+        methods.is_subset(&HashSet::from([
+            "eth_getBlockByNumber",
+            "eth_getBlockByHash",
+            "eth_getLogs"
+        ])),
         "{methods:?}"
     );
     let hashes: HashSet<String> = mined.iter().map(|b| b.hash.clone()).collect();
     for call in calls.iter().filter(|c| c["method"] == "eth_getLogs") {
         let filter = call["params"][0].as_object().unwrap();
         assert_eq!(filter.len(), 1, "only blockHash: {call}");
-        assert!(hashes.contains(filter["blockHash"].as_str().unwrap()), "{call}");
+        assert!(
+            hashes.contains(filter["blockHash"].as_str().unwrap()),
+            "{call}"
+        );
     }
     for call in &calls {
         let text = call.to_string();
-        assert!(!text.contains(&topic(7)) && !text.contains(&address(30)), "{text}");
+        assert!(
+            !text.contains(&topic(7)) && !text.contains(&address(30)),
+            "{text}"
+        );
     }
-    let logs_fetched = calls.iter().filter(|c| c["method"] == "eth_getLogs").count();
+    let logs_fetched = calls
+        .iter()
+        .filter(|c| c["method"] == "eth_getLogs")
+        .count();
     assert_eq!(logs_fetched, 3, "each block's logs fetched once");
-    assert!(a.open_connections() + b.open_connections() <= 4, "pooled, not per client");
+    assert!(
+        a.open_connections() + b.open_connections() <= 4,
+        "pooled, not per client"
+    );
     let metrics = gateway.metrics_text().await;
-    assert!(metrics.contains("shroud_websocket_connections_active 50"), "{metrics}");
+    assert!(
+        metrics.contains("shroud_websocket_connections_active 50"),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"shroud_subscriptions_active{chain="eth",kind="logs"} 25"#));
-    assert!(metrics.contains(r#"shroud_subscription_notifications_total{chain="eth",kind="newHeads"} 75"#));
+    assert!(
+        metrics
+            .contains(r#"shroud_subscription_notifications_total{chain="eth",kind="newHeads"} 75"#)
+    );
 }
 
 #[tokio::test]
@@ -289,11 +357,20 @@ async fn a_reorganisation_removes_logs_and_never_repeats_a_head() {
         (n2, script.mine(Vec::new()))
     };
     let got = notifications(&mut logs, 2).await;
-    assert_eq!((got[0]["blockHash"].as_str(), got[0]["removed"].as_bool()), (Some(n.hash.as_str()), Some(true)));
+    assert_eq!(
+        (got[0]["blockHash"].as_str(), got[0]["removed"].as_bool()),
+        (Some(n.hash.as_str()), Some(true))
+    );
     assert_eq!(got[0]["address"], address(1));
-    assert_eq!((got[1]["blockHash"].as_str(), got[1]["removed"].as_bool()), (Some(n2.hash.as_str()), Some(false)));
+    assert_eq!(
+        (got[1]["blockHash"].as_str(), got[1]["removed"].as_bool()),
+        (Some(n2.hash.as_str()), Some(false))
+    );
     let got = notifications(&mut heads, 2).await;
-    assert_eq!([&got[0]["hash"], &got[1]["hash"]], [&json!(n2.hash), &json!(next.hash)]);
+    assert_eq!(
+        [&got[0]["hash"], &got[1]["hash"]],
+        [&json!(n2.hash), &json!(next.hash)]
+    );
 
     // Back to the first branch (N again, then two blocks on it): N's log is back, N's head is
     // not delivered again.
@@ -305,8 +382,14 @@ async fn a_reorganisation_removes_logs_and_never_repeats_a_head() {
         script.mine(Vec::new());
     }
     let got = notifications(&mut logs, 2).await;
-    assert_eq!((got[0]["address"].clone(), got[0]["removed"].clone()), (json!(address(2)), json!(true)));
-    assert_eq!((got[1]["blockHash"].clone(), got[1]["removed"].clone()), (json!(n.hash), json!(false)));
+    assert_eq!(
+        (got[0]["address"].clone(), got[0]["removed"].clone()),
+        (json!(address(2)), json!(true))
+    );
+    assert_eq!(
+        (got[1]["blockHash"].clone(), got[1]["removed"].clone()),
+        (json!(n.hash), json!(false))
+    );
     let got = notifications(&mut heads, 2).await;
     let numbers: Vec<&str> = got.iter().map(|h| h["number"].as_str().unwrap()).collect();
     assert_eq!(numbers, ["0x2", "0x3"], "N (0x1) was delivered before");
@@ -323,7 +406,12 @@ async fn killing_the_upstream_that_feeds_the_follower_loses_no_block() {
     script.lock().unwrap().mine(Vec::new());
     assert_eq!(notifications(&mut ws, 1).await[0]["number"], "0x1");
 
-    let reads = |u: &RecordingUpstream| u.calls().iter().filter(|c| c["method"] == "eth_getBlockByNumber").count();
+    let reads = |u: &RecordingUpstream| {
+        u.calls()
+            .iter()
+            .filter(|c| c["method"] == "eth_getBlockByNumber")
+            .count()
+    };
     let before = (reads(&a), reads(&b));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let feeding_a = reads(&a) - before.0 > reads(&b) - before.1;
@@ -333,7 +421,10 @@ async fn killing_the_upstream_that_feeds_the_follower_loses_no_block() {
         script.lock().unwrap().mine(Vec::new());
     }
     let heads = notifications(&mut ws, 4).await;
-    let numbers: Vec<&str> = heads.iter().map(|h| h["number"].as_str().unwrap()).collect();
+    let numbers: Vec<&str> = heads
+        .iter()
+        .map(|h| h["number"].as_str().unwrap())
+        .collect();
     assert_eq!(numbers, ["0x2", "0x3", "0x4", "0x5"], "no gap, no repeat");
     assert!(reads(other) > 0);
 }
@@ -351,12 +442,23 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_the_others_keep_rec
     subscribe(&mut reader, json!(["logs"])).await;
     let mut sleeper = open(&gateway).await;
     subscribe(&mut sleeper, json!(["logs"])).await;
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&received);
+    let reading = tokio::spawn(async move {
+        while let Some(message) = next_json(&mut reader).await {
+            assert_eq!(message["method"], "eth_subscription");
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
 
     // 16 logs of 16 KiB per block: the sleeper's socket buffers fill, then its queue.
     let mut blocks = 0;
     let closed = eventually(Duration::from_secs(60), || {
         blocks += 1;
-        script.lock().unwrap().mine_on(None, (0..16).map(|n| (n, 1)).collect(), 16 * 1024);
+        script
+            .lock()
+            .unwrap()
+            .mine_on(None, (0..16).map(|n| (n, 1)).collect(), 8 * 1024);
         let gateway = &gateway;
         async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -368,12 +470,25 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_the_others_keep_rec
     })
     .await;
     assert!(closed, "the sleeper was dropped from the feed");
-    let got = notifications(&mut reader, 16 * blocks).await;
-    assert_eq!(got.len(), 16 * blocks, "the reader got every log");
+    let all = 16 * blocks;
+    let delivered = eventually(Duration::from_secs(20), || {
+        let received = Arc::clone(&received);
+        async move { received.load(std::sync::atomic::Ordering::Relaxed) >= all }
+    })
+    .await;
+    assert!(
+        delivered,
+        "the reader got every log: {} of {all}",
+        received.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    reading.abort();
 
     // Now read the sleeper: what was queued, then the close.
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(10), sleeper.next()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), sleeper.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(Message::Close(frame))) => break frame.unwrap(),
             Some(Ok(_)) => {}
             other => panic!("no close frame: {other:?}"),
@@ -395,26 +510,46 @@ async fn limits_and_bad_calls_get_clear_json_rpc_errors() {
     .await;
     let mut ws = open(&gateway).await;
     // Any other call goes through the relay pipeline, like over HTTP.
-    assert_eq!(call(&mut ws, "eth_blockNumber", json!([])).await["result"], "0x10");
-    assert_eq!(call(&mut ws, "admin_peers", json!([])).await["error"]["code"], -32601);
+    assert_eq!(
+        call(&mut ws, "eth_blockNumber", json!([])).await["result"],
+        "0x10"
+    );
+    assert_eq!(
+        call(&mut ws, "admin_peers", json!([])).await["error"]["code"],
+        -32601
+    );
     for (params, code, words) in [
-        (json!(["logs", { "address": "0x12" }]), -32602, "40 hex digits"),
+        (
+            json!(["logs", { "address": "0x12" }]),
+            -32602,
+            "40 hex digits",
+        ),
         (json!(["syncing"]), -32602, "unsupported subscription kind"),
         (json!(["newPendingTransactions"]), -32602, "not enabled"),
     ] {
         let answer = call(&mut ws, "eth_subscribe", params).await;
         assert_eq!(answer["error"]["code"], code, "{answer}");
-        assert!(answer["error"]["message"].as_str().unwrap().contains(words), "{answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(words),
+            "{answer}"
+        );
     }
     subscribe(&mut ws, json!(["newHeads"])).await;
     subscribe(&mut ws, json!(["logs"])).await;
     let answer = call(&mut ws, "eth_subscribe", json!(["newHeads"])).await;
     assert_eq!(answer["error"]["code"], -32005, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("2 subscriptions"));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 subscriptions")
+    );
 
     // One WebSocket at most: the second upgrade is refused with 503 and -32005.
     let tls = gateway.connect(b"http/1.1").await;
-    let refused = tokio_tungstenite::client_async("ws://localhost/eth", tls).await.unwrap_err();
+    let refused = tokio_tungstenite::client_async("ws://localhost/eth", tls)
+        .await
+        .unwrap_err();
     let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
         panic!("{refused:?}")
     };
@@ -435,8 +570,15 @@ async fn limits_and_bad_calls_get_clear_json_rpc_errors() {
 
     // Over HTTP, eth_subscribe points to WebSocket.
     let reply = gateway
-        .http1(common::post_json("/eth", r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}"#))
+        .http1(common::post_json(
+            "/eth",
+            r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}"#,
+        ))
         .await;
-    assert!(reply.body.contains("WebSocket"), "{}", reply.body);
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("WebSocket"), "{message}");
     assert!(!a.calls().iter().any(|c| c["method"] == "eth_subscribe"));
 }

@@ -88,7 +88,11 @@ async fn turn(feed: &Feed, source: &mut Source, window: &mut Window) -> Result<(
     let first = window.is_empty();
     let limit = feed.settings.max_catch_up.max(feed.settings.reorg_depth);
     let mut branch = std::collections::VecDeque::from([latest]);
-    while !first {
+    // The first head ever seen is only recorded: there is nothing to link it to.
+    loop {
+        if first {
+            break;
+        }
         let Some(oldest) = branch.front() else { break };
         if window.contains(&oldest.parent) {
             break;
