@@ -610,30 +610,41 @@ async fn serve_connection<S>(
         async move { Ok::<_, Infallible>(routes::handle(state, client, &upgrades, request).await) }
     });
     // The protocol comes from ALPN, never from sniffing the first bytes: sniffing waits for
-    // them without a deadline, which would let a silent client hold a connection forever. Over
-    // HTTP/1.1 the header read timeout runs from the moment the connection waits for a request.
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header_read);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(timeouts.header_read)
-        .keep_alive_timeout(timeouts.header_read);
-    let builder = if protocol == "h2" {
-        builder.http2_only()
+    // them without a deadline, which would let a silent client hold a connection forever (and
+    // hyper-util's upgradeable `auto` connection always sniffs, so HTTP/1.1 is served by hyper's
+    // own builder here). Over HTTP/1.1 the header read timeout runs from the moment the
+    // connection waits for a request; upgrades (WebSocket) exist only there.
+    let io = TokioIo::new(tls);
+    let result = if protocol == "h2" {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(timeouts.header_read)
+            .keep_alive_timeout(timeouts.header_read);
+        let builder = builder.http2_only();
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => result,
+            () = stopped(&mut stop) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
     } else {
-        builder.http1_only()
-    };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeouts.header_read);
+        let conn = builder.serve_connection(io, service).with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => result.map_err(Into::into),
+            () = stopped(&mut stop) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await.map_err(Into::into)
+            }
         }
     };
     if let Err(error) = result {
