@@ -83,8 +83,11 @@ LAYERS = {
         ["connect", "jsonrpc", "policy", "retry", "pool", "jsonrpsee_transport"],
         # What both clients share: the options and the one call/batch/retry path.
         ["options", "exchange"],
-        # Client's transport: hand-driven HTTP over the attested pool.
-        ["attested_http", "fresh"],
+        # Client's transport: hand-driven HTTP over the attested pool; WebSocket over an attested
+        # connection of its own.
+        ["attested_http", "fresh", "websocket"],
+        # What runs over a WebSocket: a subscription's stream, the proxy's relay.
+        ["subscription", "websocket_relay"],
         ["client", "oblivious"],
         ["proxy"],
     ],

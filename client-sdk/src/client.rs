@@ -13,6 +13,7 @@ use crate::connect::{AttestedConnector, GatewayUrl};
 use crate::exchange::{self, Answer, Channel};
 use crate::options::Options;
 use crate::pool::{Pool, PoolStats};
+use crate::websocket::{self, GatewaySocket};
 use crate::{ClientError, Policy};
 
 /// How long an idle pooled connection is kept, unless [`ClientBuilder::pool_idle_timeout`] says
@@ -103,6 +104,8 @@ impl ClientBuilder {
                         .connect_to(checked.connect_to),
                     pool: Pool::new(self.pool_idle_timeout),
                 },
+                websocket: AttestedConnector::with_alpn(Arc::clone(&verifier), &websocket::ALPN)?
+                    .connect_to(checked.connect_to),
                 verifier,
                 timeout: checked.timeout,
                 retries: checked.retries,
@@ -129,6 +132,8 @@ pub struct Client {
 struct Inner {
     /// The gateway URL, the attested connector and the pool.
     http: AttestedHttp,
+    /// The same verifier, offering only HTTP/1.1 (which carries the WebSocket upgrade).
+    websocket: AttestedConnector,
     verifier: Arc<AttestedServerVerifier>,
     timeout: Duration,
     retries: u32,
@@ -232,6 +237,39 @@ impl Client {
     /// in the body is an idempotent read.
     pub async fn request_raw(&self, body: Bytes) -> Result<(http::StatusCode, Bytes), ClientError> {
         exchange::request_raw(self, body).await
+    }
+
+    /// Subscribes with `eth_subscribe` to `kind` (`"newHeads"`, `"logs"`, ...) and returns the
+    /// stream of the notifications' `result`s. `filter` is the call's second parameter, the
+    /// `logs` filter (`{"address": ..., "topics": [...]}`), or `Value::Null` for none.
+    ///
+    /// Each subscription opens a WebSocket of its own to the gateway's `GET /{chain}`: a new TLS
+    /// connection, attested in its handshake with this client's policy before the upgrade
+    /// request is written (a refused attestation is the same error as for a call, and nothing
+    /// is sent). Opening and the `eth_subscribe` answer are bounded by the client's timeout. A
+    /// JSON-RPC error answer (an unknown kind, the gateway's limits) is
+    /// [`ClientError::JsonRpc`]; a refused upgrade is [`ClientError::Http`].
+    pub async fn subscribe(
+        &self,
+        kind: &str,
+        filter: Value,
+    ) -> Result<crate::Subscription, ClientError> {
+        let timeout = self.inner.timeout;
+        self.with_timeout(async {
+            let socket = self.open_websocket_unbounded().await?;
+            crate::subscription::subscribe(socket, kind, filter, timeout).await
+        })
+        .await
+    }
+
+    /// Opens a WebSocket to the gateway URL over a new attested connection (verified before the
+    /// upgrade request is written), within the client's timeout: what the proxy relays to.
+    pub(crate) async fn open_websocket(&self) -> Result<GatewaySocket, ClientError> {
+        self.with_timeout(self.open_websocket_unbounded()).await
+    }
+
+    async fn open_websocket_unbounded(&self) -> Result<GatewaySocket, ClientError> {
+        websocket::open(&self.inner.websocket, &self.inner.http.url).await
     }
 
     /// A [jsonrpsee](https://docs.rs/jsonrpsee) HTTP client for the same URL, policy and timeout,

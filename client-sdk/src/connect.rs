@@ -152,8 +152,18 @@ impl std::fmt::Debug for AttestedConnector {
 impl AttestedConnector {
     /// A connector enforcing `verifier`, offering [`ALPN`].
     pub fn new(verifier: Arc<AttestedServerVerifier>) -> Result<Self, ClientError> {
+        Self::with_alpn(verifier, &ALPN)
+    }
+
+    /// A connector enforcing `verifier` that offers `alpn` instead of [`ALPN`] (and
+    /// `shroud-ra-tls/1`, always): `[b"http/1.1"]` for a WebSocket upgrade, which HTTP/2 does
+    /// not carry.
+    pub fn with_alpn(
+        verifier: Arc<AttestedServerVerifier>,
+        alpn: &[&[u8]],
+    ) -> Result<Self, ClientError> {
         let config =
-            tls::client_config(Arc::clone(&verifier), &ALPN).map_err(ClientError::Policy)?;
+            tls::client_config(Arc::clone(&verifier), alpn).map_err(ClientError::Policy)?;
         Ok(Self {
             verifier,
             tls: TlsConnector::from(Arc::new(config)),

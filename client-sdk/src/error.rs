@@ -7,8 +7,8 @@ use std::time::Duration;
 /// The variants follow the order in which a call can fail: the URL, the policy, the TCP
 /// connection, the TLS handshake (where attestation runs, before any request byte is written),
 /// then HTTP and JSON-RPC. Only [`ClientError::Http`], [`ClientError::InvalidResponse`],
-/// [`ClientError::JsonRpc`] and possibly [`ClientError::Transport`] and [`ClientError::Timeout`]
-/// can happen after the request was sent. [`ClientError::kind`] sorts the variants into the
+/// [`ClientError::JsonRpc`], [`ClientError::WebSocketClosed`] and possibly
+/// [`ClientError::Transport`] and [`ClientError::Timeout`] can happen after the request was sent. [`ClientError::kind`] sorts the variants into the
 /// coarse [`ErrorKind`]s a caller usually branches on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -73,6 +73,16 @@ pub enum ClientError {
     /// closed before the response).
     #[error("connection to the gateway failed: {0}")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The gateway closed a WebSocket connection ([`Client::subscribe`](crate::Client::subscribe)),
+    /// with the close code and reason it sent: 1013 when this client read its notifications too
+    /// slowly, 1001 when the gateway shuts down, 1005 when it sent no code.
+    #[error("the gateway closed the WebSocket connection: code {code}{}", body_suffix(.reason))]
+    WebSocketClosed {
+        /// The close code (RFC 6455 §7.4).
+        code: u16,
+        /// The close reason, possibly empty.
+        reason: String,
+    },
     /// The gateway answered with an HTTP error status and no JSON-RPC error.
     #[error("gateway answered HTTP {status}{}", body_suffix(.body))]
     Http {
@@ -171,7 +181,10 @@ impl ClientError {
             Self::Tls { .. } => ErrorKind::Tls,
             Self::Attestation(_) | Self::Bundle(_) => ErrorKind::Attestation,
             Self::PinMismatch(_) => ErrorKind::PinMismatch,
-            Self::Transport(_) | Self::InvalidResponse(_) | Self::Ohttp(_) => ErrorKind::Transport,
+            Self::Transport(_)
+            | Self::InvalidResponse(_)
+            | Self::Ohttp(_)
+            | Self::WebSocketClosed { .. } => ErrorKind::Transport,
             Self::Http { .. } => ErrorKind::Http,
             Self::JsonRpc { .. } => ErrorKind::JsonRpc,
             Self::Timeout(_) => ErrorKind::Timeout,

@@ -57,6 +57,12 @@ mod pool;
 #[cfg(feature = "transport")]
 pub mod proxy;
 pub mod retry;
+#[cfg(feature = "transport")]
+mod subscription;
+#[cfg(feature = "transport")]
+mod websocket;
+#[cfg(feature = "transport")]
+mod websocket_relay;
 
 #[cfg(feature = "transport")]
 pub use client::{Client, ClientBuilder, DEFAULT_POOL_IDLE_TIMEOUT};
@@ -73,3 +79,5 @@ pub use policy::Policy;
 #[cfg(feature = "transport")]
 pub use pool::PoolStats;
 pub use shroud_ra_tls::{Measurements, Platform, TcbStatus, Verdict};
+#[cfg(feature = "transport")]
+pub use subscription::Subscription;
