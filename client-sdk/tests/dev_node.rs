@@ -17,14 +17,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use shroud_client::{Client, ClientError, ErrorKind};
 
+use common::dev_node::DevNode;
 use common::{StartGateway, TestGateway};
 
 /// Account 0 of ganache's deterministic wallet, funded with 1000 ETH.
@@ -44,84 +42,8 @@ const RAW_TRANSFER: &str = "0xf86d8084773594008252089411111111111111111111111111
 /// Its hash, as printed by the same generator.
 const TRANSFER_HASH: &str = "0x8751b3cfa26e798db7ad57b64fe7a470dd1374b8b93e531316e18484c21675ed";
 
-/// How long ganache may take to print its address.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the receipt is polled for.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(15);
-
-fn wallets_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/wallets")
-}
-
-/// A ganache process, killed on drop.
-struct DevNode {
-    child: Child,
-    /// Held open: `--exit-with-stdin` makes ganache exit when it closes, so the node does not
-    /// outlive a test process that dies without running this drop.
-    _stdin: Option<ChildStdin>,
-    url: String,
-}
-
-impl DevNode {
-    /// Starts ganache, or returns `None` (after printing why) when it is not installed.
-    async fn start() -> Option<Self> {
-        let dir = wallets_dir();
-        let ganache = dir.join("node_modules/ganache");
-        if !ganache.is_dir() {
-            let required = std::env::var("SHROUD_REQUIRE_DEV_NODE").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "SHROUD_REQUIRE_DEV_NODE=1 but there is no ganache at {} (npm ci --prefix client-sdk/tests/wallets)",
-                ganache.display()
-            );
-            println!(
-                "skipped: no ganache at {} (npm ci --prefix client-sdk/tests/wallets)",
-                ganache.display()
-            );
-            return None;
-        }
-        let mut child = Command::new("node")
-            .arg(dir.join("ganache-node.mjs"))
-            .arg("--exit-with-stdin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run node for {}: {e}", ganache.display()));
-        let stdout = child.stdout.take().unwrap();
-        let mut node = Self {
-            _stdin: child.stdin.take(),
-            child,
-            url: String::new(),
-        };
-        // If the line never comes, dropping `node` kills ganache, which ends the blocked read.
-        let line = tokio::time::timeout(
-            START_TIMEOUT,
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                BufReader::new(stdout).read_line(&mut line).map(|_| line)
-            }),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("ganache printed no address within {START_TIMEOUT:?}"))
-        .unwrap()
-        .unwrap();
-        node.url = line
-            .trim()
-            .strip_prefix("ganache listening on ")
-            .unwrap_or_else(|| panic!("unexpected ganache start-up line {line:?}"))
-            .to_owned();
-        assert!(node.url.starts_with("http://127.0.0.1:"), "{}", node.url);
-        Some(node)
-    }
-}
-
-impl Drop for DevNode {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
 
 async fn call(client: &Client, method: &str, params: Value) -> Value {
     client

@@ -20,53 +20,11 @@ use shroud_client::Client;
 use shroud_client::proxy::{CODE_UNTRUSTED_GATEWAY, Proxy, ProxyError, ProxyOptions};
 use shroud_testkit::tls_counter::CountingTlsServer;
 use shroud_testkit::upstream::RecordingUpstream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use common::{
-    ALPN_BOTH, MEASUREMENT, SETTLE, StartGateway, TestGateway, post_plain, ra_tls_config,
-    simulated_cert,
+    ALPN_BOTH, MEASUREMENT, RunningProxy, SETTLE, StartGateway, TestGateway, post_plain,
+    ra_tls_config, simulated_cert,
 };
-
-/// A proxy running in process until dropped.
-struct RunningProxy {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl RunningProxy {
-    async fn start(client: Client) -> Self {
-        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let proxy = Proxy::bind(loopback, client, &ProxyOptions::new())
-            .await
-            .unwrap();
-        let url = proxy.url();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(proxy.run(async {
-            stopped.await.ok();
-        }));
-        Self {
-            url,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn post(&self, body: &str) -> (http::StatusCode, Value) {
-        let (status, body) = post_plain(&self.url, None, body).await;
-        (status, serde_json::from_slice(&body).unwrap())
-    }
-}
-
-impl Drop for RunningProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop.send(()).ok();
-        }
-        self.task.abort();
-    }
-}
 
 const SINGLE: &str = r#"{"jsonrpc":"2.0","id":7,"method":"eth_blockNumber","params":[]}"#;
 const BATCH: &str = r#"[{"jsonrpc":"2.0","id":"a","method":"eth_blockNumber"},{"jsonrpc":"2.0","id":2,"method":"eth_getBalance","params":["0x0000000000000000000000000000000000000001","latest"]}]"#;

@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
+use shroud_client::proxy::{Proxy, ProxyOptions};
 use shroud_client::{Client, Policy};
 use shroud_gateway::{Config, Gateway};
 use shroud_ra_tls::UnixTime;
@@ -31,7 +32,11 @@ use shroud_ra_tls::tls::{
 };
 use shroud_testkit::gateway::Started;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub mod dev_node;
+pub mod ws_stand_in;
 
 /// The measurement the test servers' simulated attester reports.
 pub const MEASUREMENT: [u8; 48] = [1; 48];
@@ -280,4 +285,49 @@ pub async fn post_plain(url: &str, host: Option<&str>, body: &str) -> (http::Sta
     let body = response.into_body().collect().await.unwrap().to_bytes();
     driver.abort();
     (status, body)
+}
+
+/// A proxy running in process until dropped.
+pub struct RunningProxy {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningProxy {
+    pub async fn start(client: Client) -> Self {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let proxy = Proxy::bind(loopback, client, &ProxyOptions::new())
+            .await
+            .unwrap();
+        let url = proxy.url();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(proxy.run(async {
+            stopped.await.ok();
+        }));
+        Self {
+            url,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `ws://ADDR/eth`, the proxy's WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws{}/eth", self.url.trim_start_matches("http"))
+    }
+
+    pub async fn post(&self, body: &str) -> (http::StatusCode, Value) {
+        let (status, body) = post_plain(&self.url, None, body).await;
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        self.task.abort();
+    }
 }
