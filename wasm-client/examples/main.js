@@ -1,13 +1,15 @@
-// The wasm client under viem: ShroudClient verifies the gateway, its EIP-1193 provider becomes a
-// viem transport. Query parameters fill the form and connect at once:
-//   index.html?gateway=https://127.0.0.1:PORT/eth&policy=URL-ENCODED-TOML&simulated=1&fresh=1
+// The npm package @shroud-rpc/client in a page without a bundler: ShroudClient verifies the
+// gateway, its EIP-1193 provider answers eth_blockNumber. Query parameters fill the form and
+// connect at once:
+//   index.html?gateway=https://127.0.0.1:8443/eth&measurement=HEX&simulated=1[&fresh=1]
+// where `measurement` stands for the policy of a simulated (`--dev`) gateway with that
+// measurement; `policy=URL-ENCODED-TOML` gives any other policy.
 //
-// tests/run.sh leaves pkg/ (wasm-bindgen --target web) and vendor/viem.js here, after which this
-// folder is a static site: `python3 -m http.server -d wasm-client/examples`. A browser must be
-// told to accept a dev gateway's self-signed certificate (open its /healthz once); the calls
-// themselves are sealed with OHTTP to the keys the page verified, whatever TLS carries them.
-import init, { ShroudClient } from "./pkg/shroud_wasm.js";
-import { createPublicClient, custom } from "viem";
+// README.md has the steps (build and unpack the package into ./pkg, start a chain and a gateway,
+// serve this folder). The provider is what viem's `custom()`, ethers' `BrowserProvider` and
+// web3.js take; with viem, the package's `shroudTransport` does the connecting itself
+// (../npm/README.md).
+import { ShroudClient, init } from "@shroud-rpc/client";
 
 const form = document.getElementById("connect");
 const status = (text, state) => {
@@ -17,13 +19,13 @@ const status = (text, state) => {
 
 async function showBlockNumber(gateway, policy, options) {
   status("verifying the gateway's attestation…", "connecting");
-  // Rejects, naming the failed check, unless the bundle verifies against the pin (and, with
-  // fresh, carries the nonce this connect sent); nothing is sent to a gateway that does not.
+  // Rejects (code 4900), naming the failed check, unless the bundle verifies against the pin
+  // (and, with fresh, carries the nonce this connect sent); nothing is sent to a gateway that
+  // does not.
   const shroud = await ShroudClient.connect(gateway, policy, options);
-  document.getElementById("verdict").textContent =
-    JSON.stringify(JSON.parse(shroud.verdict()), null, 2);
-  const client = createPublicClient({ transport: custom(shroud.provider()) });
-  const block = await client.getBlockNumber();
+  document.getElementById("verdict").textContent = JSON.stringify(shroud.verdict(), null, 2);
+  const provider = shroud.provider();
+  const block = BigInt(await provider.request({ method: "eth_blockNumber" }));
   document.getElementById("block").textContent = block.toString();
   status(`block ${block}, read over OHTTP from ${gateway}`, "done");
 }
@@ -33,8 +35,7 @@ function connect() {
   showBlockNumber(data.get("gateway"), data.get("policy"), {
     allowSimulated: data.get("simulated") === "on",
     fresh: data.get("fresh") === "on",
-  })
-    .catch((error) => status(error.message ?? String(error), "error"));
+  }).catch((error) => status(error.message ?? String(error), "error"));
 }
 
 form.addEventListener("submit", (event) => {
@@ -43,14 +44,18 @@ form.addEventListener("submit", (event) => {
 });
 
 try {
-  await init(); // fetches and instantiates pkg/shroud_wasm_bg.wasm
+  // Loads pkg/shroud_wasm_bg.wasm now rather than at the first connect, to say so if it fails.
+  await init();
 } catch (error) {
-  status(`could not load the wasm client: ${error.message ?? error}`, "error");
+  status(`could not load the wasm client (is ./pkg the unpacked package?): ${error.message ?? error}`, "error");
   throw error;
 }
 const query = new URLSearchParams(location.search);
+const measurement = query.get("measurement");
 form.elements.gateway.value = query.get("gateway") ?? "";
-form.elements.policy.value = query.get("policy") ?? "";
+form.elements.policy.value =
+  query.get("policy") ??
+  (measurement ? `[[accept]]\nplatform = "simulated"\nmeasurement = "${measurement}"\n` : "");
 form.elements.simulated.checked = query.has("simulated");
 form.elements.fresh.checked = query.has("fresh");
-if (query.has("gateway") && query.has("policy")) connect();
+if (form.elements.gateway.value && form.elements.policy.value) connect();

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # shroud-wasm end to end, as CI runs it after the workspace is built (`cargo build`):
 #
-#   1. `npm ci` in tests/browser (ganache, playwright-core, viem, esbuild, binaryen's wasm-opt);
-#   2. starts ganache and `shroud-gateway --dev` in front of it, both on 127.0.0.1, ports picked
-#      by the kernel;
+#   1. `npm ci` in tests/browser (ganache, playwright-core, binaryen's wasm-opt);
+#   2. starts ganache (logging every call it handles) and `shroud-gateway --dev` in front of it,
+#      both on 127.0.0.1, ports picked by the kernel;
 #   3. runs the wasm-bindgen tests (tests/web.rs) under Node, then the same binary in headless
 #      Chromium, with the gateway's URL and measurement compiled in;
-#   4. builds the release package (cargo profile `wasm-release`, `wasm-bindgen --target web`,
-#      `wasm-opt -Oz`) into examples/pkg, prints its size, raw and gzipped;
-#   5. loads the example page in headless Chromium (tests/browser/run.mjs): viem -> EIP-1193 ->
-#      OHTTP -> gateway -> ganache must show the node's block number.
+#   4. builds the npm package @shroud-rpc/client with npm/build.sh (cargo profile `wasm-release`,
+#      `wasm-bindgen --target web`, `wasm-opt -Oz`, `npm pack` to
+#      target/npm/shroud-rpc-client-VERSION.tgz), which prints its size, raw and gzipped;
+#   5. unpacks it into examples/pkg and loads the example page in headless Chromium
+#      (tests/browser/run.mjs): ShroudClient -> EIP-1193 -> OHTTP -> gateway -> ganache must show
+#      the node's block number, and a wrong pin must be refused;
+#   6. a throwaway dapp (tests/dapp, copied to a temporary folder) installs the tarball with viem,
+#      ethers, web3.js 4, esbuild and TypeScript from npm, type-checks, bundles with esbuild and
+#      runs in headless Chromium (tests/browser/dapp.mjs: viem reads a block and sends a
+#      transaction, ethers reads the block number, web3.js's BatchRequest, a wrong pin refused
+#      with code 4900 and no call reaching the node), then under Node (tests/dapp/node.mjs).
 #
-# Installs nothing but the npm packages. Needs: wasm-bindgen-cli matching Cargo.lock's
+# Installs nothing but the npm packages (from the npm cache when it holds them). Needs: wasm-bindgen-cli matching Cargo.lock's
 # wasm-bindgen, Debian's chromium and chromium-driver, clang (ring for wasm32, in the tests), node
 # and npm. Every process it starts is stopped on exit; each step has a time limit. Exits non-zero
 # on any failure. CARGO_TARGET_DIR is honoured (default: target/ at the workspace root).
@@ -75,6 +82,7 @@ step() {
 logged_step() {
     local log=$1 limit=$2 status=0
     shift 2
+    : >"$log" # before `tail` starts: the redirection below happens in the background job
     timeout "$limit" "$@" >"$log" 2>&1 &
     step_pid=$!
     tail -n +1 -f --pid="$step_pid" "$log" &
@@ -121,7 +129,8 @@ step 600 npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error
 
 # --- the dev chain and the gateway ---------------------------------------------------------------
 say "starting ganache and shroud-gateway --dev"
-node "$browser/ganache.mjs" >"$work/ganache.log" 2>&1 &
+# --log-calls: one `rpc METHOD` line per call the node handles, for the dapp's wrong-pin check.
+node "$browser/ganache.mjs" --log-calls >"$work/ganache.log" 2>&1 &
 pids+=($!)
 node_url=$(wait_for_line "$work/ganache.log" '^ganache listening on ' "${pids[-1]}" | awk '{ print $4 }') ||
     fail "ganache did not start"
@@ -167,46 +176,69 @@ grep -q 'Running headless tests in Chrome' "$work/chromium.log" || fail "the bro
 ((node_passed >= 4 && chromium_passed >= 4)) ||
     fail "expected at least 4 wasm tests per host, got $node_passed (Node) and $chromium_passed (Chromium)"
 
-# --- the release package and its size ------------------------------------------------------------
-say "building the release package (profile wasm-release, wasm-bindgen --target web, wasm-opt -Oz)"
-# The size profile of the root Cargo.toml (opt-level z, fat LTO, one codegen unit, abort on
-# panic). sha2 0.11 selects its compact software backend by a cfg, not a feature, so it is set
-# here, for wasm32 only (cargo ignores target rustflags when RUSTFLAGS is set).
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} --cfg sha2_backend_soft=\"compact\"" \
-    step 2400 cargo build -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release
-release_wasm=$target/wasm32-unknown-unknown/wasm-release/shroud_wasm.wasm
+# --- the npm package and its size ----------------------------------------------------------------
+say "building the npm package (wasm-client/npm/build.sh: profile wasm-release, wasm-bindgen --target web, wasm-opt -Oz, npm pack)"
+# The one build of the release wasm in this run: the example page and the dapp below both use
+# this tarball. build.sh prints the size table and fails past the 500 000-byte target.
+logged_step "$work/npm-build.log" 3600 bash "$crate/npm/build.sh"
+tarball=$(tail -n 1 "$work/npm-build.log")
+[[ $tarball = "$target"/npm/shroud-rpc-client-*.tgz && -f $tarball ]] || fail "npm/build.sh named no tarball: $tarball"
+
+# --- the example page ----------------------------------------------------------------------------
+say "example page in headless Chromium (the package unpacked, no bundler: ShroudClient -> EIP-1193 -> OHTTP -> gateway -> ganache)"
 pkg=$crate/examples/pkg
 rm -rf "$pkg"
-step 300 wasm-bindgen --target web --out-dir "$pkg" "$release_wasm"
-bundle=$pkg/shroud_wasm_bg.wasm
-gz() { gzip -9 <"$1" | wc -c; }
-unoptimized=("$(wc -c <"$bundle")" "$(gz "$bundle")")
-# binaryen from npm (pinned): Debian bookworm's wasm-opt 108 is too old for wasm-bindgen
-# 0.2.130 output and emits a module that fails to instantiate. The features are those rustc 1.95
-# enables for wasm32-unknown-unknown; wasm-opt also reads them from the module's target_features
-# section, naming them keeps it from falling back to MVP without one. --converge repeats -Oz
-# while the module still shrinks.
-wasm_features=(--enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int
-    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
-step 600 "$browser/node_modules/.bin/wasm-opt" -Oz --converge "${wasm_features[@]}" "$bundle" -o "$work/opt.wasm"
-mv "$work/opt.wasm" "$bundle"
-printf '%-52s %10s %10s\n' "wasm bundle size" "bytes" "gzip -9"
-printf '%-52s %10d %10d\n' "cargo --profile wasm-release (shroud_wasm.wasm)" "$(wc -c <"$release_wasm")" "$(gz "$release_wasm")"
-printf '%-52s %10d %10d\n' "wasm-bindgen --target web (shroud_wasm_bg.wasm)" "${unoptimized[@]}"
-printf '%-52s %10d %10d\n' "wasm-opt -Oz (shroud_wasm_bg.wasm, shipped)" "$(wc -c <"$bundle")" "$(gz "$bundle")"
-printf '%-52s %10d %10d\n' "JS glue (shroud_wasm.js)" "$(wc -c <"$pkg/shroud_wasm.js")" "$(gz "$pkg/shroud_wasm.js")"
-# DESIGN §8: under 500 KB gzipped. A change that grows the shipped module past it fails here,
-# where the figure is measured, rather than in a closing note.
-shipped_gz=$(gz "$bundle")
-((shipped_gz < 500000)) || fail "the wasm bundle is $shipped_gz bytes gzipped, over the 500 000-byte target (docs/BENCHMARKS.md)"
-
-# --- the example page, through viem ---------------------------------------------------------------
-say "example page in headless Chromium (viem -> EIP-1193 -> OHTTP -> gateway -> ganache)"
+mkdir -p "$pkg"
+tar -xzf "$tarball" -C "$pkg" --strip-components=1
 logged_step "$work/page.log" \
     300 node "$browser/run.mjs" --gateway "$gateway_url" --measurement "$measurement" --node "$node_url"
 page_passed=$(grep -c '^block number shown by the page' "$work/page.log" || true)
 ((page_passed == 1)) || fail "the example page test did not pass"
 
-total=$((node_passed + chromium_passed + page_passed))
-say "done: $node_passed wasm tests under Node, $chromium_passed in Chromium, $page_passed example page test"
+# --- a throwaway dapp on the packed tarball -------------------------------------------------------
+# As a dapp developer would use the package: a fresh project (tests/dapp copied to a temporary
+# folder) installs the tarball next to viem, ethers, web3.js 4, esbuild and TypeScript (pinned by
+# tests/dapp/package-lock.json), type-checks against the package's declarations, bundles with
+# esbuild and runs in headless Chromium (tests/browser/dapp.mjs) and under Node (node.mjs).
+dapp_started=$SECONDS
+say "throwaway dapp: npm install of $(basename "$tarball") with viem, ethers, web3, esbuild, typescript"
+packed_wasm_gz=$(tar -xzOf "$tarball" package/shroud_wasm_bg.wasm | gzip -9 | wc -c)
+echo "package $(basename "$tarball"): $(wc -c <"$tarball") bytes; its shroud_wasm_bg.wasm: $packed_wasm_gz bytes gzip -9"
+dapp=$work/dapp
+mkdir -p "$dapp"
+cp -R "$tests/dapp/." "$dapp/"
+rm -rf "$dapp/node_modules" "$dapp/dist"
+step 600 npm ci --prefix "$dapp" --no-audit --no-fund --prefer-offline --loglevel=error
+# The tarball as the dapp's own dependency, without writing it into the copied lock file (whose
+# integrity would pin one build).
+step 300 npm install --prefix "$dapp" --no-save --no-audit --no-fund --prefer-offline --loglevel=error "$tarball"
+
+say "throwaway dapp: tsc (the package's declarations), esbuild bundle"
+step 120 "$dapp/node_modules/.bin/tsc" -p "$dapp"
+# The declarations themselves, strictly (the dapp's check skips library files).
+step 120 "$dapp/node_modules/.bin/tsc" --ignoreConfig --noEmit --strict --target ES2022 --module ESNext \
+    --moduleResolution bundler --lib ES2022,DOM --types "" "$dapp/node_modules/@shroud-rpc/client/index.d.ts"
+# esbuild leaves `new URL("./x.wasm", import.meta.url)` alone; the dapp imports the package's .wasm
+# with the file loader instead, which copies it next to the bundle.
+step 120 "$dapp/node_modules/.bin/esbuild" "$dapp/src/app.ts" --bundle --format=esm --platform=browser \
+    --target=es2022 --minify --loader:.wasm=file --outdir="$dapp/dist" --log-level=warning
+ls -l "$dapp/dist" | awk 'NR > 1 { printf "dist/%s: %d bytes\n", $9, $5 }'
+
+say "throwaway dapp in headless Chromium (viem, ethers, web3.js; a wrong pin)"
+logged_step "$work/dapp.log" 300 node "$browser/dapp.mjs" --dir "$dapp" --gateway "$gateway_url" \
+    --measurement "$measurement" --node "$node_url" --node-log "$work/ganache.log"
+dapp_passed=$(awk '/^dapp: [0-9]+ passed, 0 failed$/ { print $2 }' "$work/dapp.log")
+[[ -n $dapp_passed ]] || fail "the throwaway dapp did not pass"
+
+say "throwaway dapp under Node $(node --version) (the package's node export)"
+# As for the Node wasm tests above: the dev gateway's certificate is self-signed, the calls are
+# sealed with OHTTP to keys verified against the pin.
+NODE_TLS_REJECT_UNAUTHORIZED=0 logged_step "$work/dapp-node.log" \
+    120 node --no-warnings "$dapp/node.mjs" "$gateway_url" "$measurement"
+node_checks=$(grep -c '^node [0-9.]*: ' "$work/dapp-node.log" || true)
+((node_checks == 3)) || fail "the package under Node: expected 3 checks, got $node_checks"
+echo "throwaway dapp: $((dapp_passed + node_checks)) checks passed in $((SECONDS - dapp_started)) s"
+
+total=$((node_passed + chromium_passed + page_passed + dapp_passed + node_checks))
+say "done: $node_passed wasm tests under Node, $chromium_passed in Chromium, $page_passed example page test, $dapp_passed dapp checks in Chromium, $node_checks under Node"
 echo "shroud-wasm: $total passed, 0 failed"
