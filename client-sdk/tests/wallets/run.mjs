@@ -10,8 +10,13 @@
 //   4. ethers.mjs, viem.mjs, web3js.mjs and web3py.py against the proxy (reads, a locally signed
 //      transfer with its receipt; web3.js and web3.py also a batch);
 //   5. a second shroud proxy with a wrong pin: eth_blockNumber must come back as a JSON-RPC error
-//      naming the pin mismatch, then web3js.mjs and web3py.py in --wrong-pin mode must see that
-//      error as their library raises it, and ganache must see none of these calls.
+//      naming the pin mismatch, its WebSocket upgrade must be refused (502 with that error), then
+//      web3js.mjs and web3py.py in --wrong-pin mode must see that error as their library raises
+//      it, and ganache must see none of these calls;
+//   6. viem-ws.mjs and ethers-ws.mjs on the proxy's WebSocket (ws://127.0.0.1:PORT/eth):
+//      watchBlocks / on("block") see three mined blocks in order, a contract event subscription
+//      delivers the log of a contract deployed there, and unsubscribing ends the subscriptions at
+//      the gateway (read from its metrics) and stops delivery.
 // Every child is killed at the end, on failure and on timeout (the whole run is bounded). Exits
 // 0 only when every step passed; each step's time is printed.
 //
@@ -26,6 +31,7 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 
 import {
@@ -108,9 +114,12 @@ async function main() {
     services.push(gateway);
     const listening = gateway.waitFor(/^shroud-gateway listening on https:\/\/(127\.0\.0\.1:\d+)$/);
     const measured = gateway.waitFor(/^measurement: simulated ([0-9a-f]{96})$/);
-    const [[, gatewayAddr], [, measurement]] = await Promise.all([listening, measured]);
+    // The log line (stderr) naming the metrics address; the WebSocket scripts read the
+    // gateway's subscription gauge there.
+    const metrics = gateway.waitFor(/metrics listening metrics=(127\.0\.0\.1:\d+)/, undefined, { stderr: true });
+    const [[, gatewayAddr], [, measurement], [, metricsAddr]] = await Promise.all([listening, measured, metrics]);
     const gatewayUrl = `https://${gatewayAddr}/eth`;
-    say(`gateway at ${gatewayUrl}, measurement simulated ${measurement}`);
+    say(`gateway at ${gatewayUrl}, measurement simulated ${measurement}, metrics at http://${metricsAddr}`);
 
     const pin = `simulated:measurement=${measurement}`;
     const proxy = new Service("shroud proxy", SHROUD_BIN, [
@@ -127,7 +136,7 @@ async function main() {
     const [, proxyUrl] = await proxy.waitFor(/^shroud proxy listening on (http:\/\/127\.0\.0\.1:\d+)\/?$/);
     say(`proxy at ${proxyUrl} (pin ${pin})`);
 
-    const env = { SHROUD_PROXY_URL: proxyUrl };
+    const env = { SHROUD_PROXY_URL: proxyUrl, SHROUD_METRICS_URL: `http://${metricsAddr}` };
     await step("ethers 6 through shroud proxy", () => runScript("ethers.mjs", [], env));
     await step("viem 2 through shroud proxy", () => runScript("viem.mjs", [], env));
     await step("web3.js 4 through shroud proxy: reads, signed transfer, BatchRequest", () =>
@@ -198,6 +207,18 @@ async function main() {
         return `error ${body.error.code}: ${message}`;
       });
     });
+    await step("wrong pin: the WebSocket upgrade is refused (502, the proxy's error), nothing reaches ganache", async () => {
+      const url = await wrongPinProxy();
+      return nothingReachesGanache(async () => {
+        const { status, body } = await websocketUpgrade(url);
+        say(`wrong-pin upgrade: HTTP ${status} ${JSON.stringify(body)}`);
+        if (status !== 502) throw new Error(`the upgrade got HTTP ${status}, not 502`);
+        if (body?.error?.code !== -32001 || !/pin mismatch/i.test(String(body.error.message))) {
+          throw new Error(`the refusal is not the proxy's pin-mismatch error: ${JSON.stringify(body)}`);
+        }
+        return `HTTP ${status}, error ${body.error.code}`;
+      });
+    });
     await step("wrong pin: web3.js 4 raises the proxy's error, nothing reaches ganache", async () => {
       const url = await wrongPinProxy();
       return nothingReachesGanache(() => runScript("web3js.mjs", ["--wrong-pin", url]));
@@ -206,6 +227,15 @@ async function main() {
       const url = await wrongPinProxy();
       return nothingReachesGanache(() => runScript("web3py.py", ["--wrong-pin", url]));
     });
+
+    // Last: the gateway's chain follower, started by the first subscription, polls ganache until
+    // it has been idle for a while, which the call counts of the steps above would see.
+    await step("viem 2 webSocket through shroud proxy: watchBlocks, watchContractEvent, unwatch", () =>
+      runScript("viem-ws.mjs", [], env),
+    );
+    await step("ethers 6 WebSocketProvider through shroud proxy: on(block), contract.on, off", () =>
+      runScript("ethers-ws.mjs", [], env),
+    );
   } catch (error) {
     results.push({ name: "setup", ok: false, detail: error.message });
     say(`FAIL setup: ${error.message}`);
@@ -213,6 +243,42 @@ async function main() {
     if (results.some((r) => !r.ok)) for (const service of services) service.printTail();
     await Promise.all(services.map((service) => service.stop()));
   }
+}
+
+/**
+ * Asks the proxy at `proxyUrl` for a WebSocket on /eth (a bare RFC 6455 upgrade request) and
+ * returns the answer's status and JSON body; a 101 is closed at once.
+ */
+function websocketUpgrade(proxyUrl) {
+  return new Promise((resolve, reject) => {
+    const request = http.get(new URL("/eth", proxyUrl), {
+      headers: {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      },
+      timeout: 15_000,
+    });
+    request.on("upgrade", (response, socket) => {
+      socket.destroy();
+      resolve({ status: response.statusCode, body: null });
+    });
+    request.on("response", (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => (text += chunk));
+      response.on("end", () => {
+        try {
+          resolve({ status: response.statusCode, body: JSON.parse(text) });
+        } catch {
+          reject(new Error(`HTTP ${response.statusCode}, not JSON: ${text.slice(0, 200)}`));
+        }
+      });
+    });
+    request.on("timeout", () => request.destroy(new Error("no answer to the upgrade within 15 s")));
+    request.on("error", reject);
+  });
 }
 
 const cancelDeadline = bound(TOTAL_TIMEOUT_MS);
