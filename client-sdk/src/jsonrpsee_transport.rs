@@ -5,7 +5,7 @@
 //! service. hyper-rustls, which jsonrpsee would otherwise use, sets the ALPN list itself and
 //! refuses a TLS config that has one, so it cannot offer `shroud-ra-tls/1` (DESIGN §4.1). The
 //! [`AttestedLayer`] put in jsonrpsee's HTTP middleware slot therefore discards the backend it
-//! wraps and posts every body through the [`Client`]'s own connector: the same ALPN list
+//! wraps and posts every body through the [`Client`](crate::Client)'s own connector: the same ALPN list
 //! (`h2`, `http/1.1`, `shroud-ra-tls/1`), the same attestation in the handshake before a byte is
 //! written, and the same pool bound to the verified key.
 
@@ -71,7 +71,7 @@ impl tower::Layer<HttpBackend> for AttestedLayer {
     }
 }
 
-/// jsonrpsee's HTTP service, posting each request body to the [`Client`]'s gateway URL over an
+/// jsonrpsee's HTTP service, posting each request body to the [`Client`](crate::Client)'s gateway URL over an
 /// attested connection (pooled, bound to the verified key) and bounded by its timeout. The
 /// request's own URI and headers are those jsonrpsee derived from the same URL; the SDK writes
 /// its own.

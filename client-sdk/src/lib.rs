@@ -19,6 +19,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Client::subscribe`] sends `eth_subscribe` over a WebSocket of its own to the gateway, on a
+//! connection attested the same way before the upgrade request is written, and returns a
+//! [`Subscription`]: a `Stream` of the notifications.
+//!
 //! Where the TLS certificate cannot be seen (a TLS-terminating front, an OHTTP relay that hides
 //! the client's address), [`ObliviousClient`] verifies the gateway's attestation bundle instead
 //! and seals every call with Oblivious HTTP to the keys the enclave attested.
