@@ -78,8 +78,9 @@ enum Command {
         #[arg(long)]
         compact: bool,
     },
-    /// Serve a local plain-HTTP JSON-RPC endpoint for wallets; every gateway connection is
-    /// attested before anything is forwarded.
+    /// Serve a local plain-HTTP JSON-RPC endpoint for wallets, and WebSocket upgrades on the same
+    /// port for subscriptions (ws://ADDR/CHAIN); every gateway connection is attested before
+    /// anything is forwarded.
     Proxy {
         /// The local address to listen on (loopback only, unless --allow-non-loopback).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8545")]
