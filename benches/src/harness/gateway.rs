@@ -110,6 +110,9 @@ impl Gateway {
 }
 
 /// Reads `shroud-gateway listening on https://ADDR` and `measurement: simulated HEX`.
+/// Reads the address and measurement lines, then keeps reading stdout in the background: the
+/// gateway prints more after them (the `pin:` line), and a closed pipe would make its next
+/// write fail.
 async fn read_banner(stdout: tokio::process::ChildStdout) -> Result<(SocketAddr, String), String> {
     let mut lines = BufReader::new(stdout).lines();
     let mut addr = None;
@@ -126,7 +129,9 @@ async fn read_banner(stdout: tokio::process::ChildStdout) -> Result<(SocketAddr,
             );
         } else if let Some(rest) = line.strip_prefix("measurement: simulated ") {
             let addr = addr.ok_or("measurement before address")?;
-            return Ok((addr, rest.trim().to_owned()));
+            let measurement = rest.trim().to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Ok((addr, measurement));
         }
     }
     Err("exited before printing its address and measurement".into())

@@ -281,7 +281,12 @@ async fn run(args: &Args) -> Result<(), LoadError> {
     drop(subscribed_tx);
     let mut ok = 0usize;
     let mut first_error = None;
-    while let Some(result) = subscribed_rx.recv().await {
+    // Each client's task keeps its sender while it reads, so count the answers rather than
+    // wait for the channel to close.
+    for _ in 0..args.clients {
+        let Some(result) = subscribed_rx.recv().await else {
+            break;
+        };
         match result {
             Ok(()) => ok += 1,
             Err(e) => {
