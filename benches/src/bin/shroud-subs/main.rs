@@ -72,7 +72,7 @@ fn block(n: u64) -> Value {
 
 fn answer(chain: &Mutex<Chain>, call: &Value) -> Value {
     let mut chain = chain.lock().unwrap_or_else(PoisonError::into_inner);
-    let result = match call["method"].as_str() {
+    let result = match call.get("method").and_then(Value::as_str) {
         Some("eth_getBlockByNumber") => {
             let tip = chain.tip;
             if let Some(seen) = chain
@@ -84,7 +84,9 @@ fn answer(chain: &Mutex<Chain>, call: &Value) -> Value {
             block(tip)
         }
         Some("eth_getBlockByHash") => {
-            let n = call["params"][0]
+            let n = call
+                .pointer("/params/0")
+                .unwrap_or(&Value::Null)
                 .as_str()
                 .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
                 .unwrap_or(0);
@@ -97,7 +99,7 @@ fn answer(chain: &Mutex<Chain>, call: &Value) -> Value {
         Some("eth_chainId") => json!("0x1"),
         _ => json!([]),
     };
-    json!({ "jsonrpc": "2.0", "id": call["id"], "result": result })
+    json!({ "jsonrpc": "2.0", "id": call.get("id").cloned().unwrap_or(Value::Null), "result": result })
 }
 
 async fn serve_node(listener: TcpListener, chain: Arc<Mutex<Chain>>) {
@@ -260,7 +262,8 @@ async fn run(args: &Args) -> Result<(), LoadError> {
                 if let Message::Text(text) = message {
                     let at = Instant::now();
                     let number = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
-                        v["params"]["result"]["number"]
+                        v.pointer("/params/result/number")
+                            .unwrap_or(&Value::Null)
                             .as_str()
                             .and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok())
                     });
