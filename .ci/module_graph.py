@@ -61,7 +61,7 @@ LAYERS = {
         # The upstream pool: takes only what strip built.
         ["upstream"],
         # What drives I/O over the pool, and what the TLS listener needs.
-        ["pipeline::select", "pipeline::forward", "pipeline", "collateral", "tls", "ohttp",
+        ["pipeline::select", "pipeline::forward", "pipeline::private_tx", "pipeline", "collateral", "tls", "ohttp",
          "ohttp::cors", "cluster::serve", "cluster::dial", "cluster::acquire", "cluster::rotation",
          "cluster", "acme", "subscriptions::source", "subscriptions::feed"],
         # The chain follower, and the subscriptions that start it.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::settings::{
     AcmeSettings, ChainSettings, ClusterSettings, FollowerSettings, Limits, PeerAddress,
-    UpstreamSettings,
+    PrivateTxSettings, UpstreamSettings,
 };
 use crate::transport::{EgressProxy, VsockAddr};
 
@@ -383,7 +383,8 @@ pub struct ListenConfig {
     /// RA-TLS over TCP (HTTP/1.1 and HTTP/2).
     #[serde(default = "default_https", deserialize_with = "ip_port")]
     pub https: SocketAddr,
-    /// RA-TLS over QUIC (HTTP/3). Parsed, but not served by this build yet.
+    /// RA-TLS over QUIC (HTTP/3), a UDP address: the same certificate, routes and limits as
+    /// `https`, advertised to TCP clients with `Alt-Svc` (DESIGN §4.1).
     #[serde(default, deserialize_with = "optional_ip_port")]
     pub h3: Option<SocketAddr>,
     /// Prometheus metrics (plain HTTP; keep it on a private interface).
@@ -603,7 +604,24 @@ pub struct ChainConfig {
     /// The chain follower behind `eth_subscribe` (WebSocket).
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
+    /// Private transaction submission: `eth_sendRawTransaction` only to these relays.
+    #[serde(default)]
+    pub private_tx: Option<PrivateTxConfig>,
 }
+
+/// `[chain.private_tx]`: signed transactions go only to private relays (no public mempool),
+/// unless every relay fails and `fallback = "public"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateTxConfig {
+    /// The relays (`https://`, or `http://` to loopback), URL strings or tables like upstreams.
+    pub relays: Vec<UpstreamConfig>,
+    /// What happens when no relay could be reached.
+    #[serde(default)]
+    pub fallback: PrivateTxFallback,
+}
+
+pub use crate::settings::PrivateTxFallback;
 
 /// `[chain.subscriptions]`: the chain follower, one per chain, that serves every client's
 /// `eth_subscribe` from one view of the chain (DESIGN §4.5).
@@ -766,6 +784,7 @@ impl Config {
                         poll_interval_ms: DEV_POLL_INTERVAL_MS,
                         ..SubscriptionsConfig::default()
                     },
+                    private_tx: None,
                 }),
             }
         }
@@ -1308,8 +1327,28 @@ impl ChainConfig {
             .map(|index| self.upstream(index))
             .collect::<Result<Vec<_>, _>>()?;
         let follower = self.subscriptions.settings(&self.name)?;
+        let private_tx = match &self.private_tx {
+            None => None,
+            Some(private) => {
+                if private.relays.is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "chain {:?}: [chain.private_tx] relays is empty; list at least one relay or remove the table",
+                        self.name
+                    )));
+                }
+                let what = format!("{} private_tx relays", self.name);
+                let relays = (0..private.relays.len())
+                    .map(|index| self.endpoint(&private.relays, &what, index))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(PrivateTxSettings {
+                    relays,
+                    fallback: private.fallback,
+                })
+            }
+        };
         Ok(ChainSettings {
             follower,
+            private_tx,
             name: self.name,
             chain_id: self.chain_id,
             upstreams,
@@ -1321,9 +1360,20 @@ impl ChainConfig {
 
     /// The checked upstream `index`.
     fn upstream(&self, index: usize) -> Result<UpstreamSettings, ConfigError> {
-        let uri = self.upstream_uri(index)?;
-        let credentials = self.upstream_table(index)?;
-        let config = self.upstreams.get(index);
+        self.endpoint(&self.upstreams, &self.name, index)
+    }
+
+    /// The checked endpoint `index` of `list` (the upstreams, or the private relays), `what`
+    /// naming the list in errors.
+    fn endpoint(
+        &self,
+        list: &[UpstreamConfig],
+        what: &str,
+        index: usize,
+    ) -> Result<UpstreamSettings, ConfigError> {
+        let uri = self.endpoint_uri(list, what, index)?;
+        let credentials = self.endpoint_table(list, what, index)?;
+        let config = list.get(index);
         Ok(UpstreamSettings {
             label: config
                 .and_then(UpstreamConfig::name)
@@ -1342,13 +1392,21 @@ impl ChainConfig {
 
     /// The parsed and checked URI of upstream `index`.
     pub fn upstream_uri(&self, index: usize) -> Result<Uri, ConfigError> {
+        self.endpoint_uri(&self.upstreams, &self.name, index)
+    }
+
+    fn endpoint_uri(
+        &self,
+        list: &[UpstreamConfig],
+        what: &str,
+        index: usize,
+    ) -> Result<Uri, ConfigError> {
         let invalid = |reason: &str| ConfigError::InvalidUpstream {
-            chain: self.name.clone(),
+            chain: what.to_owned(),
             index,
             reason: reason.to_owned(),
         };
-        let url = self
-            .upstreams
+        let url = list
             .get(index)
             .ok_or_else(|| invalid("no such upstream"))?
             .url();
@@ -1374,7 +1432,7 @@ impl ChainConfig {
         }
         if !secure && !self.allow_insecure_upstream && !is_loopback_host(host) {
             return Err(ConfigError::InsecureUpstream {
-                chain: self.name.clone(),
+                chain: what.to_owned(),
                 index,
                 host: host.to_owned(),
             });
@@ -1385,14 +1443,19 @@ impl ChainConfig {
     /// Checks the table form of upstream `index` (name, credential headers, limits) and returns
     /// its credential headers, every value marked sensitive. Header values are secrets and are
     /// never part of an error.
-    fn upstream_table(&self, index: usize) -> Result<HeaderMap, ConfigError> {
+    fn endpoint_table(
+        &self,
+        list: &[UpstreamConfig],
+        what: &str,
+        index: usize,
+    ) -> Result<HeaderMap, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidUpstream {
-            chain: self.name.clone(),
+            chain: what.to_owned(),
             index,
             reason,
         };
         let mut credentials = HeaderMap::new();
-        let Some(UpstreamConfig::Table(table)) = self.upstreams.get(index) else {
+        let Some(UpstreamConfig::Table(table)) = list.get(index) else {
             return Ok(credentials);
         };
         if let Some(name) = &table.name
@@ -1403,16 +1466,14 @@ impl ChainConfig {
             )));
         }
         if table.name.is_some()
-            && self
-                .upstreams
+            && list
                 .iter()
                 .take(index)
                 .any(|u| u.name() == table.name.as_deref())
         {
             return Err(invalid("the name is used twice in this chain".to_owned()));
         }
-        for (name, value) in self
-            .upstreams
+        for (name, value) in list
             .get(index)
             .map(UpstreamConfig::credential_headers)
             .unwrap_or_default()

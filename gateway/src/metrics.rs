@@ -42,6 +42,8 @@ pub(crate) struct Metrics {
     subscriptions_active: IntGaugeVec,
     subscription_notifications: IntCounterVec,
     websocket_connections: IntGauge,
+    private_tx: IntCounterVec,
+    private_tx_fallbacks: IntCounterVec,
     /// With `[cluster]` only: peers by the state of their last exchange, and whether this
     /// replica holds the root secret.
     cluster: Option<ClusterFamilies>,
@@ -210,6 +212,19 @@ impl Metrics {
             "eth_subscription notifications queued to clients, by chain and kind.",
             &["chain", "kind"],
         )?;
+        let private_tx = counter(
+            "shroud_private_tx_total",
+            "Signed transactions submitted to private relays ([chain.private_tx]), by chain, relay \
+             (its name or index) and outcome: accepted, already_known, rejected, hash_mismatch, \
+             unreachable, timeout, http_error.",
+            &["chain", "relay", "outcome"],
+        )?;
+        let private_tx_fallbacks = counter(
+            "shroud_private_tx_fallbacks_total",
+            "Signed transactions sent to the public upstreams because no private relay could be \
+             reached (fallback = \"public\").",
+            &["chain"],
+        )?;
         let websocket_connections = IntGauge::new(
             "shroud_websocket_connections_active",
             "WebSocket connections open (upgraded from HTTP/1.1 on the RA-TLS listener).",
@@ -282,7 +297,7 @@ impl Metrics {
                     .set(0);
             }
         }
-        for protocol in ["http1", "h2"] {
+        for protocol in ["http1", "h2", "h3"] {
             connections_active.with_label_values(&[protocol]);
         }
         tls_handshakes.with_label_values(&["tcp", "ok"]);
@@ -308,6 +323,8 @@ impl Metrics {
             subscriptions_active,
             subscription_notifications,
             websocket_connections,
+            private_tx,
+            private_tx_fallbacks,
             cluster,
         })
     }
@@ -386,6 +403,13 @@ impl Metrics {
             .inc();
     }
 
+    /// A QUIC handshake's outcome (`[listen] h3`), counted apart from TCP's.
+    pub(crate) fn quic_handshake(&self, outcome: &str) {
+        self.tls_handshakes
+            .with_label_values(&["quic", outcome])
+            .inc();
+    }
+
     /// An OHTTP request's outcome (`ok`, `unknown_key`, `invalid`, `replayed`, `bad_body`,
     /// `error`).
     pub(crate) fn ohttp(&self, outcome: &str) {
@@ -411,6 +435,18 @@ impl Metrics {
     pub(crate) fn subscription_notifications(&self, chain: &str, kind: &'static str) -> IntCounter {
         self.subscription_notifications
             .with_label_values(&[chain, kind])
+    }
+
+    /// One private relay's outcome for a submitted transaction.
+    pub(crate) fn private_tx(&self, chain: &str, relay: &str, outcome: &str) {
+        self.private_tx
+            .with_label_values(&[chain, relay, outcome])
+            .inc();
+    }
+
+    /// A transaction sent to the public upstreams after every private relay failed.
+    pub(crate) fn private_tx_fallback(&self, chain: &str) {
+        self.private_tx_fallbacks.with_label_values(&[chain]).inc();
     }
 
     /// Counts a WebSocket connection as open until the guard is dropped.

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use http::{HeaderMap, Uri};
+use serde::Deserialize;
 
 /// `[limits]`, checked: every size and count positive, the JSON depth in range, times as
 /// durations.
@@ -88,6 +89,28 @@ pub(crate) struct ChainSettings {
     pub(crate) health_interval: Duration,
     /// The chain follower behind `eth_subscribe`.
     pub(crate) follower: FollowerSettings,
+    /// `[chain.private_tx]`: the relays signed transactions go to instead of the upstreams.
+    pub(crate) private_tx: Option<PrivateTxSettings>,
+}
+
+/// `[chain.private_tx]`, checked: at least one relay, each like an upstream.
+#[derive(Debug, Clone)]
+pub(crate) struct PrivateTxSettings {
+    /// The relays, in configured order (their labels: name or index).
+    pub(crate) relays: Vec<UpstreamSettings>,
+    /// What happens when no relay could be reached.
+    pub(crate) fallback: PrivateTxFallback,
+}
+
+/// `[chain.private_tx] fallback`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrivateTxFallback {
+    /// The transaction goes nowhere else; the client gets an error.
+    #[default]
+    None,
+    /// The transaction is broadcast to the chain's public upstreams.
+    Public,
 }
 
 /// `[chain.subscriptions]`, checked.

@@ -19,7 +19,7 @@ use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::pipeline::policy::MethodPolicy;
 use crate::pipeline::strip::{GatewayId, UpstreamBody};
-use crate::settings::ChainSettings;
+use crate::settings::{ChainSettings, UpstreamSettings};
 
 /// The fixed `user-agent` of every upstream request; never the client's.
 pub(crate) const USER_AGENT: &str = concat!("shroud-gateway/", env!("CARGO_PKG_VERSION"));
@@ -156,6 +156,17 @@ pub(crate) struct Chain {
     pub(crate) upstreams: Vec<Upstream>,
     /// How often the health checker probes.
     pub(crate) health_interval: Duration,
+    /// `[chain.private_tx]`: where signed transactions go instead of the upstreams.
+    pub(crate) private: Option<PrivateRelays>,
+}
+
+/// The private relays of a chain (`[chain.private_tx]`).
+#[derive(Debug)]
+pub(crate) struct PrivateRelays {
+    /// The relays; shared with the submissions still running after the client was answered.
+    pub(crate) relays: Vec<Arc<Upstream>>,
+    /// What happens when no relay could be reached.
+    pub(crate) fallback: crate::settings::PrivateTxFallback,
 }
 
 impl Chain {
@@ -179,21 +190,30 @@ pub(crate) fn chains(settings: &Settings) -> HashMap<String, Arc<Chain>> {
         .collect()
 }
 
+fn build_upstream(upstream: &UpstreamSettings) -> Upstream {
+    Upstream {
+        label: upstream.label.clone(),
+        uri: upstream.uri.clone(),
+        credentials: upstream.credentials.clone(),
+        timeout: upstream.timeout,
+        permits: Semaphore::new(upstream.max_concurrent),
+        health: AtomicU8::new(Health::Unknown as u8),
+        healthy_gauge: OnceLock::new(),
+    }
+}
+
 fn build_chain(chain: &ChainSettings) -> Chain {
-    let upstreams = chain
-        .upstreams
-        .iter()
-        .map(|upstream| Upstream {
-            label: upstream.label.clone(),
-            uri: upstream.uri.clone(),
-            credentials: upstream.credentials.clone(),
-            timeout: upstream.timeout,
-            permits: Semaphore::new(upstream.max_concurrent),
-            health: AtomicU8::new(Health::Unknown as u8),
-            healthy_gauge: OnceLock::new(),
-        })
-        .collect();
+    let upstreams = chain.upstreams.iter().map(build_upstream).collect();
+    let private = chain.private_tx.as_ref().map(|private| PrivateRelays {
+        relays: private
+            .relays
+            .iter()
+            .map(|relay| Arc::new(build_upstream(relay)))
+            .collect(),
+        fallback: private.fallback,
+    });
     Chain {
+        private,
         name: chain.name.clone(),
         name_arc: Arc::from(chain.name.as_str()),
         chain_id: chain.chain_id,
@@ -211,7 +231,11 @@ pub(crate) fn http_client(settings: &Settings) -> Result<HttpClient, GatewayErro
     let any_plain_http = settings
         .chains
         .iter()
-        .flat_map(|c| c.upstreams.iter())
+        .flat_map(|c| {
+            c.upstreams
+                .iter()
+                .chain(c.private_tx.iter().flat_map(|p| p.relays.iter()))
+        })
         .any(|upstream| upstream.is_plain_http());
     https_client(
         any_plain_http,

@@ -95,6 +95,16 @@ pub enum PipelineError {
         /// The configured limit.
         max: usize,
     },
+    /// No private relay could be reached, and the chain's fallback is `none`.
+    #[error(
+        "no private relay could be reached; the transaction was not sent anywhere else (this chain's private_tx fallback is \"none\"); retry later"
+    )]
+    PrivateRelaysUnavailable,
+    /// A private relay answered another transaction hash than the transaction's own.
+    #[error(
+        "a private relay answered another transaction hash than the signed transaction's; not trusting it"
+    )]
+    PrivateRelayHashMismatch,
     /// Every WebSocket slot of the gateway is taken.
     #[error("too many WebSocket connections; retry later")]
     WebSocketLimit,
@@ -239,6 +249,10 @@ impl PipelineError {
                 rpc(S::OK, INVALID_PARAMS, "invalid", Debug)
             }
             Self::TooManySubscriptions { .. } => rpc(S::OK, LIMIT_EXCEEDED, "limit", Debug),
+            // Logged per relay where the exchange failed, with the relay's label.
+            Self::PrivateRelaysUnavailable | Self::PrivateRelayHashMismatch => {
+                rpc(S::OK, UPSTREAM_ERROR, "upstream_error", AtSource)
+            }
             Self::WebSocketLimit => rpc(S::SERVICE_UNAVAILABLE, LIMIT_EXCEEDED, "limit", Debug),
             Self::UpgradeRequired => rpc(S::UPGRADE_REQUIRED, INVALID_REQUEST, "invalid", Debug),
             // The transport failure was logged by the exchange that saw it, with its reason.

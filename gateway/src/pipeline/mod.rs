@@ -20,6 +20,7 @@ pub mod json;
 pub mod parse;
 pub mod plan;
 pub mod policy;
+pub(crate) mod private_tx;
 pub(crate) mod respond;
 pub mod restore;
 pub(crate) mod select;
@@ -216,7 +217,18 @@ async fn dispatch(
         let p = pending.get(n)?;
         let exchange = &exchange;
         Some(async move {
-            let result = forward::broadcast(exchange, (p.id, &p.call)).await;
+            let call = (p.id, &p.call);
+            // With private relays, a signed transaction goes to them only (public upstreams
+            // only as the configured fallback).
+            let result = match &chain.private {
+                Some(relays) => {
+                    private_tx::submit(&relay.client, &relay.metrics, chain, relays, call, || {
+                        forward::broadcast(exchange, call)
+                    })
+                    .await
+                }
+                None => forward::broadcast(exchange, call).await,
+            };
             (vec![n], result)
         })
     });

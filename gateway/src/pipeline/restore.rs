@@ -34,6 +34,11 @@ impl Answers {
         matches!(self.by_id.get(&id), Some(Answer::Result(_)))
     }
 
+    /// Whether the upstream answered the call sent with gateway id `id` with an `error`.
+    pub(crate) fn has_error(&self, id: u64) -> bool {
+        matches!(self.by_id.get(&id), Some(Answer::Error(_)))
+    }
+
     /// The answer to the call sent with gateway id `id`.
     pub(crate) fn take(&mut self, id: u64) -> Option<Answer> {
         self.by_id

@@ -26,6 +26,11 @@ impl SanitizedCall {
         &self.method
     }
 
+    /// The canonical params' JSON text (the private relay path reads the transaction from it).
+    pub(crate) fn params(&self) -> &str {
+        &self.params
+    }
+
     /// Bytes this call holds, for cache weights.
     pub(crate) fn weight(&self) -> usize {
         self.method.len() + self.params.len()
