@@ -30,8 +30,9 @@
 // (default 120).
 
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 
 import {
@@ -52,7 +53,7 @@ import {
   version,
 } from "./harness.mjs";
 
-const TOTAL_TIMEOUT_MS = 1000 * Number(process.env.SHROUD_WALLETS_TIMEOUT_SECS || 120);
+const TOTAL_TIMEOUT_MS = 1000 * Number(process.env.SHROUD_WALLETS_TIMEOUT_SECS || 180);
 
 /** `web3 X, eth-account Y` as PYTHON imports them, or null when it cannot. */
 function pythonVersions() {
@@ -236,12 +237,104 @@ async function main() {
     await step("ethers 6 WebSocketProvider through shroud proxy: on(block), contract.on, off", () =>
       runScript("ethers-ws.mjs", [], env),
     );
+
+    await step("private transactions: ethers 6 -> proxy -> gateway ([chain.private_tx] relay = ganache), the public upstream never sees the transaction", () =>
+      privateTransactions(ganacheUrl, services),
+    );
   } catch (error) {
     results.push({ name: "setup", ok: false, detail: error.message });
     say(`FAIL setup: ${error.message}`);
   } finally {
     if (results.some((r) => !r.ok)) for (const service of services) service.printTail();
     await Promise.all(services.map((service) => service.stop()));
+  }
+}
+
+/**
+ * A second gateway whose public upstream is a recording forwarder in front of ganache and whose
+ * `[chain.private_tx]` relay is ganache itself; ethers.mjs sends a signed transfer through a
+ * proxy in front of it and reads the receipt (through the public upstream). The forwarder must
+ * have seen the receipt lookups and never the transaction (neither the call nor its bytes).
+ */
+async function privateTransactions(ganacheUrl, services) {
+  const seen = [];
+  const forwarder = http.createServer((request, response) => {
+    const chunks = [];
+    request.on("data", (chunk) => chunks.push(chunk));
+    request.on("end", async () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      seen.push(body);
+      try {
+        const answer = await fetch(ganacheUrl, { method: "POST", headers: { "content-type": "application/json" }, body });
+        response.writeHead(answer.status, { "content-type": "application/json" });
+        response.end(await answer.text());
+      } catch (error) {
+        response.writeHead(502);
+        response.end(String(error));
+      }
+    });
+  });
+  await new Promise((resolve) => forwarder.listen(0, "127.0.0.1", resolve));
+  const forwarderUrl = `http://127.0.0.1:${forwarder.address().port}/`;
+  try {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "shroud-private-tx-"));
+    const config = path.join(dir, "gateway.toml");
+    writeFileSync(
+      config,
+      [
+        "[listen]",
+        'https = "127.0.0.1:0"',
+        'metrics = "127.0.0.1:0"',
+        "[tee]",
+        'platform = "simulated"',
+        "[[chain]]",
+        'name = "eth"',
+        `upstreams = ["${forwarderUrl}"]`,
+        "[chain.private_tx]",
+        `relays = ["${ganacheUrl}"]`,
+        'fallback = "none"',
+        "",
+      ].join("\n"),
+    );
+    const gateway = new Service("shroud-gateway (private_tx)", GATEWAY_BIN, ["--config", config]);
+    services.push(gateway);
+    const [[, addr], [, measurement]] = await Promise.all([
+      gateway.waitFor(/^shroud-gateway listening on https:\/\/(127\.0\.0\.1:\d+)$/),
+      gateway.waitFor(/^measurement: simulated ([0-9a-f]{96})$/),
+    ]);
+    const proxy = new Service("shroud proxy (private_tx)", SHROUD_BIN, [
+      "proxy",
+      "--listen",
+      "127.0.0.1:0",
+      "--gateway",
+      `https://${addr}/eth`,
+      "--pin",
+      `simulated:measurement=${measurement}`,
+      "--allow-simulated",
+    ]);
+    services.push(proxy);
+    const [, proxyUrl] = await proxy.waitFor(/^shroud proxy listening on (http:\/\/127\.0\.0\.1:\d+)\/?$/);
+    await runScript("ethers.mjs", [], { SHROUD_PROXY_URL: proxyUrl });
+    const methods = sortedCounts(
+      Object.entries(
+        seen
+          .flatMap((body) => {
+            const parsed = JSON.parse(body);
+            return Array.isArray(parsed) ? parsed : [parsed];
+          })
+          .reduce((counts, call) => ({ ...counts, [call.method]: (counts[call.method] ?? 0) + 1 }), {}),
+      ),
+    );
+    say(`the public upstream (forwarder) saw: ${JSON.stringify(methods)}`);
+    if (seen.some((body) => body.includes("eth_sendRawTransaction"))) {
+      throw new Error("the public upstream saw eth_sendRawTransaction");
+    }
+    if (!seen.some((body) => body.includes("eth_getTransactionReceipt"))) {
+      throw new Error("the receipt was not read through the public upstream");
+    }
+    return `transaction mined via the relay; the public upstream saw ${seen.length} requests, none with the transaction`;
+  } finally {
+    forwarder.close();
   }
 }
 
