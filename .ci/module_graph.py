@@ -65,7 +65,7 @@ LAYERS = {
          "ohttp::cors", "cluster::serve", "cluster::dial", "cluster::acquire", "cluster::rotation",
          "cluster", "acme", "subscriptions::source", "subscriptions::feed"],
         # The chain follower, and the subscriptions that start it.
-        ["subscriptions::follower"],
+        ["subscriptions::follower", "subscriptions::heads_ws"],
         ["subscriptions"],
         ["state"],
         ["subscriptions::session"],

@@ -270,6 +270,11 @@ pub struct UpstreamTable {
     /// Most requests in flight to this upstream at once (default 256).
     #[serde(default)]
     pub max_concurrent: Option<usize>,
+    /// The upstream's WebSocket endpoint (`wss://`, or `ws://` to loopback): the chain follower
+    /// then learns of new blocks from one `newHeads` subscription of its own there, besides
+    /// polling. Upstreams only; relays ignore it.
+    #[serde(default)]
+    pub ws: Option<String>,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
@@ -361,6 +366,14 @@ impl UpstreamConfig {
                 ..
             }) => *ms,
             _ => DEFAULT_UPSTREAM_TIMEOUT_MS,
+        }
+    }
+
+    /// The WebSocket endpoint, if any.
+    pub fn ws(&self) -> Option<&str> {
+        match self {
+            Self::Url(_) => None,
+            Self::Table(table) => table.ws.as_deref(),
         }
     }
 
@@ -1387,7 +1400,46 @@ impl ChainConfig {
                 DEFAULT_UPSTREAM_MAX_CONCURRENT,
                 UpstreamConfig::max_concurrent,
             ),
+            ws: self.endpoint_ws(list, what, index)?,
         })
+    }
+
+    /// The checked WebSocket URI of endpoint `index`: `wss://`, or `ws://` where plain `http://`
+    /// would be allowed.
+    fn endpoint_ws(
+        &self,
+        list: &[UpstreamConfig],
+        what: &str,
+        index: usize,
+    ) -> Result<Option<Uri>, ConfigError> {
+        let Some(url) = list.get(index).and_then(UpstreamConfig::ws) else {
+            return Ok(None);
+        };
+        let invalid = |reason: &str| ConfigError::InvalidUpstream {
+            chain: what.to_owned(),
+            index,
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| invalid("ws is not a URL (expected wss:// or ws://)"))?;
+        let secure = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            _ => return Err(invalid("the ws scheme must be wss or ws")),
+        };
+        let authority = uri.authority().ok_or_else(|| invalid("ws has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("user:password@ in ws is not supported"));
+        }
+        if !secure && !self.allow_insecure_upstream && !is_loopback_host(authority.host()) {
+            return Err(ConfigError::InsecureUpstream {
+                chain: what.to_owned(),
+                index,
+                host: authority.host().to_owned(),
+            });
+        }
+        Ok(Some(uri))
     }
 
     /// The parsed and checked URI of upstream `index`.

@@ -83,6 +83,42 @@ impl tower_service::Service<Uri> for Dialer {
     }
 }
 
+/// TCP, or the egress proxy when there is one.
+fn dialer(proxy: Option<&Arc<EgressProxy>>) -> Dialer {
+    match proxy {
+        Some(proxy) => Dialer::Proxy(Arc::clone(proxy)),
+        None => {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+            http.set_nodelay(true);
+            Dialer::Direct(http)
+        }
+    }
+}
+
+/// What opens the chain follower's WebSocket to an upstream: dialed like the pooled client
+/// (TCP, or the egress proxy), TLS with the web PKI roots offering only HTTP/1.1, since a
+/// WebSocket upgrade exists only there. Called with the endpoint's `https://`/`http://` form.
+pub(crate) type WebSocketConnector = HttpsConnector<Dialer>;
+
+/// The [`WebSocketConnector`]; plain `ws://` only with `allow_plain` (which the configuration
+/// allowed).
+pub(crate) fn websocket_connector(
+    allow_plain: bool,
+    proxy: Option<&Arc<EgressProxy>>,
+) -> Result<WebSocketConnector, GatewayError> {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(Arc::unwrap_or_clone(shroud_ra_tls::tls::crypto_provider()))
+        .map_err(|e| GatewayError::UpstreamClient(e.to_string()))?;
+    let builder = if allow_plain {
+        builder.https_or_http()
+    } else {
+        builder.https_only()
+    };
+    Ok(builder.enable_http1().wrap_connector(dialer(proxy)))
+}
+
 /// A pooled HTTPS client with the web PKI roots (aws-lc-rs, post-quantum key exchange
 /// preferred), HTTP/1.1 and HTTP/2 by ALPN, dialing through `proxy` when there is one; plain
 /// `http://` only with `allow_plain_http` (which the configuration allowed).
@@ -106,16 +142,7 @@ where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
 {
-    let dialer = match proxy {
-        Some(proxy) => Dialer::Proxy(Arc::clone(proxy)),
-        None => {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-            http.set_nodelay(true);
-            Dialer::Direct(http)
-        }
-    };
+    let dialer = dialer(proxy);
     let failed = |e: &dyn std::fmt::Display| GatewayError::UpstreamClient(e.to_string());
     let builder = if extra_roots.is_empty() {
         hyper_rustls::HttpsConnectorBuilder::new()

@@ -212,14 +212,8 @@ impl Gateway {
             )),
         };
         let (stop, stop_rx) = watch::channel(false);
-        let subscriptions = Subscriptions::new(
-            &chains,
-            &settings.chains,
-            &settings.limits,
-            &relay.client,
-            &relay.metrics,
-            &stop_rx,
-        );
+        let subscriptions =
+            Subscriptions::new(&chains, &settings, &relay.client, &relay.metrics, &stop_rx)?;
         let state = Arc::new(AppState {
             subscriptions,
             chains,

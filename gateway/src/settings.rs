@@ -142,12 +142,19 @@ pub(crate) struct UpstreamSettings {
     pub(crate) timeout: Duration,
     /// Most requests in flight at once (positive).
     pub(crate) max_concurrent: usize,
+    /// The WebSocket endpoint (`wss://`, or `ws://` where plain HTTP is allowed), for the chain
+    /// follower's own `newHeads` subscription.
+    pub(crate) ws: Option<Uri>,
 }
 
 impl UpstreamSettings {
     /// Whether the endpoint is plain `http://` (loopback, or allowed for its chain).
     pub(crate) fn is_plain_http(&self) -> bool {
         self.uri.scheme_str() == Some("http")
+            || self
+                .ws
+                .as_ref()
+                .is_some_and(|ws| ws.scheme_str() == Some("ws"))
     }
 }
 

@@ -64,6 +64,8 @@ pub(crate) struct Upstream {
     health: AtomicU8,
     /// `shroud_upstream_healthy` of this upstream, once the health checker has bound it.
     healthy_gauge: OnceLock<IntGauge>,
+    /// The WebSocket endpoint, a secret like `uri`.
+    ws: Option<Uri>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -141,6 +143,29 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// The WebSocket handshake request to this upstream's `ws` endpoint, built like the HTTP
+    /// requests: the fixed user agent and this upstream's credentials, nothing else.
+    pub(crate) fn websocket_request(&self) -> Option<Request<()>> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = self.ws.clone()?.into_client_request().ok()?;
+        let headers = request.headers_mut();
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(USER_AGENT),
+        );
+        for (name, value) in &self.credentials {
+            headers.insert(name.clone(), value.clone());
+        }
+        Some(request)
+    }
+
+    /// Whether the upstream has a WebSocket endpoint.
+    pub(crate) fn has_websocket(&self) -> bool {
+        self.ws.is_some()
+    }
+}
+
 /// A configured chain: its name, chain id, method policy and upstreams.
 #[derive(Debug)]
 pub(crate) struct Chain {
@@ -199,6 +224,7 @@ fn build_upstream(upstream: &UpstreamSettings) -> Upstream {
         permits: Semaphore::new(upstream.max_concurrent),
         health: AtomicU8::new(Health::Unknown as u8),
         healthy_gauge: OnceLock::new(),
+        ws: upstream.ws.clone(),
     }
 }
 
@@ -373,6 +399,7 @@ mod tests {
             permits: Semaphore::new(1),
             health: AtomicU8::new(Health::Unknown as u8),
             healthy_gauge: OnceLock::new(),
+            ws: None,
         }
     }
 

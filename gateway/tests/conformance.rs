@@ -464,6 +464,7 @@ fn short_timeout_config(url: String) -> Config {
         bearer_token: None,
         timeout_ms: Some(300),
         max_concurrent: None,
+        ws: None,
     })];
     config
 }

@@ -582,3 +582,102 @@ async fn limits_and_bad_calls_get_clear_json_rpc_errors() {
     assert!(message.contains("WebSocket"), "{message}");
     assert!(!a.calls().iter().any(|c| c["method"] == "eth_subscribe"));
 }
+
+/// A WebSocket stand-in for an upstream's `ws` endpoint: counts `eth_subscribe` calls and,
+/// on each `tick`, sends every subscriber a `newHeads` notification.
+struct WsStandIn {
+    url: String,
+    subscribes: Arc<std::sync::atomic::AtomicUsize>,
+    tick: tokio::sync::broadcast::Sender<()>,
+}
+
+async fn ws_stand_in() -> WsStandIn {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let subscribes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tick, _) = tokio::sync::broadcast::channel(16);
+    let (count, ticks) = (Arc::clone(&subscribes), tick.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (count, mut ticks) = (Arc::clone(&count), ticks.subscribe());
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                loop {
+                    tokio::select! {
+                        message = ws.next() => match message {
+                            Some(Ok(Message::Text(text))) if text.contains("eth_subscribe") => {
+                                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let answer = json!({"jsonrpc":"2.0","id":1,"result":"0x1"}).to_string();
+                                ws.send(Message::text(answer)).await.unwrap();
+                            }
+                            Some(Ok(_)) => {}
+                            _ => return,
+                        },
+                        Ok(()) = ticks.recv() => {
+                            let note = json!({"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0x1","result":{}}});
+                            if ws.send(Message::text(note.to_string())).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    WsStandIn {
+        url,
+        subscribes,
+        tick,
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_websocket_wakes_the_follower_with_one_subscription_of_its_own() {
+    let script = Script::new();
+    let a = upstream(&script).await;
+    let stand_in = ws_stand_in().await;
+    let mut config = dev_config(Vec::new());
+    config.chains.push(
+        toml::from_str(&format!(
+            r#"name = "eth"
+               upstreams = [{{ url = "{}", ws = "{}" }}]
+               [subscriptions]
+               poll_interval_ms = 20000"#,
+            a.url(),
+            stand_in.url
+        ))
+        .unwrap(),
+    );
+    let gateway = TestGateway::start_config(config).await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        let mut ws = open(&gateway).await;
+        subscribe(&mut ws, json!(["newHeads"])).await;
+        clients.push(ws);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stand_in
+                .subscribes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 1
+        })
+        .await
+    );
+    // Polling every 20 s: a head within 5 s came by the socket.
+    script.lock().unwrap().mine(Vec::new());
+    stand_in.tick.send(()).unwrap();
+    for ws in &mut clients {
+        let heads = tokio::time::timeout(Duration::from_secs(5), notifications(ws, 1))
+            .await
+            .expect("woken by the upstream socket");
+        assert_eq!(heads[0]["number"], "0x1");
+    }
+    assert_eq!(
+        stand_in
+            .subscribes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one subscription of the gateway's own, not one per client"
+    );
+}

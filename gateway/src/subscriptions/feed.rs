@@ -13,23 +13,33 @@ use tokio::sync::watch;
 use super::filter::{Kind, Request};
 use super::outbox::{Outbox, Outgoing, SubscriptionId};
 use super::window::Change;
-use crate::egress::HttpClient;
+use crate::egress::{HttpClient, WebSocketConnector};
 use crate::metrics::Metrics;
 use crate::pipeline::PipelineError;
 use crate::settings::FollowerSettings;
 use crate::upstream::Chain;
 
-/// One chain's subscriptions and follower.
-pub(crate) struct Feed {
-    pub(crate) chain: Arc<Chain>,
-    pub(crate) settings: FollowerSettings,
+/// What a feed's follower uses besides the chain.
+pub(crate) struct FeedContext {
+    /// The shared upstream client.
     pub(crate) client: HttpClient,
+    /// Where outcomes are counted.
     pub(crate) metrics: Arc<Metrics>,
     /// Largest upstream answer the follower reads.
     pub(crate) max_answer: usize,
     /// How long a first subscription waits for the follower's first view of the chain.
     pub(crate) sync_timeout: Duration,
+    /// Shutdown.
     pub(crate) stop: watch::Receiver<bool>,
+    /// Opens the follower's `newHeads` socket, when an upstream of the chain has `ws`.
+    pub(crate) websocket: Option<WebSocketConnector>,
+}
+
+/// One chain's subscriptions and follower.
+pub(crate) struct Feed {
+    pub(crate) chain: Arc<Chain>,
+    pub(crate) settings: FollowerSettings,
+    pub(crate) context: FeedContext,
     state: Mutex<FeedState>,
     /// True once the running follower has read the chain's head.
     synced: watch::Sender<bool>,
@@ -63,26 +73,22 @@ impl Feed {
     pub(crate) fn new(
         chain: Arc<Chain>,
         settings: FollowerSettings,
-        client: HttpClient,
-        metrics: Arc<Metrics>,
-        max_answer: usize,
-        sync_timeout: Duration,
-        stop: watch::Receiver<bool>,
+        context: FeedContext,
     ) -> Arc<Self> {
         let counters = [Kind::NewHeads, Kind::Logs, Kind::NewPendingTransactions].map(|kind| {
             (
-                metrics.subscriptions_active(&chain.name, kind.label()),
-                metrics.subscription_notifications(&chain.name, kind.label()),
+                context
+                    .metrics
+                    .subscriptions_active(&chain.name, kind.label()),
+                context
+                    .metrics
+                    .subscription_notifications(&chain.name, kind.label()),
             )
         });
         Arc::new(Self {
             chain,
             settings,
-            client,
-            metrics,
-            max_answer,
-            sync_timeout,
-            stop,
+            context,
             state: Mutex::new(FeedState::default()),
             synced: watch::Sender::new(false),
             counters,
@@ -111,7 +117,7 @@ impl Feed {
     /// a subscription made now gets every block after this moment.
     pub(crate) async fn synced(&self) {
         let mut synced = self.synced.subscribe();
-        let _ = tokio::time::timeout(self.sync_timeout, synced.wait_for(|s| *s)).await;
+        let _ = tokio::time::timeout(self.context.sync_timeout, synced.wait_for(|s| *s)).await;
     }
 
     /// Adds a subscription delivering to `outbox`, under a new id of the gateway's own.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use super::block::{self, Block, Malformed, hash_hex};
 use super::feed::Feed;
@@ -34,14 +35,23 @@ enum TurnError {
 /// Follows the feed's chain until it has had no subscription for its idle time, or shutdown.
 pub(crate) async fn follow(feed: Arc<Feed>) {
     let mut source = Source::new(
-        feed.client.clone(),
-        Arc::clone(&feed.metrics),
+        feed.context.client.clone(),
+        Arc::clone(&feed.context.metrics),
         Arc::clone(&feed.chain),
-        feed.max_answer,
+        feed.context.max_answer,
     );
+    // With an upstream `ws` endpoint, its newHeads notifications wake the loop early.
+    let wake = Arc::new(Notify::new());
+    let listener = feed.context.websocket.clone().map(|connector| {
+        tokio::spawn(super::heads_ws::listen(
+            Arc::clone(&feed),
+            connector,
+            Arc::clone(&wake),
+        ))
+    });
     let mut window = Window::new(feed.settings.reorg_depth);
     let mut pending_filter: Option<String> = None;
-    let mut stop = feed.stop.clone();
+    let mut stop = feed.context.stop.clone();
     let mut failing = false;
     tracing::info!(chain = %feed.chain.name, "chain follower started");
     loop {
@@ -66,8 +76,12 @@ pub(crate) async fn follow(feed: Arc<Feed>) {
         }
         tokio::select! {
             () = tokio::time::sleep(feed.settings.poll_interval) => {}
+            () = wake.notified() => {}
             () = stopped(&mut stop) => break,
         }
+    }
+    if let Some(listener) = listener {
+        listener.abort();
     }
     if let Some(filter) = pending_filter {
         let _ = tokio::time::timeout(

@@ -16,6 +16,7 @@ pub(crate) mod block;
 pub(crate) mod feed;
 pub(crate) mod filter;
 pub(crate) mod follower;
+pub(crate) mod heads_ws;
 pub(crate) mod outbox;
 pub(crate) mod session;
 pub(crate) mod source;
@@ -28,13 +29,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{Semaphore, watch};
 
-use self::feed::Feed;
+use self::feed::{Feed, FeedContext};
 use self::filter::Request;
 use self::outbox::{Outbox, SubscriptionId};
-use crate::egress::HttpClient;
+use crate::config::Settings;
+use crate::egress::{self, HttpClient};
+use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::pipeline::PipelineError;
-use crate::settings::{ChainSettings, Limits};
+use crate::settings::UpstreamSettings;
 use crate::upstream::Chain;
 
 /// Every chain's feed, and the gateway's WebSocket slots.
@@ -48,38 +51,49 @@ impl Subscriptions {
     /// A feed per chain (no follower runs until a first subscription).
     pub(crate) fn new(
         chains: &HashMap<String, Arc<Chain>>,
-        settings: &[ChainSettings],
-        limits: &Limits,
+        settings: &Settings,
         client: &HttpClient,
         metrics: &Arc<Metrics>,
         stop: &watch::Receiver<bool>,
-    ) -> Self {
-        let feeds = settings
-            .iter()
-            .filter_map(|chain_settings| {
-                let chain = chains.get(&chain_settings.name)?;
-                let sync_timeout = chain
+    ) -> Result<Self, GatewayError> {
+        let limits = &settings.limits;
+        let mut feeds = HashMap::new();
+        for chain_settings in &settings.chains {
+            let Some(chain) = chains.get(&chain_settings.name) else {
+                continue;
+            };
+            let websocket = if chain_settings.upstreams.iter().any(|u| u.ws.is_some()) {
+                let plain = chain_settings
+                    .upstreams
+                    .iter()
+                    .any(UpstreamSettings::is_plain_http);
+                Some(egress::websocket_connector(
+                    plain,
+                    settings.egress.as_ref(),
+                )?)
+            } else {
+                None
+            };
+            let context = FeedContext {
+                client: client.clone(),
+                metrics: Arc::clone(metrics),
+                max_answer: limits.max_response_bytes,
+                sync_timeout: chain
                     .upstreams
                     .iter()
                     .map(|u| u.timeout)
                     .max()
-                    .unwrap_or(Duration::from_secs(10));
-                let feed = Feed::new(
-                    Arc::clone(chain),
-                    chain_settings.follower.clone(),
-                    client.clone(),
-                    Arc::clone(metrics),
-                    limits.max_response_bytes,
-                    sync_timeout,
-                    stop.clone(),
-                );
-                Some((chain_settings.name.clone(), feed))
-            })
-            .collect();
-        Self {
+                    .unwrap_or(Duration::from_secs(10)),
+                stop: stop.clone(),
+                websocket,
+            };
+            let feed = Feed::new(Arc::clone(chain), chain_settings.follower.clone(), context);
+            feeds.insert(chain_settings.name.clone(), feed);
+        }
+        Ok(Self {
             feeds,
             slots: Arc::new(Semaphore::new(limits.max_websocket_connections)),
-        }
+        })
     }
 
     /// The feed of chain `name`.
