@@ -48,10 +48,10 @@ LAYERS = {
         # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
         ["transport", "paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::envelope",
          "pipeline::restore", "cluster::epoch", "cluster::error", "cluster::status", "certs",
-         "acme::schedule"],
+         "acme::schedule", "quic::body"],
         ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body",
          "egress", "proxy_header", "cluster::secret", "cluster::wire", "cluster::trust",
-         "acme::error", "acme::challenge", "acme::http"],
+         "acme::error", "acme::challenge", "acme::http", "quic::config"],
         ["metrics"],
         # The pure pipeline stages: parse -> policy -> strip, planning and assembly.
         ["pipeline::parse", "pipeline::policy", "pipeline::strip", "pipeline::respond",
@@ -70,6 +70,8 @@ LAYERS = {
         ["state"],
         ["subscriptions::session"],
         ["routes", "ohttp::handle", "admin", "attestation"],
+        # The h3 listener serves the same routes over QUIC.
+        ["quic"],
         ["gateway"],
     ],
     "host": [
@@ -80,7 +82,7 @@ LAYERS = {
     ],
     "client-sdk": [
         ["error"],
-        ["connect", "jsonrpc", "policy", "retry", "pool", "jsonrpsee_transport"],
+        ["connect", "jsonrpc", "policy", "retry", "pool", "jsonrpsee_transport", "quic"],
         # What both clients share: the options and the one call/batch/retry path.
         ["options", "exchange"],
         # Client's transport: hand-driven HTTP over the attested pool; WebSocket over an attested

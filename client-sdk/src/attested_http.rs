@@ -16,6 +16,7 @@ use crate::ClientError;
 use crate::connect::{AttestedConnector, GatewayUrl, HttpVersion};
 use crate::exchange::Answer;
 use crate::pool::{AbortOnDrop, Pool, PooledConnection, Sender};
+use crate::quic::{self, H3Failure, QuicConnector};
 
 /// The largest response body the client reads.
 const MAX_RESPONSE_LEN: usize = 64 * 1024 * 1024;
@@ -32,6 +33,8 @@ pub(crate) struct AttestedHttp {
     pub(crate) connector: AttestedConnector,
     /// The connections kept for reuse, bound to the last verified key.
     pub(crate) pool: Pool,
+    /// With HTTP/3 on: every connection is QUIC, attested by the same verifier.
+    pub(crate) quic: Option<QuicConnector>,
 }
 
 impl AttestedHttp {
@@ -61,6 +64,23 @@ impl AttestedHttp {
 
     /// Opens and attests a new connection and binds the pool to its key.
     async fn open(&self) -> Result<PooledConnection, ClientError> {
+        if let Some(quic) = &self.quic {
+            let attested = quic.connect(&self.url).await?;
+            let connection = attested.connection.clone();
+            let (sender, mut h3) = quic::h3_handshake(attested.connection).await?;
+            // The endpoint (this connection's own socket) lives as long as the driver.
+            let endpoint = attested.endpoint;
+            let driver = tokio::spawn(async move {
+                let _ = h3.wait_idle().await;
+                drop(endpoint);
+            });
+            return Ok(self.pool.opened(PooledConnection {
+                sender: Sender::Http3 { sender, connection },
+                verdict: Arc::new(attested.verdict),
+                driver: Arc::new(AbortOnDrop(driver)),
+                reused: false,
+            }));
+        }
         let connection = self.connector.connect(&self.url).await?;
         let verdict = Arc::new(connection.verdict);
         let io = TokioIo::new(connection.stream);
@@ -126,6 +146,15 @@ impl AttestedHttp {
                     Err(e) => return Outcome::Failed(invalid_request(url, e)),
                 };
                 sender.try_send_request(request).await
+            }
+            Sender::Http3 { sender, .. } => {
+                return match quic::post(sender, url, body, MAX_RESPONSE_LEN).await {
+                    Ok(answer) => Outcome::Answer(answer),
+                    Err(H3Failure::NotSent(_)) if reused => Outcome::NotSent,
+                    Err(H3Failure::NotSent(error) | H3Failure::Failed(error)) => {
+                        Outcome::Failed(error)
+                    }
+                };
             }
         };
         let response = match response {

@@ -13,6 +13,7 @@ use crate::connect::{AttestedConnector, GatewayUrl};
 use crate::exchange::{self, Answer, Channel};
 use crate::options::Options;
 use crate::pool::{Pool, PoolStats};
+use crate::quic::QuicConnector;
 use crate::websocket::{self, GatewaySocket};
 use crate::{ClientError, Policy};
 
@@ -29,6 +30,7 @@ pub struct ClientBuilder {
     /// What every client shares: URL, trust, timeout, retries.
     options: Options,
     pool_idle_timeout: Duration,
+    http3: bool,
 }
 
 impl ClientBuilder {
@@ -88,6 +90,18 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends calls over HTTP/3 (QUIC, UDP) to the URL's host and port, instead of HTTP/2 or
+    /// HTTP/1.1 over TCP: the gateway's `[listen] h3` listener. The QUIC handshake runs the same
+    /// verifier (nothing is sent on a stream before it accepted), with resumption, 0-RTT and
+    /// address validation tokens off, and a new UDP socket per connection, so that nothing
+    /// links two connections. Subscriptions ([`subscribe`](Client::subscribe)) still use a
+    /// WebSocket over TCP to the same host and port, and
+    /// [`attest_fresh`](Client::attest_fresh) is refused: serve `h3` on the `https` port for them.
+    pub fn http3(mut self, http3: bool) -> Self {
+        self.http3 = http3;
+        self
+    }
+
     /// Checks the URL, the policy and the options and builds the client. No connection is made
     /// yet.
     pub fn build(self) -> Result<Client, ClientError> {
@@ -103,6 +117,14 @@ impl ClientBuilder {
                     connector: AttestedConnector::new(Arc::clone(&verifier))?
                         .connect_to(checked.connect_to),
                     pool: Pool::new(self.pool_idle_timeout),
+                    quic: if self.http3 {
+                        Some(
+                            QuicConnector::new(Arc::clone(&verifier))?
+                                .connect_to(checked.connect_to),
+                        )
+                    } else {
+                        None
+                    },
                 },
                 websocket: AttestedConnector::with_alpn(Arc::clone(&verifier), &websocket::ALPN)?
                     .connect_to(checked.connect_to),
@@ -145,6 +167,7 @@ impl Client {
         ClientBuilder {
             options: Options::new(url.into()),
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            http3: false,
         }
     }
 
@@ -180,6 +203,13 @@ impl Client {
     pub async fn attest(&self) -> Result<Verdict, ClientError> {
         self.with_timeout(async {
             let http = &self.inner.http;
+            if let Some(quic) = &http.quic {
+                // No stream is opened: the connection is closed right after the handshake.
+                let connection = quic.connect(&http.url).await?;
+                connection.connection.close(0u32.into(), b"");
+                connection.endpoint.wait_idle().await;
+                return Ok(connection.verdict);
+            }
             let connection = http.connector.connect(&http.url).await?;
             let verdict = connection.verdict.clone();
             let mut stream = connection.stream;
@@ -208,6 +238,12 @@ impl Client {
     ) -> Result<crate::fresh::FreshAttestation, ClientError> {
         self.with_timeout(async {
             let http = &self.inner.http;
+            if http.quic.is_some() {
+                return Err(ClientError::InvalidOption {
+                    option: "http3",
+                    reason: "fresh evidence is fetched over TCP (HTTP/1.1 or HTTP/2) only".into(),
+                });
+            }
             let connection = http.connector.connect(&http.url).await?;
             crate::fresh::fetch_and_check(connection, &http.url, &self.inner.verifier, nonce).await
         })

@@ -60,6 +60,8 @@ pub mod policy;
 mod pool;
 #[cfg(feature = "transport")]
 pub mod proxy;
+#[cfg(feature = "transport")]
+pub mod quic;
 pub mod retry;
 #[cfg(feature = "transport")]
 mod subscription;

@@ -7,7 +7,7 @@
 //! to the old key, so the client moves over to what it verified last. A connection is also never
 //! reused once its certificate has expired, or after it sat idle for the idle timeout.
 //!
-//! HTTP/2 connections are shared by concurrent calls (they stay in the pool while in use);
+//! HTTP/2 and HTTP/3 connections are shared by concurrent calls (they stay in the pool while in use);
 //! HTTP/1.1 connections carry one call at a time and are checked out and back in.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -32,6 +32,11 @@ pub(crate) enum Sender {
     Http1(http1::SendRequest<Body>),
     /// Multiplexed; clones share the connection.
     Http2(http2::SendRequest<Body>),
+    /// HTTP/3 over QUIC, multiplexed; the QUIC connection tells whether it is closed.
+    Http3 {
+        sender: crate::quic::H3Sender,
+        connection: quinn::Connection,
+    },
 }
 
 impl Sender {
@@ -39,6 +44,7 @@ impl Sender {
         match self {
             Self::Http1(sender) => sender.is_closed(),
             Self::Http2(sender) => sender.is_closed(),
+            Self::Http3 { connection, .. } => connection.close_reason().is_some(),
         }
     }
 }
@@ -67,17 +73,22 @@ pub(crate) struct PooledConnection {
 }
 
 impl PooledConnection {
-    /// A handle sharing this HTTP/2 connection; `None` for HTTP/1.1.
+    /// A handle sharing this HTTP/2 or HTTP/3 connection; `None` for HTTP/1.1.
     fn share(&self) -> Option<Self> {
-        match &self.sender {
-            Sender::Http2(sender) => Some(Self {
-                sender: Sender::Http2(sender.clone()),
-                verdict: Arc::clone(&self.verdict),
-                driver: Arc::clone(&self.driver),
-                reused: true,
-            }),
-            Sender::Http1(_) => None,
-        }
+        let sender = match &self.sender {
+            Sender::Http2(sender) => Sender::Http2(sender.clone()),
+            Sender::Http3 { sender, connection } => Sender::Http3 {
+                sender: sender.clone(),
+                connection: connection.clone(),
+            },
+            Sender::Http1(_) => return None,
+        };
+        Some(Self {
+            sender,
+            verdict: Arc::clone(&self.verdict),
+            driver: Arc::clone(&self.driver),
+            reused: true,
+        })
     }
 }
 

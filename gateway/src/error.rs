@@ -52,6 +52,9 @@ pub enum GatewayError {
     /// The `[cluster]` part could not start (its listener, or this replica's own identity).
     #[error("[cluster]: {0}")]
     Cluster(String),
+    /// The `[listen] h3` (QUIC) listener could not be configured.
+    #[error("[listen] h3: {0}")]
+    Quic(String),
     /// A start-up task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),

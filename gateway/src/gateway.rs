@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
+use http::header::ALT_SVC;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -33,6 +35,7 @@ use crate::pipeline::Relay;
 use crate::pipeline::cache::ResponseCache;
 use crate::pipeline::forward::MEMORY_UNIT;
 use crate::pipeline::parse::ParseLimits;
+use crate::quic::{self, QuicListener, QuicServing};
 use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::routes;
 use crate::shutdown::{AcceptBackoff, stopped};
@@ -56,6 +59,8 @@ pub struct Gateway {
     /// The client listeners: RA-TLS over TCP first, then Unix socket and vsock if configured.
     listeners: Vec<Listener>,
     metrics: TcpListener,
+    /// `[listen] h3`: HTTP/3 over QUIC, when configured.
+    h3: Option<QuicListener>,
     https_addr: SocketAddr,
     metrics_addr: SocketAddr,
     state: Arc<AppState>,
@@ -81,9 +86,6 @@ impl Gateway {
     /// HTTPS and metrics listeners.
     pub async fn bind(config: Config) -> Result<Gateway, GatewayError> {
         let settings = config.settings()?;
-        if let Some(h3) = settings.listen.h3 {
-            tracing::warn!(%h3, "[listen] h3 is not served by this build yet; ignoring it");
-        }
         let chains = upstream::chains(&settings);
         let mut chain_list: Vec<Arc<upstream::Chain>> = chains.values().cloned().collect();
         chain_list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -182,6 +184,12 @@ impl Gateway {
                 }
             })?);
         }
+        // Same certificates (and so the same rotation) as the TCP listener, ALPN `h3`.
+        let h3 = settings
+            .listen
+            .h3
+            .map(|addr| QuicListener::bind(addr, Arc::clone(&certs), &settings.limits))
+            .transpose()?;
         let metrics_addr = metrics.local_addr()?;
         let series: Vec<(&str, Vec<&str>)> = chain_list
             .iter()
@@ -240,6 +248,7 @@ impl Gateway {
             acceptor,
             listeners,
             metrics,
+            h3,
             https_addr,
             metrics_addr,
             state,
@@ -256,6 +265,12 @@ impl Gateway {
     /// The address of the RA-TLS listener (the real port when bound to port 0).
     pub fn https_addr(&self) -> SocketAddr {
         self.https_addr
+    }
+
+    /// The address of the `[listen] h3` (QUIC, UDP) listener, when configured (the real port
+    /// when bound to port 0).
+    pub fn h3_addr(&self) -> Option<SocketAddr> {
+        self.h3.as_ref().map(QuicListener::local_addr)
     }
 
     /// The address of the metrics listener.
@@ -376,6 +391,7 @@ impl Gateway {
                 header_read: limits.header_read_timeout,
             },
             proxy_protocol: self.settings.listen.proxy_protocol,
+            alt_svc: self.h3.as_ref().and_then(|h3| alt_svc(h3.local_addr())),
             local_client: self.state.relay.limiter.local_key(),
             state: Arc::clone(&self.state),
         });
@@ -399,12 +415,30 @@ impl Gateway {
                 ))
             })
             .collect();
+        let quic = self.h3.map(|listener| {
+            tokio::spawn(quic::serve(
+                listener,
+                Arc::new(QuicServing {
+                    admission: Arc::clone(&serving.admission),
+                    state: Arc::clone(&self.state),
+                    handshake_timeout: limits.handshake_timeout,
+                    header_read_timeout: limits.header_read_timeout,
+                }),
+                alive.clone(),
+                stop_rx.clone(),
+            ))
+        });
         let mut stop = stop_rx.clone();
         stopped(&mut stop).await;
         tracing::info!("shutting down: no longer accepting connections");
         // Each accept loop ends at the stop signal and drops its listener.
         for accepting in accepting {
             let _ = accepting.await;
+        }
+        // The QUIC listener returns once its connections have been told to go away; their
+        // requests still in flight hold `alive` like TCP connections do.
+        if let Some(quic) = quic {
+            let _ = quic.await;
         }
         drop(alive);
         rotation.abort();
@@ -427,6 +461,8 @@ struct Serving {
     timeouts: Timeouts,
     /// Every connection starts with a PROXY v2 header naming its client.
     proxy_protocol: bool,
+    /// `Alt-Svc` advertising the h3 listener on every TCP response, when it is configured.
+    alt_svc: Option<HeaderValue>,
     /// The client key of connections whose client is not known: those of a local forwarder
     /// without a PROXY header, and a PROXY header's `LOCAL` command.
     local_client: ClientKey,
@@ -486,6 +522,12 @@ async fn accept_loop(
             stop.clone(),
         ));
     }
+}
+
+/// `h3=":PORT"`: the same host, this UDP port (RFC 7838). Advertised only when the listener
+/// exists, so a client never tries QUIC where nothing answers.
+fn alt_svc(addr: SocketAddr) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("h3=\":{}\"", addr.port())).ok()
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
@@ -598,10 +640,18 @@ async fn serve_connection<S>(
         hold: Arc::new(connection),
         stop: stop.clone(),
     };
+    let alt_svc = serving.alt_svc.clone();
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
         let upgrades = upgrades.clone();
-        async move { Ok::<_, Infallible>(routes::handle(state, client, &upgrades, request).await) }
+        let alt_svc = alt_svc.clone();
+        async move {
+            let mut response = routes::handle(state, client, &upgrades, request).await;
+            if let Some(alt_svc) = alt_svc {
+                response.headers_mut().insert(ALT_SVC, alt_svc);
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     // The protocol comes from ALPN, never from sniffing the first bytes: sniffing waits for
     // them without a deadline, which would let a silent client hold a connection forever (and

@@ -35,6 +35,7 @@ mod paths;
 #[doc(hidden)]
 pub mod pipeline;
 mod proxy_header;
+mod quic;
 mod ratelimit;
 mod request_body;
 mod routes;

@@ -34,6 +34,9 @@ struct Args {
     /// The RA-TLS listen address in --dev mode, IP:PORT.
     #[arg(long, value_name = "ADDR", requires = "dev", value_parser = ip_port)]
     listen: Option<SocketAddr>,
+    /// In --dev mode, also serve HTTP/3 over QUIC on this UDP address, IP:PORT (`[listen] h3`).
+    #[arg(long = "h3-listen", value_name = "ADDR", requires = "dev", value_parser = ip_port)]
+    h3_listen: Option<SocketAddr>,
     /// The metrics listen address in --dev mode, IP:PORT.
     #[arg(long = "metrics-listen", value_name = "ADDR", requires = "dev", value_parser = ip_port)]
     metrics_listen: Option<SocketAddr>,
@@ -117,6 +120,7 @@ fn load_config(args: &Args) -> Result<Config, shroud_gateway::ConfigError> {
             args.listen.unwrap_or(DEFAULT_HTTPS_LISTEN),
             args.metrics_listen.unwrap_or(DEFAULT_METRICS_LISTEN),
         );
+        config.listen.h3 = args.h3_listen;
         if let Some(rate) = args.rate_limit {
             config.limits.rate_limit_per_second = rate;
             config.limits.rate_limit_burst = rate.saturating_mul(2);
@@ -152,6 +156,10 @@ async fn serve(config: Config) -> Result<(), GatewayError> {
     if !pins.is_empty() {
         let pins: Vec<String> = pins.iter().map(|pin| format!("--pin {pin}")).collect();
         writeln!(stdout, "pin: {}", pins.join(" "))?;
+    }
+    // The UDP port may differ from the TCP one (port 0): say where QUIC clients go.
+    if let Some(h3) = gateway.h3_addr() {
+        writeln!(stdout, "h3 listening on https://{h3} (QUIC, UDP)")?;
     }
     stdout.flush()?;
     drop(stdout);

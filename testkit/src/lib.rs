@@ -7,6 +7,7 @@
 
 pub mod gateway;
 pub mod hosts;
+pub mod quic_counter;
 pub mod tls_counter;
 pub mod upstream;
 pub mod vectors;

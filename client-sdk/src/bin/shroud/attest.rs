@@ -12,8 +12,9 @@ pub async fn attest(
     trust: &TrustArgs,
     as_json: bool,
     fresh: bool,
+    http3: bool,
 ) -> Result<(), Failure> {
-    let client = client(url, trust)?;
+    let client = client(url, trust, http3)?;
     if fresh {
         return attest_fresh(url, &client, as_json).await;
     }

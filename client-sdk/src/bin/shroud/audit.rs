@@ -103,7 +103,7 @@ pub async fn audit(
     ca: Option<&Path>,
     as_json: bool,
 ) -> Result<(), Failure> {
-    let client = client(url, trust)?;
+    let client = client(url, trust, false)?;
     let gateway = client.url().clone();
     let address = resolve_address(&gateway, trust)?;
     let timeout = Duration::from_secs(trust.timeout);

@@ -47,8 +47,11 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Also ask the attested gateway for fresh evidence: a certificate issued now for the same key whose claims carry a random 32-byte nonce (GET /.well-known/shroud/attestation?nonce=); fails unless the nonce and the key are bound.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "http3")]
         fresh: bool,
+        /// Use HTTP/3 over QUIC (UDP) to the URL's host and port: the gateway's [listen] h3 listener, attested in the QUIC handshake exactly as over TCP.
+        #[arg(long)]
+        http3: bool,
     },
     /// Check that the certificate a web-PKI-only wallet sees on URL has the attested key: attest (RA-TLS), then verify the public certificate chain like a browser and compare the keys. Exit 0 only when the attestation verifies, the public chain verifies and the keys match.
     Audit {
@@ -77,6 +80,9 @@ enum Command {
         /// Print the result on one line instead of pretty-printed.
         #[arg(long)]
         compact: bool,
+        /// Use HTTP/3 over QUIC (UDP) to the URL's host and port: the gateway's [listen] h3 listener, attested in the QUIC handshake exactly as over TCP.
+        #[arg(long)]
+        http3: bool,
     },
     /// Serve a local plain-HTTP JSON-RPC endpoint for wallets, and WebSocket upgrades on the same
     /// port for subscriptions (ws://ADDR/CHAIN); every gateway connection is attested before
@@ -96,6 +102,9 @@ enum Command {
         /// Listen on a non-loopback address: the proxy serves PLAIN HTTP to anyone who can reach it.
         #[arg(long)]
         allow_non_loopback: bool,
+        /// Use HTTP/3 over QUIC (UDP) to the gateway's host and port for JSON-RPC calls (the gateway's [listen] h3 listener, attested in the QUIC handshake); WebSocket upgrades still go over TCP to the same host and port.
+        #[arg(long)]
+        http3: bool,
     },
     /// Make policy files (what --policy takes).
     Policy {
@@ -189,7 +198,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             trust,
             json,
             fresh,
-        } => attest::attest(&url, &trust, json, fresh).await,
+            http3,
+        } => attest::attest(&url, &trust, json, fresh, http3).await,
         Command::Audit {
             url,
             trust,
@@ -202,23 +212,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             params,
             trust,
             compact,
-        } => call(&url, &method, params.as_deref(), &trust, compact).await,
+            http3,
+        } => call(&url, &method, params.as_deref(), &trust, compact, http3).await,
         Command::Proxy {
             listen,
             gateway,
             trust,
             allow_non_loopback,
-        } => proxy::proxy(listen, &gateway, &trust, allow_non_loopback).await,
+            http3,
+        } => proxy::proxy(listen, &gateway, &trust, allow_non_loopback, http3).await,
         Command::Policy { command } => policy::policy(&command),
     }
 }
 
-fn client(url: &str, trust: &TrustArgs) -> Result<Client, Failure> {
+/// The client for `url`; over HTTP/3 (QUIC) when `http3`.
+fn client(url: &str, trust: &TrustArgs, http3: bool) -> Result<Client, Failure> {
     let policy = shroud_client::policy::policy_from_args(&trust.pins, trust.policy.as_deref())?;
     let mut builder = Client::builder(url)
         .policy(policy)
         .danger_allow_simulated(trust.allow_simulated)
-        .timeout(Duration::from_secs(trust.timeout));
+        .timeout(Duration::from_secs(trust.timeout))
+        .http3(http3);
     if trust.resolve.is_some() {
         let gateway = shroud_client::connect::GatewayUrl::parse(url)?;
         if let Some(address) = resolve_address(&gateway, trust)? {
@@ -272,13 +286,14 @@ async fn call(
     params: Option<&str>,
     trust: &TrustArgs,
     compact: bool,
+    http3: bool,
 ) -> Result<(), Failure> {
     let params: Value = match params {
         None => json!([]),
         Some(text) => serde_json::from_str(text)
             .map_err(|e| Failure::Usage(format!("PARAMS_JSON is not valid JSON: {e}")))?,
     };
-    let client = client(url, trust)?;
+    let client = client(url, trust, http3)?;
     let result = client.request(method, params).await?;
     let printed = if compact {
         serde_json::to_string(&result)

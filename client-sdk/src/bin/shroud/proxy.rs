@@ -15,8 +15,9 @@ pub async fn proxy(
     gateway: &str,
     trust: &TrustArgs,
     allow_non_loopback: bool,
+    http3: bool,
 ) -> Result<(), Failure> {
-    let client = client(gateway, trust)?;
+    let client = client(gateway, trust, http3)?;
     let options = ProxyOptions::new().allow_non_loopback(allow_non_loopback);
     let proxy = Proxy::bind(listen, client.clone(), &options)
         .await
