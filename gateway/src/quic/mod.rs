@@ -23,6 +23,8 @@ use hyper::body::Body as _;
 use quinn::{Endpoint, EndpointConfig, Incoming, VarInt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tracing::Dispatch;
+use tracing::instrument::WithSubscriber as _;
 
 use crate::admission::{Admission, Admitted};
 use crate::body::Body;
@@ -93,10 +95,12 @@ impl QuicListener {
             EndpointConfig::default(),
             Some(server),
             socket,
-            quinn::default_runtime().ok_or_else(|| QuicError::Bind {
-                addr,
-                source: std::io::Error::other("no async runtime for the QUIC endpoint"),
-            })?,
+            Arc::new(Unlogged(quinn::default_runtime().ok_or_else(|| {
+                QuicError::Bind {
+                    addr,
+                    source: std::io::Error::other("no async runtime for the QUIC endpoint"),
+                }
+            })?)),
         )
         .map_err(|source| QuicError::Bind { addr, source })?;
         let addr = endpoint
@@ -109,6 +113,44 @@ impl QuicListener {
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+/// quinn's runtime for the gateway's endpoint: tokio's, except that quinn's own tasks (the
+/// endpoint driver and every connection driver, where packets are received, sent and
+/// processed) log into nothing. At debug and trace level quinn names the peer's address
+/// ("got Initial packet from ADDR", "sending stateless reset to ADDR"), and a client's address
+/// must never reach a log (DESIGN §5), whatever `RUST_LOG` says. The gateway's own lines about
+/// QUIC (handshake failed, timed out) are logged by its own tasks, without the address.
+#[derive(Debug)]
+struct Unlogged(Arc<dyn quinn::Runtime>);
+
+impl quinn::Runtime for Unlogged {
+    fn new_timer(&self, at: std::time::Instant) -> std::pin::Pin<Box<dyn quinn::AsyncTimer>> {
+        self.0.new_timer(at)
+    }
+
+    fn spawn(&self, future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {
+        self.0
+            .spawn(Box::pin(future.with_subscriber(Dispatch::none())));
+    }
+
+    fn wrap_udp_socket(
+        &self,
+        socket: std::net::UdpSocket,
+    ) -> std::io::Result<Arc<dyn quinn::AsyncUdpSocket>> {
+        self.0.wrap_udp_socket(socket)
+    }
+
+    fn now(&self) -> std::time::Instant {
+        self.0.now()
+    }
+}
+
+/// Runs `f`, a quinn call that processes a client's packets on the caller's task (accepting,
+/// retrying or refusing an incoming connection), with quinn's logging off, as [`Unlogged`] does
+/// for quinn's own tasks.
+fn unlogged<T>(f: impl FnOnce() -> T) -> T {
+    tracing::dispatcher::with_default(&Dispatch::none(), f)
 }
 
 /// What the QUIC listener shares with the TCP listeners.
@@ -144,7 +186,7 @@ pub(crate) async fn serve(
         if !incoming.remote_address_validated()
             && endpoint.open_connections() >= serving.state.limits.max_connections / 2
         {
-            let _ = incoming.retry();
+            let _ = unlogged(|| incoming.retry());
             continue;
         }
         // The address becomes an opaque rate-limit key here and goes no further.
@@ -153,7 +195,7 @@ pub(crate) async fn serve(
             Ok(admitted) => admitted,
             Err(refused) => {
                 tracing::debug!("{}; refusing a new QUIC connection", refused.reason());
-                incoming.refuse();
+                unlogged(|| incoming.refuse());
                 continue;
             }
         };
@@ -185,7 +227,7 @@ async fn connection(
 ) {
     let metrics = Arc::clone(&serving.state.relay.metrics);
     let mut shed = admitted.handshaking();
-    let connecting = match incoming.accept() {
+    let connecting = match unlogged(|| incoming.accept()) {
         Ok(connecting) => connecting,
         Err(error) => {
             metrics.quic_handshake("failed");
