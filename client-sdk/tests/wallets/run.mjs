@@ -8,7 +8,8 @@
 //      lines;
 //   3. shroud proxy pinned to that measurement;
 //   4. ethers.mjs, viem.mjs, web3js.mjs and web3py.py against the proxy (reads, a locally signed
-//      transfer with its receipt; web3.js and web3.py also a batch);
+//      transfer with its receipt; web3.js and web3.py also a batch); then ethers.mjs again
+//      through `shroud proxy --http3` to the gateway's h3 listener (`--h3-listen`, QUIC);
 //   5. a second shroud proxy with a wrong pin: eth_blockNumber must come back as a JSON-RPC error
 //      naming the pin mismatch, its WebSocket upgrade must be refused (502 with that error), then
 //      web3js.mjs and web3py.py in --wrong-pin mode must see that error as their library raises
@@ -111,10 +112,14 @@ async function main() {
       "127.0.0.1:0",
       "--metrics-listen",
       "127.0.0.1:0",
+      // HTTP/3 too, on a UDP port of its own (printed after the pin line).
+      "--h3-listen",
+      "127.0.0.1:0",
     ]);
     services.push(gateway);
     const listening = gateway.waitFor(/^shroud-gateway listening on https:\/\/(127\.0\.0\.1:\d+)$/);
     const measured = gateway.waitFor(/^measurement: simulated ([0-9a-f]{96})$/);
+    const h3Listening = gateway.waitFor(/^h3 listening on https:\/\/(127\.0\.0\.1:\d+) \(QUIC, UDP\)$/);
     // The log line (stderr) naming the metrics address; the WebSocket scripts read the
     // gateway's subscription gauge there.
     const metrics = gateway.waitFor(/metrics listening metrics=(127\.0\.0\.1:\d+)/, undefined, { stderr: true });
@@ -146,6 +151,31 @@ async function main() {
     await step("web3.py through shroud proxy: reads, signed transfer, batch_requests", () =>
       runScript("web3py.py", [], env),
     );
+    await step("ethers 6 through shroud proxy --http3 (QUIC to the gateway's h3 listener): reads, signed transfer", async () => {
+      const [, h3Addr] = await h3Listening;
+      const h3Proxy = new Service("shroud proxy --http3", SHROUD_BIN, [
+        "proxy",
+        "--http3",
+        "--listen",
+        "127.0.0.1:0",
+        "--gateway",
+        `https://${h3Addr}/eth`,
+        "--pin",
+        pin,
+        "--allow-simulated",
+      ]);
+      services.push(h3Proxy);
+      const [, h3ProxyUrl] = await h3Proxy.waitFor(/^shroud proxy listening on (http:\/\/127\.0\.0\.1:\d+)\/?$/);
+      say(`proxy --http3 at ${h3ProxyUrl} -> https://${h3Addr}/eth over QUIC`);
+      const before = ganache.snapshot();
+      const detail = await runScript("ethers.mjs", [], { ...env, SHROUD_PROXY_URL: h3ProxyUrl });
+      // The calls went through: ganache saw the transfer (and the reads) once more.
+      const after = ganache.snapshot();
+      if ((after.eth_sendRawTransaction ?? 0) !== (before.eth_sendRawTransaction ?? 0) + 1) {
+        throw new Error(`ganache did not see the transfer: before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+      }
+      return detail;
+    });
 
     // The real measurement with its first byte flipped: a well-formed pin for another build.
     const flipped = (parseInt(measurement.slice(0, 2), 16) ^ 0xff).toString(16).padStart(2, "0");
