@@ -1,6 +1,7 @@
-//! The load generator: closed loop, a fixed number of keep-alive HTTP/1.1 connections, each
-//! sending one JSON-RPC call, waiting for the whole answer, checking it, sending the next. The
-//! same code drives every target; only how a connection is opened differs. Connections are
+//! The load generator: closed loop, a fixed number of keep-alive HTTP/1.1 connections (HTTP/3
+//! over QUIC for `gateway-h3`), each sending one JSON-RPC call, waiting for the whole answer,
+//! checking it, sending the next. The same code drives every target; only how a connection is
+//! opened differs. Connections are
 //! opened (and, for the gateway, attested) before the clock starts, and a warm-up precedes the
 //! measured window.
 
@@ -23,7 +24,16 @@ use shroud_benches::harness::error::LoadError;
 /// Largest latency the histograms hold: 60 s, in nanoseconds.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
-type Sender = SendRequest<Full<Bytes>>;
+/// One connection's sending half.
+pub enum Sender {
+    /// HTTP/1.1 over TCP (plain or TLS).
+    Http1(SendRequest<Full<Bytes>>),
+    /// HTTP/3 over QUIC; the connection is held so that it stays open.
+    H3 {
+        sender: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
+        _connection: quinn::Connection,
+    },
+}
 
 /// How to reach a target.
 #[derive(Clone)]
@@ -42,6 +52,15 @@ pub enum Endpoint {
         connector: tokio_rustls::TlsConnector,
         /// The name sent in SNI.
         server_name: ServerName<'static>,
+    },
+    /// QUIC with the attested verifier inside its handshake, then HTTP/3.
+    Quic {
+        /// The gateway's `[listen] h3` address.
+        addr: SocketAddr,
+        /// The client's UDP endpoint, shared by every connection of the run.
+        endpoint: quinn::Endpoint,
+        /// TLS 1.3 with the attested verifier, ALPN `h3`.
+        config: quinn::ClientConfig,
     },
 }
 
@@ -135,6 +154,34 @@ impl Endpoint {
                     .map_err(|e| error(e.to_string()))?;
                 handshake(tls).await.map_err(error)
             }
+            Self::Quic {
+                addr,
+                endpoint,
+                config,
+            } => {
+                let connecting = endpoint
+                    .connect_with(config.clone(), *addr, &addr.ip().to_string())
+                    .map_err(|e| error(e.to_string()))?;
+                let connection = connecting.await.map_err(|e| error(e.to_string()))?;
+                let (mut driver, sender) =
+                    h3::client::new(h3_quinn::Connection::new(connection.clone()))
+                        .await
+                        .map_err(|e| error(e.to_string()))?;
+                tokio::spawn(async move {
+                    let _ = driver.wait_idle().await;
+                });
+                Ok(Sender::H3 {
+                    sender,
+                    _connection: connection,
+                })
+            }
+        }
+    }
+
+    /// The address requests name in `Host` / `:authority`.
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Plain { addr } | Self::Tls { addr, .. } | Self::Quic { addr, .. } => *addr,
         }
     }
 }
@@ -156,7 +203,7 @@ where
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(sender)
+    Ok(Sender::Http1(sender))
 }
 
 /// Drives `target` through `phase` and measures the window.
@@ -244,9 +291,7 @@ async fn worker(
         total: 0,
         window: window.until - window.from,
     };
-    let authority = match &target.endpoint {
-        Endpoint::Plain { addr } | Endpoint::Tls { addr, .. } => addr.to_string(),
-    };
+    let authority = target.endpoint.addr().to_string();
     let mut id = 0_u64;
     while Instant::now() < window.until {
         id += 1;
@@ -301,20 +346,81 @@ fn request(target: &Target, authority: &str, id: u64) -> http::Request<Full<Byte
 
 /// One request and its whole answer: HTTP 200 with a JSON-RPC `result`.
 async fn exchange(sender: &mut Sender, request: http::Request<Full<Bytes>>) -> Result<(), ()> {
-    sender.ready().await.map_err(|_| ())?;
-    let response = sender.send_request(request).await.map_err(|_| ())?;
-    let ok = response.status() == http::StatusCode::OK;
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|_| ())?
-        .to_bytes();
+    let (ok, body) = match sender {
+        Sender::Http1(sender) => {
+            sender.ready().await.map_err(|_| ())?;
+            let response = sender.send_request(request).await.map_err(|_| ())?;
+            let ok = response.status() == http::StatusCode::OK;
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|_| ())?
+                .to_bytes();
+            (ok, body)
+        }
+        Sender::H3 { sender, .. } => h3_exchange(sender, request).await?,
+    };
     if ok && body.windows(9).any(|w| w == br#""result":"#) {
         Ok(())
     } else {
         Err(())
     }
+}
+
+/// `request` over HTTP/3: `:authority` from its `Host`, the body in one DATA frame.
+async fn h3_exchange(
+    sender: &mut h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
+    request: http::Request<Full<Bytes>>,
+) -> Result<(bool, Bytes), ()> {
+    use bytes::Buf as _;
+    let (mut parts, body) = request.into_parts();
+    let authority = parts
+        .headers
+        .remove(http::header::HOST)
+        .and_then(|host| host.to_str().ok().map(str::to_owned))
+        .ok_or(())?;
+    parts.uri = format!("https://{authority}{}", parts.uri.path())
+        .parse()
+        .map_err(|_| ())?;
+    let body = body.collect().await.map_err(|_| ())?.to_bytes();
+    let mut stream = sender
+        .send_request(http::Request::from_parts(parts, ()))
+        .await
+        .map_err(|_| ())?;
+    stream.send_data(body).await.map_err(|_| ())?;
+    stream.finish().await.map_err(|_| ())?;
+    let response = stream.recv_response().await.map_err(|_| ())?;
+    let mut answer = Vec::new();
+    while let Some(mut chunk) = stream.recv_data().await.map_err(|_| ())? {
+        let len = chunk.remaining();
+        answer.extend_from_slice(&chunk.copy_to_bytes(len));
+    }
+    Ok((
+        response.status() == http::StatusCode::OK,
+        Bytes::from(answer),
+    ))
+}
+
+/// Opens `count` connections one after the other, each with an endpoint from `fresh()` (a new
+/// verifier: no cached verdict, so each is a full handshake plus verification), and returns the
+/// histogram of connect times (handshake, verification, and HTTP's own set-up: nothing for
+/// HTTP/1.1, the control streams for HTTP/3).
+pub async fn handshakes(
+    target: &str,
+    count: usize,
+    fresh: impl Fn() -> Result<Endpoint, LoadError>,
+) -> Result<Histogram<u64>, LoadError> {
+    let mut times = histogram()?;
+    for _ in 0..count {
+        let endpoint = fresh()?;
+        let started = Instant::now();
+        let sender = endpoint.connect(target).await?;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(MAX_LATENCY_NS);
+        times.saturating_record(nanos);
+        drop(sender);
+    }
+    Ok(times)
 }
 
 /// Three significant figures from 1 ns to 60 s.

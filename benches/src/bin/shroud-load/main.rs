@@ -8,7 +8,12 @@
 //! * `gateway`: through the gateway over RA-TLS, attestation verified and pinned once per
 //!   connection, keep-alive, `eth_getBalance` (never cached: every call reaches the upstream);
 //! * `gateway-cached`: the same with `eth_chainId`, which the gateway answers from its cache;
-//! * `nginx`: through nginx over TLS 1.3,
+//! * `nginx`: through nginx over TLS 1.3;
+//! * `gateway-h3`: `gateway` over HTTP/3 (QUIC, the `[listen] h3` listener), same verifier,
+//!
+//! and, for the gateway, the cost of a new connection over TCP (TCP + TLS 1.3 + verification)
+//! and over QUIC (QUIC's handshake + verification + HTTP/3's control streams), each with a fresh
+//! verifier so that every handshake verifies the evidence in full,
 //!
 //! first on one connection (latency), then on many (throughput), and prints a Markdown report:
 //! p50/p90/p99/p99.9 latency, requests per second, the relay overhead and the throughput ratio
@@ -68,7 +73,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "direct,gateway,gateway-cached,nginx"
+        default_value = "direct,gateway,gateway-cached,nginx,gateway-h3"
     )]
     targets: Vec<TargetName>,
     /// Connections of the throughput phase (the latency phase uses one).
@@ -90,6 +95,9 @@ struct Args {
     /// its resident memory (needs `ulimit -n` above twice this number).
     #[arg(long, default_value_t = 0)]
     idle_connections: usize,
+    /// New connections to the gateway, one after the other, timed over TCP and over QUIC.
+    #[arg(long, default_value_t = 50)]
+    handshakes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,6 +106,7 @@ enum TargetName {
     Gateway,
     GatewayCached,
     Nginx,
+    GatewayH3,
 }
 
 fn main() -> ExitCode {
@@ -141,13 +150,24 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
     }
     let wants = |name| args.targets.contains(&name);
     let upstream = upstream::Upstream::start(args.upstream_threads)?;
+    // The h3 listener's UDP port is picked here (the gateway prints it after the lines the
+    // harness reads): a port the OS just handed out and released, free for the gateway to bind.
+    let h3_port = if wants(TargetName::GatewayH3) || args.handshakes > 0 {
+        Some(free_udp_port()?)
+    } else {
+        None
+    };
     let gateway = if wants(TargetName::Gateway)
         || wants(TargetName::GatewayCached)
+        || wants(TargetName::GatewayH3)
         || args.idle_connections > 0
     {
         Some(
-            gateway::Gateway::start(&gateway_binary(args)?, &gateway_config(upstream.addr()))
-                .await?,
+            gateway::Gateway::start(
+                &gateway_binary(args)?,
+                &gateway_config(upstream.addr(), h3_port),
+            )
+            .await?,
         )
     } else {
         None
@@ -185,6 +205,15 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
                 path: "/eth",
                 call: CHAIN_ID,
             },
+            (TargetName::GatewayH3, Some(_), _) => match (&gateway, h3_port) {
+                (Some(gateway), Some(port)) => Target {
+                    name: "gateway-h3",
+                    endpoint: quic_endpoint(gateway, port)?,
+                    path: "/eth",
+                    call: GET_BALANCE,
+                },
+                _ => continue,
+            },
             (TargetName::Nginx, _, Some(nginx)) => Target {
                 name: "nginx",
                 endpoint: tls_endpoint(nginx)?,
@@ -214,7 +243,9 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
                 args.rounds, target.name, args.warmup, args.duration
             );
             let proxy = match target.name {
-                "gateway" | "gateway-cached" => gateway.as_ref().and_then(gateway::Gateway::pid),
+                "gateway" | "gateway-cached" | "gateway-h3" => {
+                    gateway.as_ref().and_then(gateway::Gateway::pid)
+                }
                 "nginx" => nginx.as_ref().map(nginx::Nginx::pid),
                 _ => None,
             };
@@ -232,6 +263,25 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
                 proxy_cpu,
             })?;
         }
+    }
+
+    if let (Some(gateway), Some(port)) = (&gateway, h3_port)
+        && args.handshakes > 0
+    {
+        eprintln!(
+            "shroud-load: {} new connections to the gateway over TCP, then over QUIC",
+            args.handshakes
+        );
+        let tcp =
+            drive::handshakes("gateway", args.handshakes, || attested_endpoint(gateway)).await?;
+        let quic = drive::handshakes("gateway-h3", args.handshakes, || {
+            quic_endpoint(gateway, port)
+        })
+        .await?;
+        report.handshakes = vec![
+            ("TCP + TLS 1.3 (RA-TLS verified)", tcp),
+            ("QUIC + TLS 1.3 (RA-TLS verified) + HTTP/3 set-up", quic),
+        ];
     }
 
     if let (Some(gateway), Some(endpoint)) = (&gateway, &attested)
@@ -261,12 +311,13 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
 /// idle plus the load's connections; more would not fit a 20 000-descriptor limit, which the
 /// gateway checks at start);
 /// everything else is at its default.
-fn gateway_config(upstream: std::net::SocketAddr) -> String {
+fn gateway_config(upstream: std::net::SocketAddr, h3_port: Option<u16>) -> String {
+    let h3 = h3_port.map_or_else(String::new, |port| format!("h3 = \"127.0.0.1:{port}\"\n"));
     format!(
         r#"[listen]
 https = "127.0.0.1:0"
 metrics = "127.0.0.1:0"
-
+{h3}
 [tee]
 platform = "simulated"
 
@@ -304,6 +355,33 @@ fn attested_endpoint(gateway: &gateway::Gateway) -> Result<Endpoint, LoadError> 
         addr: gateway.addr(),
         connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
         server_name: ServerName::from(gateway.addr().ip()),
+    })
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+fn free_udp_port() -> Result<u16, LoadError> {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| LoadError::io("finding a free UDP port for the h3 listener", e))
+}
+
+/// The SDK's attested verifier (a new one, so no cached verdict) inside a QUIC handshake to the
+/// gateway's h3 listener on `port`, ALPN `h3`; resumption and 0-RTT off as in the SDK.
+fn quic_endpoint(gateway: &gateway::Gateway, port: u16) -> Result<Endpoint, LoadError> {
+    let usage = |e: &dyn std::fmt::Display| LoadError::Usage(e.to_string());
+    let policy = Policy::from_pins([format!("simulated:measurement={}", gateway.measurement())])
+        .map_err(|e| usage(&e))?;
+    let verifier = AttestedServerVerifier::new(policy).danger_allow_simulated(true);
+    let tls = client_config(Arc::new(verifier), &[b"h3"]).map_err(|e| usage(&e))?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| usage(&e))?;
+    let config = quinn::ClientConfig::new(Arc::new(crypto));
+    let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())
+        .map_err(|e| LoadError::io("binding the QUIC client", e))?;
+    Ok(Endpoint::Quic {
+        addr: std::net::SocketAddr::new(gateway.addr().ip(), port),
+        endpoint,
+        config,
     })
 }
 
