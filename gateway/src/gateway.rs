@@ -423,6 +423,7 @@ impl Gateway {
                     state: Arc::clone(&self.state),
                     handshake_timeout: limits.handshake_timeout,
                     header_read_timeout: limits.header_read_timeout,
+                    shutdown_grace: grace,
                 }),
                 alive.clone(),
                 stop_rx.clone(),

@@ -368,8 +368,29 @@ async fn shutdown_closes_h3_connections_gracefully() {
         StatusCode::OK
     );
 
+    // A request in flight when the gateway stops still gets its answer.
+    upstream.set_delay(Some(Duration::from_millis(500)));
+    // Held, so that the client does not close the connection itself when the task is done.
+    let _kept = sender.clone();
+    let in_flight = tokio::spawn(async move {
+        send(
+            &mut sender,
+            post_json(
+                r#"{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":["0x00","latest"]}"#,
+            ),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let stopped = tokio::time::timeout(WAIT, gateway.stop()).await;
     assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
+    let answered = in_flight.await.unwrap();
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.text());
+    assert!(
+        answered.text().contains("\"result\""),
+        "{}",
+        answered.text()
+    );
     let closed = tokio::time::timeout(WAIT, connection.closed())
         .await
         .unwrap();

@@ -160,10 +160,14 @@ pub(crate) struct QuicServing {
     pub(crate) state: Arc<AppState>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) header_read_timeout: Duration,
+    /// How long connections may take to finish their requests once the gateway stops (the
+    /// grace the TCP listeners get).
+    pub(crate) shutdown_grace: Duration,
 }
 
 /// Accepts QUIC connections until `stop`, then closes every connection gracefully (HTTP/3
-/// GOAWAY, requests in flight finish) and waits briefly for the closes to be sent.
+/// GOAWAY, requests in flight finish within `shutdown_grace`) and waits briefly for the closes
+/// to be sent.
 pub(crate) async fn serve(
     listener: QuicListener,
     serving: Arc<QuicServing>,
@@ -172,6 +176,7 @@ pub(crate) async fn serve(
 ) {
     let endpoint = listener.endpoint;
     let limiter = &serving.state.relay.limiter;
+    let mut connections = JoinSet::new();
     loop {
         let incoming = tokio::select! {
             incoming = endpoint.accept() => match incoming {
@@ -199,7 +204,10 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        tokio::spawn(connection(
+        // Finished connection tasks are reaped as we go: the set holds the open connections,
+        // which admission bounds.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(connection(
             incoming,
             client,
             admitted,
@@ -209,7 +217,17 @@ pub(crate) async fn serve(
         ));
     }
     drop(alive);
-    // Every connection task closes its own connection; this covers those still handshaking.
+    // Each connection sends GOAWAY at the stop signal, lets its requests finish and closes
+    // itself; the endpoint is closed only after that (closing it closes every connection at
+    // once), or after the grace period.
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(serving.shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing the remaining QUIC connections");
+    }
+    // This also covers connections still in their handshake.
     endpoint.close(VarInt::from_u32(H3_NO_ERROR), b"shutting down");
     let _ = tokio::time::timeout(CLOSE_WAIT, endpoint.wait_idle()).await;
 }
