@@ -40,13 +40,14 @@ impl Outgoing {
 
     /// The message's text.
     pub(crate) fn into_text(self) -> Vec<u8> {
+        let len = self.len();
         match self {
             Self::Text(bytes) => bytes.into(),
             Self::Notification {
                 subscription,
                 result,
             } => {
-                let mut out = Vec::with_capacity(self_len(&subscription, &result));
+                let mut out = Vec::with_capacity(len);
                 out.extend_from_slice(NOTIFICATION_OPEN);
                 out.extend_from_slice(subscription.as_bytes());
                 out.extend_from_slice(NOTIFICATION_MIDDLE);
@@ -64,10 +65,6 @@ const NOTIFICATION_MIDDLE: &[u8] = br#"","result":"#;
 const NOTIFICATION_CLOSE: &[u8] = b"}}";
 const NOTIFICATION_OVERHEAD: usize =
     NOTIFICATION_OPEN.len() + NOTIFICATION_MIDDLE.len() + NOTIFICATION_CLOSE.len();
-
-fn self_len(subscription: &str, result: &[u8]) -> usize {
-    NOTIFICATION_OVERHEAD + subscription.len() + result.len()
-}
 
 /// Why a client was closed as slow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
