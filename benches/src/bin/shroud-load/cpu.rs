@@ -7,9 +7,32 @@ use std::time::Duration;
 /// Clock ticks per second of `/proc/PID/stat` (`USER_HZ`, 100 on every Linux ABI in use).
 const USER_HZ: u64 = 100;
 
-/// User plus system time of process `pid` and its direct children (nginx's workers), or
-/// `None` without `/proc`.
-pub fn process_tree(pid: u32) -> Option<Duration> {
+/// The CPU a proxy spends over one phase: read when the phase starts and when it ends.
+pub struct Meter {
+    pid: Option<u32>,
+    before: Option<Duration>,
+}
+
+impl Meter {
+    /// Starts metering `pid` and its direct children (`None`: a target without a proxy).
+    pub fn start(pid: Option<u32>) -> Self {
+        Self {
+            pid,
+            before: pid.and_then(process_tree),
+        }
+    }
+
+    /// The CPU time used since [`Meter::start`], or `None` without a proxy or `/proc`.
+    pub fn stop(self) -> Option<Duration> {
+        let after = self.pid.and_then(process_tree)?;
+        Some(after.saturating_sub(self.before?))
+    }
+}
+
+/// User plus system time of process `pid` and its direct children (nginx's workers; the
+/// threads of HAProxy and of the gateway count in their process's own figure), or `None`
+/// without `/proc`.
+fn process_tree(pid: u32) -> Option<Duration> {
     let mut ticks = own_ticks(pid)?.1;
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {

@@ -1,9 +1,9 @@
-//! The load generator: closed loop, a fixed number of keep-alive HTTP/1.1 connections (HTTP/3
-//! over QUIC for `gateway-h3`), each sending one JSON-RPC call, waiting for the whole answer,
-//! checking it, sending the next. The same code drives every target; only how a connection is
-//! opened differs. Connections are
-//! opened (and, for the gateway, attested) before the clock starts, and a warm-up precedes the
-//! measured window.
+//! The load generator: closed loop, a fixed number of keep-alive connections (HTTP/1.1, or
+//! HTTP/2 with several streams on each, or HTTP/3 over QUIC for `gateway-h3`); each stream
+//! sends one JSON-RPC call, waits for the whole answer, checks it, sends the next. The same code
+//! drives every target; only how a connection is opened differs. Connections are opened (and,
+//! for the gateway, attested) before the clock starts, and a warm-up precedes the measured
+//! window.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -27,7 +27,10 @@ const MAX_LATENCY_NS: u64 = 60_000_000_000;
 /// One connection's sending half.
 pub enum Sender {
     /// HTTP/1.1 over TCP (plain or TLS).
-    Http1(SendRequest<Full<Bytes>>),
+    Http1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/2 over TCP (TLS with ALPN `h2`, or cleartext with prior knowledge); clones share
+    /// the connection, each with its own streams.
+    Http2(http2::SendRequest<Full<Bytes>>),
     /// HTTP/3 over QUIC; the connection is held so that it stays open.
     H3 {
         sender: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
@@ -35,23 +38,36 @@ pub enum Sender {
     },
 }
 
+/// The HTTP version spoken over a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http {
+    /// HTTP/1.1, one request at a time per connection.
+    One,
+    /// HTTP/2, requests multiplexed as streams of one connection.
+    Two,
+}
+
 /// How to reach a target.
 #[derive(Clone)]
 pub enum Endpoint {
-    /// Plain HTTP (the upstream itself).
+    /// Plain HTTP (the upstream itself); HTTP/2 with prior knowledge (h2c).
     Plain {
         /// Its address.
         addr: SocketAddr,
+        /// The version it speaks there.
+        http: Http,
     },
     /// TLS: with the attested verifier for the gateway (the handshake completes only when the
-    /// attestation satisfies the pins), with an ordinary root store for nginx.
+    /// attestation satisfies the pins), with an ordinary root store for nginx and HAProxy.
     Tls {
         /// Its address.
         addr: SocketAddr,
-        /// A connector that trusts what the target must prove.
+        /// A connector that trusts what the target must prove, offering `http`'s ALPN id.
         connector: tokio_rustls::TlsConnector,
         /// The name sent in SNI.
         server_name: ServerName<'static>,
+        /// The version asked for in ALPN, and checked in the server's choice.
+        http: Http,
     },
     /// QUIC with the attested verifier inside its handshake, then HTTP/3.
     Quic {
@@ -75,6 +91,8 @@ pub struct Target {
     pub path: &'static str,
     /// The JSON-RPC method and params every request carries.
     pub call: Call,
+    /// The proxy process whose CPU time the phase is charged (none for `direct`).
+    pub proxy: Option<u32>,
 }
 
 /// The call sent, over and over, with a new id each time.
@@ -89,8 +107,10 @@ pub struct Call {
 /// How long and how wide to drive a target.
 #[derive(Debug, Clone, Copy)]
 pub struct Phase {
-    /// Concurrent connections, one request in flight on each.
+    /// Concurrent connections.
     pub connections: usize,
+    /// Streams on each connection, one request in flight on each: 1 except over HTTP/2.
+    pub streams: usize,
     /// Load before the measured window (connections warm, caches and pools filled).
     pub warmup: Duration,
     /// The measured window.
@@ -131,28 +151,37 @@ impl Outcome {
 }
 
 impl Endpoint {
-    /// Opens a connection ready for HTTP/1.1 requests.
+    /// Opens a connection ready for requests.
     pub async fn connect(&self, target: &str) -> Result<Sender, LoadError> {
         let error = |reason: String| LoadError::Connect {
             target: target.to_owned(),
             reason,
         };
         match self {
-            Self::Plain { addr } => {
+            Self::Plain { addr, http } => {
                 let tcp = tcp(*addr).await.map_err(|e| error(e.to_string()))?;
-                handshake(tcp).await.map_err(error)
+                handshake(tcp, *http).await.map_err(error)
             }
             Self::Tls {
                 addr,
                 connector,
                 server_name,
+                http,
             } => {
                 let tcp = tcp(*addr).await.map_err(|e| error(e.to_string()))?;
                 let tls = connector
                     .connect(server_name.clone(), tcp)
                     .await
                     .map_err(|e| error(e.to_string()))?;
-                handshake(tls).await.map_err(error)
+                // A server that picked HTTP/1.1 would read the HTTP/2 preface as garbage.
+                let chosen = tls.get_ref().1.alpn_protocol();
+                if *http == Http::Two && chosen != Some(b"h2") {
+                    return Err(error(format!(
+                        "the server chose ALPN {:?}, not h2",
+                        chosen.map(String::from_utf8_lossy)
+                    )));
+                }
+                handshake(tls, *http).await.map_err(error)
             }
             Self::Quic {
                 addr,
@@ -181,7 +210,25 @@ impl Endpoint {
     /// The address requests name in `Host` / `:authority`.
     fn addr(&self) -> SocketAddr {
         match self {
-            Self::Plain { addr } | Self::Tls { addr, .. } | Self::Quic { addr, .. } => *addr,
+            Self::Plain { addr, .. } | Self::Tls { addr, .. } | Self::Quic { addr, .. } => *addr,
+        }
+    }
+
+    /// The URI scheme of `:scheme`.
+    fn scheme(&self) -> &'static str {
+        match self {
+            Self::Plain { .. } => "http",
+            Self::Tls { .. } | Self::Quic { .. } => "https",
+        }
+    }
+}
+
+impl Sender {
+    /// Another handle on the same connection, for another stream: over HTTP/2 only.
+    fn share(&self) -> Option<Self> {
+        match self {
+            Self::Http2(sender) => Some(Self::Http2(sender.clone())),
+            Self::Http1(_) | Self::H3 { .. } => None,
         }
     }
 }
@@ -193,17 +240,31 @@ async fn tcp(addr: SocketAddr) -> std::io::Result<TcpStream> {
     Ok(tcp)
 }
 
-async fn handshake<S>(io: S) -> Result<Sender, String>
+async fn handshake<S>(io: S, http: Http) -> Result<Sender, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(Sender::Http1(sender))
+    match http {
+        Http::One => {
+            let (sender, connection) = http1::handshake(TokioIo::new(io))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(Sender::Http1(sender))
+        }
+        Http::Two => {
+            // hyper's defaults: flow-control windows far above one small call and answer.
+            let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(Sender::Http2(sender))
+        }
+    }
 }
 
 /// Drives `target` through `phase` and measures the window.
@@ -220,6 +281,15 @@ pub async fn run(target: &Target, phase: Phase) -> Result<Outcome, LoadError> {
     let shared = Arc::new(target.clone());
     let mut workers = JoinSet::new();
     for sender in senders {
+        for _ in 1..phase.streams {
+            let stream = sender.share().ok_or_else(|| {
+                LoadError::Usage(format!(
+                    "{}: several streams per connection need HTTP/2",
+                    target.name
+                ))
+            })?;
+            workers.spawn(worker(Arc::clone(&shared), stream, window, histogram()?));
+        }
         workers.spawn(worker(Arc::clone(&shared), sender, window, histogram()?));
     }
     let mut outcome = Outcome {
@@ -291,11 +361,11 @@ async fn worker(
         total: 0,
         window: window.until - window.from,
     };
-    let authority = target.endpoint.addr().to_string();
+    let head = Head::new(&target);
     let mut id = 0_u64;
     while Instant::now() < window.until {
         id += 1;
-        let request = request(&target, &authority, id);
+        let request = head.request(&target.call, id, matches!(sender, Sender::Http2(_)));
         let sent = Instant::now();
         let answer = exchange(&mut sender, request).await;
         let done = Instant::now();
@@ -314,7 +384,8 @@ async fn worker(
                 if counted {
                     outcome.failed += 1;
                 }
-                // The connection may be gone: open another, or stop this worker.
+                // The connection may be gone: open another (over HTTP/2, one for this stream
+                // alone), or stop this worker.
                 match target.endpoint.connect(target.name).await {
                     Ok(fresh) => sender = fresh,
                     Err(_) => break,
@@ -325,23 +396,53 @@ async fn worker(
     outcome
 }
 
-fn request(target: &Target, authority: &str, id: u64) -> http::Request<Full<Bytes>> {
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"{}","params":{}}}"#,
-        target.call.method, target.call.params
-    );
-    let mut request = http::Request::new(Full::new(Bytes::from(body)));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = http::Uri::from_static(target.path);
-    let headers = request.headers_mut();
-    if let Ok(host) = http::HeaderValue::from_str(authority) {
-        headers.insert(http::header::HOST, host);
+/// What every request of a worker shares, built once: the path with `Host` for HTTP/1.1
+/// (and HTTP/3, which turns it into `:authority`), the absolute URI HTTP/2's pseudo-headers
+/// come from.
+struct Head {
+    path: http::Uri,
+    host: Option<http::HeaderValue>,
+    absolute: Option<http::Uri>,
+}
+
+impl Head {
+    fn new(target: &Target) -> Self {
+        let authority = target.endpoint.addr().to_string();
+        let absolute = format!("{}://{authority}{}", target.endpoint.scheme(), target.path);
+        Self {
+            path: http::Uri::from_static(target.path),
+            host: http::HeaderValue::from_str(&authority).ok(),
+            absolute: absolute.parse().ok(),
+        }
     }
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    request
+
+    fn request(&self, call: &Call, id: u64, http2: bool) -> http::Request<Full<Bytes>> {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"{}","params":{}}}"#,
+            call.method, call.params
+        );
+        let mut request = http::Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = http::Method::POST;
+        match (&self.absolute, http2) {
+            (Some(absolute), true) => {
+                *request.version_mut() = http::Version::HTTP_2;
+                *request.uri_mut() = absolute.clone();
+            }
+            _ => {
+                *request.uri_mut() = self.path.clone();
+                if let Some(host) = &self.host {
+                    request
+                        .headers_mut()
+                        .insert(http::header::HOST, host.clone());
+                }
+            }
+        }
+        request.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        request
+    }
 }
 
 /// One request and its whole answer: HTTP 200 with a JSON-RPC `result`.
@@ -349,15 +450,11 @@ async fn exchange(sender: &mut Sender, request: http::Request<Full<Bytes>>) -> R
     let (ok, body) = match sender {
         Sender::Http1(sender) => {
             sender.ready().await.map_err(|_| ())?;
-            let response = sender.send_request(request).await.map_err(|_| ())?;
-            let ok = response.status() == http::StatusCode::OK;
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|_| ())?
-                .to_bytes();
-            (ok, body)
+            answer(sender.send_request(request).await).await?
+        }
+        Sender::Http2(sender) => {
+            sender.ready().await.map_err(|_| ())?;
+            answer(sender.send_request(request).await).await?
         }
         Sender::H3 { sender, .. } => h3_exchange(sender, request).await?,
     };
@@ -366,6 +463,16 @@ async fn exchange(sender: &mut Sender, request: http::Request<Full<Bytes>>) -> R
     } else {
         Err(())
     }
+}
+
+/// Whether a hyper response is 200, and its whole body.
+async fn answer(
+    response: hyper::Result<http::Response<hyper::body::Incoming>>,
+) -> Result<(bool, Bytes), ()> {
+    let response = response.map_err(|_| ())?;
+    let ok = response.status() == http::StatusCode::OK;
+    let body = response.into_body().collect().await.map_err(|_| ())?;
+    Ok((ok, body.to_bytes()))
 }
 
 /// `request` over HTTP/3: `:authority` from its `Host`, the body in one DATA frame.

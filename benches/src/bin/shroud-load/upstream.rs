@@ -1,7 +1,9 @@
 //! The node behind every target: a JSON-RPC server on loopback that answers each call at once
 //! with a fixed, realistic result. It is deliberately cheap, so that the figures measure what
 //! sits in front of it, and it runs on its own runtime, so that the load generator's tasks do
-//! not queue behind it.
+//! not queue behind it. It speaks HTTP/1.1 (what every proxy's upstream side speaks) and, on a
+//! second port, HTTP/2 with prior knowledge (h2c, for `direct-h2`), so that the HTTP/1.1 port
+//! never pays for telling the two apart.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,10 +12,10 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -28,12 +30,14 @@ const CHAIN_ID: &str = r#""0x1""#;
 /// A running upstream; stops when dropped.
 pub struct Upstream {
     addr: SocketAddr,
+    h2c_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Upstream {
-    /// Binds 127.0.0.1 on a port the kernel picks and serves on `threads` worker threads.
+    /// Binds 127.0.0.1 on two ports the kernel picks (HTTP/1.1, h2c) and serves on `threads`
+    /// worker threads.
     pub fn start(threads: usize) -> Result<Self, LoadError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -42,22 +46,22 @@ impl Upstream {
             .build()
             .map_err(|e| LoadError::io("starting the upstream's runtime", e))?;
         // Bound here, served on the upstream's own runtime (this may run inside another one).
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-            .map_err(|e| LoadError::io("binding the upstream", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| LoadError::io("reading the upstream's address", e))?;
+        let (listener, addr) = bind()?;
+        let (h2c_listener, h2c_addr) = bind()?;
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("upstream".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(listener) else {
+                    let (Ok(listener), Ok(h2c_listener)) = (
+                        TcpListener::from_std(listener),
+                        TcpListener::from_std(h2c_listener),
+                    ) else {
                         return;
                     };
                     tokio::select! {
-                        () = accept_loop(listener) => {}
+                        () = accept_loop(listener, false) => {}
+                        () = accept_loop(h2c_listener, true) => {}
                         _ = stopped => {}
                     }
                 });
@@ -65,15 +69,31 @@ impl Upstream {
             .map_err(|e| LoadError::io("spawning the upstream thread", e))?;
         Ok(Self {
             addr,
+            h2c_addr,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// Where it listens.
+    /// Where it serves HTTP/1.1.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// Where it serves HTTP/2 with prior knowledge.
+    pub fn h2c_addr(&self) -> SocketAddr {
+        self.h2c_addr
+    }
+}
+
+fn bind() -> Result<(std::net::TcpListener, SocketAddr), LoadError> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .map_err(|e| LoadError::io("binding the upstream", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| LoadError::io("reading the upstream's address", e))?;
+    Ok((listener, addr))
 }
 
 impl Drop for Upstream {
@@ -87,16 +107,23 @@ impl Drop for Upstream {
     }
 }
 
-async fn accept_loop(listener: TcpListener) {
+async fn accept_loop(listener: TcpListener, h2c: bool) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         stream.set_nodelay(true).ok();
+        let io = TokioIo::new(stream);
         tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
-                .await;
+            let _ = if h2c {
+                http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(io, service_fn(answer))
+                    .await
+            } else {
+                http1::Builder::new()
+                    .serve_connection(io, service_fn(answer))
+                    .await
+            };
         });
     }
 }
