@@ -1,6 +1,8 @@
 //! Key configurations (RFC 9458 §3) and their list form `application/ohttp-keys` (RFC 9540 §3),
 //! and the gateway's private half, [`ServerKey`].
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use crate::OhttpError;
@@ -112,17 +114,20 @@ impl KeyConfig {
     }
 }
 
-/// The gateway's half of a key configuration: the configuration and its private key.
+/// The gateway's half of a key configuration: the configuration and its private key, parsed
+/// once (the gateway clones a key per request: an `Arc`).
 #[derive(Clone)]
-pub struct ServerKey {
+pub struct ServerKey(Arc<ServerKeyInner>);
+
+struct ServerKeyInner {
     config: KeyConfig,
-    secret: Zeroizing<Vec<u8>>,
+    secret: suite::PrivateKey,
 }
 
 impl std::fmt::Debug for ServerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerKey")
-            .field("config", &self.config)
+            .field("config", &self.0.config)
             .finish_non_exhaustive()
     }
 }
@@ -132,16 +137,7 @@ impl ServerKey {
     pub fn generate(key_id: u8, kem: Kem) -> Result<ServerKey, OhttpError> {
         let mut ikm = Zeroizing::new(vec![0_u8; kem.secret_key_len()]);
         getrandom::fill(&mut ikm).map_err(|e| OhttpError::Random(e.to_string()))?;
-        let (secret, public_key) = suite::derive_key_pair(kem, &ikm);
-        Ok(ServerKey {
-            config: KeyConfig {
-                key_id,
-                kem,
-                public_key,
-                aeads: vec![Aead::Aes128Gcm, Aead::ChaCha20Poly1305],
-            },
-            secret: Zeroizing::new(secret),
-        })
+        Ok(ServerKey::derive(key_id, kem, &ikm))
     }
 
     /// The key pair RFC 9180 `DeriveKeyPair` makes of `ikm` (at least `Nsk` bytes of secret
@@ -149,15 +145,15 @@ impl ServerKey {
     /// is how replicas sharing a secret serve the same keys.
     pub fn derive(key_id: u8, kem: Kem, ikm: &[u8]) -> ServerKey {
         let (secret, public_key) = suite::derive_key_pair(kem, ikm);
-        ServerKey {
-            config: KeyConfig {
+        ServerKey::new(
+            KeyConfig {
                 key_id,
                 kem,
                 public_key,
                 aeads: vec![Aead::Aes128Gcm, Aead::ChaCha20Poly1305],
             },
-            secret: Zeroizing::new(secret),
-        }
+            secret,
+        )
     }
 
     /// A key from a serialized private key (`Nsk` bytes), offering `aeads`. Used to load the RFC
@@ -168,25 +164,29 @@ impl ServerKey {
         secret: &[u8],
         aeads: Vec<Aead>,
     ) -> Result<ServerKey, OhttpError> {
-        let public_key = suite::public_key_of(kem, secret)?;
-        Ok(ServerKey {
-            config: KeyConfig {
+        let (secret, public_key) = suite::private_key(kem, secret)?;
+        Ok(ServerKey::new(
+            KeyConfig {
                 key_id,
                 kem,
                 public_key,
                 aeads,
             },
-            secret: Zeroizing::new(secret.to_vec()),
-        })
+            secret,
+        ))
+    }
+
+    fn new(config: KeyConfig, secret: suite::PrivateKey) -> ServerKey {
+        ServerKey(Arc::new(ServerKeyInner { config, secret }))
     }
 
     /// The public configuration.
     pub fn config(&self) -> &KeyConfig {
-        &self.config
+        &self.0.config
     }
 
-    pub(crate) fn secret(&self) -> &[u8] {
-        &self.secret
+    pub(crate) fn secret(&self) -> &suite::PrivateKey {
+        &self.0.secret
     }
 }
 

@@ -16,8 +16,10 @@
 //! * [`message`]: the binary HTTP request and response that travel inside;
 //! * [`Session`]: a verified bundle's keys, choosing the suite, sealing dated calls to a chain.
 //!
-//! HPKE (RFC 9180) comes from the `hpke` crate with pure-Rust primitives. Suites: DHKEM(X25519,
-//! HKDF-SHA256) or DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM or ChaCha20Poly1305.
+//! HPKE (RFC 9180) comes from the `hpke` crate with pure-Rust primitives, except natively the
+//! X25519 of DHKEM(X25519), which is aws-lc's (`x25519.rs`: twice as fast, and the gateway's
+//! public key is not recomputed per request). Suites: DHKEM(X25519, HKDF-SHA256) or
+//! DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM or ChaCha20Poly1305.
 //! Randomness is drawn by the callers of the `*_with_*` functions, which is what the RFC 9458
 //! Appendix A and RFC 9180 conformance tests use to reproduce the published bytes.
 
@@ -35,6 +37,8 @@ mod request;
 mod response;
 mod session;
 mod suite;
+#[cfg(not(target_arch = "wasm32"))]
+mod x25519;
 
 pub use algorithms::{Aead, KDF_HKDF_SHA256, Kem};
 pub use error::OhttpError;

@@ -117,15 +117,7 @@ impl ServerKey {
         let enc = r
             .take(config.kem.public_key_len())
             .ok_or(OhttpError::Malformed)?;
-        let opened = suite::open(
-            config.kem,
-            aead,
-            self.secret(),
-            enc,
-            &info(header),
-            b"",
-            r.0,
-        )?;
+        let opened = suite::open(aead, self.secret(), enc, &info(header), b"", r.0)?;
         Ok(OpenedRequest {
             bhttp: opened.plaintext,
             enc: enc.to_vec(),

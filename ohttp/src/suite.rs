@@ -2,13 +2,18 @@
 
 use hpke::aead::{AesGcm128, ChaCha20Poly1305};
 use hpke::kdf::HkdfSha256;
-use hpke::kem::{DhP256HkdfSha256, X25519HkdfSha256};
+use hpke::kem::DhP256HkdfSha256;
+// Natively the X25519 KEM over aws-lc (`x25519.rs`); in the browser hpke's own.
+#[cfg(target_arch = "wasm32")]
+pub(crate) use hpke::kem::X25519HkdfSha256;
 use hpke::rand_core::{TryCryptoRng, TryRng};
 use hpke::{Deserializable, Kem as KemTrait, OpModeR, OpModeS, Serializable};
 use zeroize::Zeroizing;
 
 use crate::OhttpError;
 use crate::algorithms::{Aead, Kem};
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use crate::x25519::X25519HkdfSha256;
 
 /// The exporter label of the response secret (RFC 9458 §4.4).
 const RESPONSE_LABEL: &[u8] = b"message/bhttp response";
@@ -24,6 +29,14 @@ pub(crate) struct Sealed {
 pub(crate) struct Opened {
     pub(crate) plaintext: Vec<u8>,
     pub(crate) secret: Zeroizing<Vec<u8>>,
+}
+
+/// A KEM private key, parsed once (for X25519 natively, with its public key computed once: every
+/// decapsulation needs it for `kem_context`).
+#[derive(Clone)]
+pub(crate) enum PrivateKey {
+    X25519(<X25519HkdfSha256 as KemTrait>::PrivateKey),
+    P256(<DhP256HkdfSha256 as KemTrait>::PrivateKey),
 }
 
 /// Runs `$body` with `K` and `A` bound to the hpke types of `$kem` and `$aead`.
@@ -69,50 +82,65 @@ pub(crate) fn seal(
 
 /// SetupBaseR with `secret` and `enc`, then one Open.
 pub(crate) fn open(
-    kem: Kem,
     aead: Aead,
-    secret: &[u8],
+    secret: &PrivateKey,
     enc: &[u8],
     info: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<Opened, OhttpError> {
-    with_suite!(
-        kem,
-        aead,
-        open_with(
-            secret,
-            enc,
-            info,
-            aad,
-            ciphertext,
-            aead.response_nonce_len()
-        )
-    )
+    let secret_len = aead.response_nonce_len();
+    match (secret, aead) {
+        (PrivateKey::X25519(sk), Aead::Aes128Gcm) => {
+            open_with::<X25519HkdfSha256, AesGcm128>(sk, enc, info, aad, ciphertext, secret_len)
+        }
+        (PrivateKey::X25519(sk), Aead::ChaCha20Poly1305) => {
+            open_with::<X25519HkdfSha256, ChaCha20Poly1305>(
+                sk, enc, info, aad, ciphertext, secret_len,
+            )
+        }
+        (PrivateKey::P256(sk), Aead::Aes128Gcm) => {
+            open_with::<DhP256HkdfSha256, AesGcm128>(sk, enc, info, aad, ciphertext, secret_len)
+        }
+        (PrivateKey::P256(sk), Aead::ChaCha20Poly1305) => {
+            open_with::<DhP256HkdfSha256, ChaCha20Poly1305>(
+                sk, enc, info, aad, ciphertext, secret_len,
+            )
+        }
+    }
 }
 
-/// DeriveKeyPair(ikm): the serialized private and public keys.
-pub(crate) fn derive_key_pair(kem: Kem, ikm: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    fn derive<K: KemTrait>(ikm: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        let (sk, pk) = K::derive_keypair(ikm);
-        (sk.to_bytes().to_vec(), pk.to_bytes().to_vec())
-    }
+/// DeriveKeyPair(ikm): the private key and the serialized public key.
+pub(crate) fn derive_key_pair(kem: Kem, ikm: &[u8]) -> (PrivateKey, Vec<u8>) {
     match kem {
-        Kem::X25519Sha256 => derive::<X25519HkdfSha256>(ikm),
-        Kem::P256Sha256 => derive::<DhP256HkdfSha256>(ikm),
+        Kem::X25519Sha256 => {
+            let (sk, pk) = X25519HkdfSha256::derive_keypair(ikm);
+            (PrivateKey::X25519(sk), pk.to_bytes().to_vec())
+        }
+        Kem::P256Sha256 => {
+            let (sk, pk) = DhP256HkdfSha256::derive_keypair(ikm);
+            (PrivateKey::P256(sk), pk.to_bytes().to_vec())
+        }
     }
 }
 
-/// The serialized public key of a serialized private key.
-pub(crate) fn public_key_of(kem: Kem, secret: &[u8]) -> Result<Vec<u8>, OhttpError> {
-    fn public<K: KemTrait>(secret: &[u8]) -> Result<Vec<u8>, OhttpError> {
+/// A serialized private key, parsed, and its serialized public key.
+pub(crate) fn private_key(kem: Kem, secret: &[u8]) -> Result<(PrivateKey, Vec<u8>), OhttpError> {
+    fn parse<K: KemTrait>(secret: &[u8]) -> Result<(K::PrivateKey, Vec<u8>), OhttpError> {
         let sk = K::PrivateKey::from_bytes(secret).map_err(|_| OhttpError::InvalidKey)?;
-        Ok(K::sk_to_pk(&sk).to_bytes().to_vec())
+        let pk = K::sk_to_pk(&sk).to_bytes().to_vec();
+        Ok((sk, pk))
     }
-    match kem {
-        Kem::X25519Sha256 => public::<X25519HkdfSha256>(secret),
-        Kem::P256Sha256 => public::<DhP256HkdfSha256>(secret),
-    }
+    Ok(match kem {
+        Kem::X25519Sha256 => {
+            let (sk, pk) = parse::<X25519HkdfSha256>(secret)?;
+            (PrivateKey::X25519(sk), pk)
+        }
+        Kem::P256Sha256 => {
+            let (sk, pk) = parse::<DhP256HkdfSha256>(secret)?;
+            (PrivateKey::P256(sk), pk)
+        }
+    })
 }
 
 /// Refuses a public key that is not a valid point of `kem`.
@@ -153,16 +181,15 @@ fn seal_with<K: KemTrait, A: hpke::aead::Aead>(
 }
 
 fn open_with<K: KemTrait, A: hpke::aead::Aead>(
-    secret_key: &[u8],
+    sk: &K::PrivateKey,
     enc: &[u8],
     info: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
     secret_len: usize,
 ) -> Result<Opened, OhttpError> {
-    let sk = K::PrivateKey::from_bytes(secret_key).map_err(|_| OhttpError::InvalidKey)?;
     let enc = K::EncappedKey::from_bytes(enc).map_err(|_| OhttpError::Decrypt)?;
-    let mut ctx = hpke::setup_receiver::<A, HkdfSha256, K>(&OpModeR::Base, &sk, &enc, info)
+    let mut ctx = hpke::setup_receiver::<A, HkdfSha256, K>(&OpModeR::Base, sk, &enc, info)
         .map_err(|_| OhttpError::Decrypt)?;
     let plaintext = ctx.open(ciphertext, aad).map_err(|_| OhttpError::Decrypt)?;
     let mut secret = Zeroizing::new(vec![0_u8; secret_len]);
@@ -174,7 +201,7 @@ fn open_with<K: KemTrait, A: hpke::aead::Aead>(
 /// Serves the caller's ephemeral keying material to hpke's `gen_keypair_with_rng`, which draws
 /// exactly `Nsk` bytes for the DHKEMs here. Should more ever be asked for, it continues with
 /// SHA-256 of the material and a counter rather than repeating it.
-struct IkmRng<'a>(&'a [u8]);
+pub(crate) struct IkmRng<'a>(pub(crate) &'a [u8]);
 
 impl TryRng for IkmRng<'_> {
     type Error = core::convert::Infallible;
