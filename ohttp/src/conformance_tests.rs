@@ -197,7 +197,7 @@ fn rfc9180_exporter_matches_for_the_x25519_vectors() {
     use ::hpke::kdf::HkdfSha256;
     use ::hpke::{Deserializable, OpModeR};
     for v in VECTORS.iter().filter(|v| !v.export0.is_empty()) {
-        // The KEM the suites use: natively aws-lc's (`x25519.rs`).
+        // The KEM the suites use: natively aws-lc's (`dhkem.rs`).
         type K = suite::X25519HkdfSha256;
         let sk = <K as ::hpke::Kem>::PrivateKey::from_bytes(&h(v.sk_rm)).unwrap();
         let enc = <K as ::hpke::Kem>::EncappedKey::from_bytes(&h(v.enc)).unwrap();

@@ -17,7 +17,7 @@
 //! * [`Session`]: a verified bundle's keys, choosing the suite, sealing dated calls to a chain.
 //!
 //! HPKE (RFC 9180) comes from the `hpke` crate with pure-Rust primitives, except natively the
-//! X25519 of DHKEM(X25519), which is aws-lc's (`x25519.rs`: twice as fast, and the gateway's
+//! DH of its DHKEMs, which is aws-lc's (`dhkem.rs`: two to four times as fast, and the gateway's
 //! public key is not recomputed per request). Suites: DHKEM(X25519, HKDF-SHA256) or
 //! DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM or ChaCha20Poly1305.
 //! Randomness is drawn by the callers of the `*_with_*` functions, which is what the RFC 9458
@@ -30,6 +30,8 @@ pub mod bundle;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod conformance_tests;
+#[cfg(not(target_arch = "wasm32"))]
+mod dhkem;
 mod error;
 mod keys;
 pub mod message;
@@ -37,8 +39,6 @@ mod request;
 mod response;
 mod session;
 mod suite;
-#[cfg(not(target_arch = "wasm32"))]
-mod x25519;
 
 pub use algorithms::{Aead, KDF_HKDF_SHA256, Kem};
 pub use error::OhttpError;

@@ -2,10 +2,9 @@
 
 use hpke::aead::{AesGcm128, ChaCha20Poly1305};
 use hpke::kdf::HkdfSha256;
-use hpke::kem::DhP256HkdfSha256;
-// Natively the X25519 KEM over aws-lc (`x25519.rs`); in the browser hpke's own.
+// Natively the KEMs over aws-lc (`dhkem.rs`); in the browser hpke's own.
 #[cfg(target_arch = "wasm32")]
-pub(crate) use hpke::kem::X25519HkdfSha256;
+pub(crate) use hpke::kem::{DhP256HkdfSha256, X25519HkdfSha256};
 use hpke::rand_core::{TryCryptoRng, TryRng};
 use hpke::{Deserializable, Kem as KemTrait, OpModeR, OpModeS, Serializable};
 use zeroize::Zeroizing;
@@ -13,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::OhttpError;
 use crate::algorithms::{Aead, Kem};
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::x25519::X25519HkdfSha256;
+pub(crate) use crate::dhkem::{DhP256HkdfSha256, X25519HkdfSha256};
 
 /// The exporter label of the response secret (RFC 9458 §4.4).
 const RESPONSE_LABEL: &[u8] = b"message/bhttp response";
@@ -31,7 +30,7 @@ pub(crate) struct Opened {
     pub(crate) secret: Zeroizing<Vec<u8>>,
 }
 
-/// A KEM private key, parsed once (for X25519 natively, with its public key computed once: every
+/// A KEM private key, parsed once (natively with its public key computed once: every
 /// decapsulation needs it for `kem_context`).
 #[derive(Clone)]
 pub(crate) enum PrivateKey {
