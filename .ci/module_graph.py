@@ -28,7 +28,7 @@ LAYERS = {
         ["platform", "pem"],
         ["error"],
         ["claims", "policy"],
-        ["cmw", "attest", "verify::pki", "verify::report"],
+        ["cmw", "attest", "verify::pki", "verify::pki::chain", "verify::report"],
         ["cert", "verify::intel", "verify::nitro", "verify::sev_snp", "verify::simulated"],
         ["verify"],
         ["tls", "attest::collateral", "attest::configfs_tsm", "attest::gramine", "attest::nitro",

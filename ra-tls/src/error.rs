@@ -100,8 +100,11 @@ pub enum Error {
         /// The verifier's reason (for Intel, dcap-qvl's error chain).
         reason: String,
     },
-    /// No verifier for this platform is compiled in.
-    #[error("no verifier for {platform} evidence is available in this build")]
+    /// No verifier for this platform is compiled in (the `shroud-ra-tls` feature named like
+    /// the platform was off): its evidence, and a policy that pins it, are refused.
+    #[error(
+        "this build has no verifier for {platform} evidence (shroud-ra-tls was built without feature \"{platform}\"); in the browser, load the @shroud-rpc/client module for {platform} or the all-platform one"
+    )]
     UnsupportedPlatform {
         /// The platform.
         platform: Platform,

@@ -90,6 +90,19 @@ impl Platform {
         }
     }
 
+    /// Whether this build can verify evidence of this platform: its verifier's feature (named
+    /// like the platform) was on when `shroud-ra-tls` was compiled. Always true for
+    /// [`Platform::Simulated`], which is refused by default instead.
+    pub fn has_verifier(self) -> bool {
+        match self {
+            Self::Nitro => cfg!(feature = "nitro"),
+            Self::Tdx => cfg!(feature = "tdx"),
+            Self::Sgx => cfg!(feature = "sgx"),
+            Self::SevSnp => cfg!(feature = "sev-snp"),
+            Self::Simulated => true,
+        }
+    }
+
     /// The field printed in the gateway's `measurement:` start-up line.
     pub fn primary_field(self) -> &'static str {
         match self {

@@ -120,11 +120,19 @@ impl AcceptRule {
     }
 
     /// A rule with conditions besides its pins.
+    ///
+    /// A rule for a platform whose verifier this build lacks ([`Platform::has_verifier`]) is
+    /// refused with [`Error::UnsupportedPlatform`]: such a policy could never accept what it
+    /// pins, and saying so when it is loaded names the cause (e.g. a browser module of another
+    /// platform) before any gateway is contacted.
     pub fn with_conditions(
         platform: Platform,
         measurements: BTreeMap<String, Vec<u8>>,
         conditions: Conditions,
     ) -> Result<Self, Error> {
+        if !platform.has_verifier() {
+            return Err(Error::UnsupportedPlatform { platform });
+        }
         for (field, value) in &measurements {
             let Some((_, len)) = platform
                 .measurement_fields()
@@ -701,6 +709,46 @@ mod tests {
         match result {
             Err(Error::InvalidPolicy(message)) => message,
             other => panic!("expected an invalid policy, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_policy_pinning_a_platform_without_its_verifier_is_refused() {
+        // Under the default features every platform loads; in a build without a platform's
+        // feature (e.g. `--no-default-features --features tdx`) its rules are refused, naming it.
+        for platform in Platform::ALL {
+            let [identity, ..] = platform.complete_identities() else {
+                panic!("{platform} has no identity");
+            };
+            let pins: Vec<String> = identity
+                .iter()
+                .map(|field| match *field {
+                    "min_isvsvn" => "sgx:min_isvsvn=1".to_owned(),
+                    field => {
+                        let (_, len) = platform
+                            .measurement_fields()
+                            .iter()
+                            .find(|(f, _)| *f == field)
+                            .unwrap();
+                        format!("{platform}:{field}={}", "ab".repeat(*len))
+                    }
+                })
+                .collect();
+            match Policy::from_pins(&pins) {
+                Ok(policy) => {
+                    assert!(platform.has_verifier(), "{platform}");
+                    assert_eq!(policy.rules().len(), 1);
+                }
+                Err(error) => {
+                    assert!(!platform.has_verifier(), "{platform}: {error}");
+                    assert_eq!(error, Error::UnsupportedPlatform { platform });
+                    let message = error.to_string();
+                    assert!(
+                        message.contains(&format!("no verifier for {platform} evidence")),
+                        "{message}"
+                    );
+                }
+            }
         }
     }
 

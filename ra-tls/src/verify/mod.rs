@@ -1,24 +1,35 @@
 //! The verification sequence of DESIGN §3 as one function, [`verify_certificate`].
+//!
+//! Each hardware verifier is behind the feature named like its platform
+//! ([`Platform::has_verifier`]); evidence of a platform whose verifier is not compiled in is
+//! refused with [`Error::UnsupportedPlatform`].
 
+#[cfg(any(feature = "tdx", feature = "sgx"))]
 mod intel;
+#[cfg(feature = "nitro")]
 mod nitro;
+#[cfg(any(feature = "nitro", feature = "sev-snp"))]
 mod pki;
 mod report;
+#[cfg(feature = "sev-snp")]
 mod sev_snp;
 pub mod simulated;
 
 pub use report::PlatformReport;
 
+#[cfg(any(feature = "tdx", feature = "sgx"))]
 pub use intel::INTEL_SGX_ROOT_CA_DER;
+#[cfg(feature = "nitro")]
+pub use nitro::{AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256};
 
-/// What evidence states about itself, unverified: for attesters to print their own measurements.
+/// What evidence states about itself, unverified: for attesters to print their own measurements
+/// (feature `attest` turns on every platform).
 #[cfg(feature = "attest")]
 pub(crate) mod unverified {
     pub(crate) use super::intel::unverified_measurements as intel_quote;
     pub(crate) use super::nitro::unverified_measurements as nitro_document;
     pub(crate) use super::sev_snp::unverified_measurements as sev_snp_report;
 }
-pub use nitro::{AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256};
 
 use rustls_pki_types::UnixTime;
 
@@ -283,16 +294,36 @@ fn verify_hardware_evidence(
     endorsements: Option<&[u8]>,
     now: UnixTime,
 ) -> Result<PlatformReport, Error> {
-    match platform {
-        Platform::Sgx | Platform::Tdx => intel::verify(platform, evidence, endorsements, now),
-        // Nitro needs no collateral: the cabundle is in the document, the root is pinned.
-        Platform::Nitro => nitro::verify(evidence, now),
-        // Intel and AMD evidence is authentic only together with collateral (TCB info, CRLs,
-        // the VCEK): without it nothing can be checked, so that is the first thing to say.
-        Platform::SevSnp => sev_snp::verify(evidence, endorsements, now),
-        Platform::Simulated => Err(Error::UnsupportedPlatform { platform }),
-    }
+    let (_, verify) = HARDWARE_VERIFIERS
+        .iter()
+        .find(|(p, _)| *p == platform)
+        .ok_or(Error::UnsupportedPlatform { platform })?;
+    verify(evidence, endorsements, now)
 }
+
+/// A hardware verifier: the evidence, its collateral (endorsements) and the verifier's clock.
+type HardwareVerifier = fn(&[u8], Option<&[u8]>, UnixTime) -> Result<PlatformReport, Error>;
+
+/// The hardware verifiers compiled into this build, one per platform feature
+/// ([`Platform::has_verifier`]). Intel and AMD evidence is authentic only together with
+/// collateral (TCB info, CRLs, the VCEK); Nitro needs none: the cabundle is in the document and
+/// the root is pinned.
+const HARDWARE_VERIFIERS: &[(Platform, HardwareVerifier)] = &[
+    #[cfg(feature = "sgx")]
+    (Platform::Sgx, |quote, collateral, now| {
+        intel::verify(Platform::Sgx, quote, collateral, now)
+    }),
+    #[cfg(feature = "tdx")]
+    (Platform::Tdx, |quote, collateral, now| {
+        intel::verify(Platform::Tdx, quote, collateral, now)
+    }),
+    #[cfg(feature = "sev-snp")]
+    (Platform::SevSnp, sev_snp::verify),
+    #[cfg(feature = "nitro")]
+    (Platform::Nitro, |document, _, now| {
+        nitro::verify(document, now)
+    }),
+];
 
 /// `report_data` must be SHA-256(claims) followed only by zero bytes.
 fn check_report_data(report_data: &[u8], claims: &[u8]) -> Result<(), Error> {
@@ -300,5 +331,41 @@ fn check_report_data(report_data: &[u8], claims: &[u8]) -> Result<(), Error> {
     match report_data.split_at_checked(expected.len()) {
         Some((hash, rest)) if hash == expected && rest.iter().all(|b| *b == 0) => Ok(()),
         _ => Err(Error::ReportDataMismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_verifiers_are_the_platforms_that_say_so() {
+        for platform in Platform::ALL {
+            let compiled = HARDWARE_VERIFIERS.iter().any(|(p, _)| *p == platform);
+            assert_eq!(
+                compiled || platform == Platform::Simulated,
+                platform.has_verifier(),
+                "{platform}"
+            );
+        }
+    }
+
+    #[test]
+    fn evidence_of_a_platform_without_its_verifier_is_refused_as_such() {
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_800_000_000));
+        for platform in Platform::ALL {
+            let result = verify_raw_evidence(platform, b"not evidence", Some(b"{}"), now);
+            match result {
+                Err(Error::UnsupportedPlatform { platform: refused }) => {
+                    assert_eq!(refused, platform);
+                    assert!(!platform.has_verifier(), "{platform}");
+                }
+                Err(Error::SimulatedRefused) => assert_eq!(platform, Platform::Simulated),
+                other => assert!(
+                    platform.has_verifier() && other.is_err(),
+                    "{platform}: {other:?}"
+                ),
+            }
+        }
     }
 }

@@ -131,17 +131,17 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
         let what = format!("cabundle[{}]", i.saturating_add(1));
         let cert = pki::parse(PLATFORM, &what, der)?;
         pki::check_validity(PLATFORM, &what, &cert, now)?;
-        pki::check_issued_by_p384(PLATFORM, &what, &cert, &issuer)?;
+        pki::chain::check_issued_by_p384(PLATFORM, &what, &cert, &issuer)?;
         // Each bundle certificate must be a CA allowed to issue what hangs below it.
         let below = intermediates.len().saturating_sub(i).saturating_sub(1);
-        pki::check_ca_for(PLATFORM, &what, &cert, below)?;
+        pki::chain::check_ca_for(PLATFORM, &what, &cert, below)?;
         valid_until = valid_until.min(pki::not_after(&cert));
         issuer = cert;
     }
     let leaf = pki::parse(PLATFORM, "signing certificate", &payload.certificate)?;
     pki::check_validity(PLATFORM, "signing certificate", &leaf, now)?;
-    pki::check_issued_by_p384(PLATFORM, "signing certificate", &leaf, &issuer)?;
-    pki::check_signing_leaf(PLATFORM, "signing certificate", &leaf)?;
+    pki::chain::check_issued_by_p384(PLATFORM, "signing certificate", &leaf, &issuer)?;
+    pki::chain::check_signing_leaf(PLATFORM, "signing certificate", &leaf)?;
 
     // The document signature, by the leaf key.
     let key = {
