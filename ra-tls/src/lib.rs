@@ -27,6 +27,7 @@ mod platform;
 pub mod policy;
 #[cfg(feature = "rustls")]
 pub mod tls;
+mod toml_subset;
 pub mod verify;
 
 pub use error::Error;

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustls_pki_types::UnixTime;
 
+use crate::toml_subset::{self, Table, Value};
 use crate::{Error, Measurements, Platform, TcbStatus};
 
 /// SEV-SNP guest policy bit 18: a migration agent, chosen by the host at launch and not part of
@@ -450,11 +451,10 @@ impl Policy {
         Ok(Self::new(rules))
     }
 
-    /// Parses a TOML policy file with one `[[accept]]` table per acceptable build.
+    /// Parses a TOML policy file with one `[[accept]]` table per acceptable build: the TOML a
+    /// policy uses (floats, dates and multi-line strings are refused), in document order.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| Error::InvalidPolicy(e.to_string()))?;
+        let table = toml_subset::parse(text).map_err(|e| Error::InvalidPolicy(e.to_string()))?;
         let mut policy = Self::default();
         for (key, value) in table {
             if key != "accept" {
@@ -462,13 +462,13 @@ impl Policy {
                     "unknown key {key:?} (expected [[accept]] tables)"
                 )));
             }
-            let toml::Value::Array(entries) = value else {
+            let Value::Array(entries) = value else {
                 return Err(Error::InvalidPolicy(
                     "accept must be an array of tables ([[accept]])".into(),
                 ));
             };
             for entry in entries {
-                let toml::Value::Table(entry) = entry else {
+                let Value::Table(entry) = entry else {
                     return Err(Error::InvalidPolicy(
                         "accept must be an array of tables ([[accept]])".into(),
                     ));
@@ -541,17 +541,17 @@ impl Policy {
     }
 }
 
-fn parse_rule(entry: toml::Table) -> Result<AcceptRule, Error> {
+fn parse_rule(entry: Table) -> Result<AcceptRule, Error> {
     let mut platform = None;
     let mut allow = Vec::new();
     let mut fields = BTreeMap::new();
     let mut conditions = Conditions::default();
     for (key, value) in entry {
         match (key.as_str(), value) {
-            ("platform", toml::Value::String(p)) => platform = Some(p.parse::<Platform>()?),
-            ("allow_tcb", toml::Value::Array(statuses)) => {
+            ("platform", Value::String(p)) => platform = Some(p.parse::<Platform>()?),
+            ("allow_tcb", Value::Array(statuses)) => {
                 for status in statuses {
-                    let toml::Value::String(s) = status else {
+                    let Value::String(s) = status else {
                         return Err(Error::InvalidPolicy(
                             "allow_tcb must be a list of strings".into(),
                         ));
@@ -567,13 +567,13 @@ fn parse_rule(entry: toml::Table) -> Result<AcceptRule, Error> {
             ("max_evidence_age_secs", value) => {
                 conditions.max_evidence_age_secs = Some(toml_int(&key, &value)?);
             }
-            ("min_snp_tcb", toml::Value::Table(levels)) => {
+            ("min_snp_tcb", Value::Table(levels)) => {
                 conditions.min_snp_tcb = Some(parse_snp_tcb(levels)?);
             }
-            ("allow_migration_agent", toml::Value::Boolean(b)) => {
+            ("allow_migration_agent", Value::Boolean(b)) => {
                 conditions.allow_migration_agent = b;
             }
-            ("danger_allow_partial_identity", toml::Value::Boolean(b)) => {
+            ("danger_allow_partial_identity", Value::Boolean(b)) => {
                 conditions.danger_allow_partial_identity = b;
             }
             ("allow_migration_agent" | "danger_allow_partial_identity", _) => {
@@ -584,7 +584,7 @@ fn parse_rule(entry: toml::Table) -> Result<AcceptRule, Error> {
                     "min_snp_tcb must be a table { bootloader, tee, snp, microcode }".into(),
                 ));
             }
-            (field, toml::Value::String(hex_value)) => {
+            (field, Value::String(hex_value)) => {
                 fields.insert(field.to_owned(), parse_hex(field, &hex_value)?);
             }
             (field, _) => {
@@ -603,7 +603,7 @@ fn parse_rule(entry: toml::Table) -> Result<AcceptRule, Error> {
     Ok(rule)
 }
 
-fn parse_snp_tcb(levels: toml::Table) -> Result<SnpTcb, Error> {
+fn parse_snp_tcb(levels: Table) -> Result<SnpTcb, Error> {
     let mut tcb = SnpTcb::default();
     for (key, value) in levels {
         let level: u8 = toml_int(&format!("min_snp_tcb.{key}"), &value)?;
@@ -623,13 +623,12 @@ fn parse_snp_tcb(levels: toml::Table) -> Result<SnpTcb, Error> {
 }
 
 /// A non-negative TOML integer that fits `T`.
-fn toml_int<T: TryFrom<i64>>(key: &str, value: &toml::Value) -> Result<T, Error> {
-    value
-        .as_integer()
-        .and_then(|i| T::try_from(i).ok())
-        .ok_or_else(|| {
-            Error::InvalidPolicy(format!("{key} must be a non-negative integer in range"))
-        })
+fn toml_int<T: TryFrom<i64>>(key: &str, value: &Value) -> Result<T, Error> {
+    match value {
+        Value::Integer(i) => T::try_from(*i).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| Error::InvalidPolicy(format!("{key} must be a non-negative integer in range")))
 }
 
 fn parse_svn(pin: &str, value: &str) -> Result<u16, Error> {
