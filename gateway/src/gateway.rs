@@ -29,6 +29,7 @@ use crate::admission::{Admission, Admitted};
 use crate::collateral::EndorsedAttester;
 use crate::config::{Config, Settings};
 use crate::error::GatewayError;
+use crate::first_byte;
 use crate::metrics::Metrics;
 use crate::ohttp::OhttpState;
 use crate::pipeline::Relay;
@@ -43,6 +44,7 @@ use crate::state::{AppState, FreshEvidence};
 use crate::subscriptions::Subscriptions;
 use crate::subscriptions::session::Upgrades;
 use crate::transport::Listener;
+use crate::workers::{self, PerWorker, Workers};
 use crate::{admin, descriptors, proxy_header, tls, upstream};
 
 /// After shutdown is requested, in-flight requests get the request timeout plus this long.
@@ -89,18 +91,21 @@ impl Gateway {
         let chains = upstream::chains(&settings);
         let mut chain_list: Vec<Arc<upstream::Chain>> = chains.values().cloned().collect();
         chain_list.sort_by(|a, b| a.name.cmp(&b.name));
-        // Every upstream request in flight and one health probe per upstream may hold a socket.
+        // Every upstream request in flight and one health probe per upstream may hold a socket,
+        // and each connection pool (one per serving worker and the main runtime's) may keep as
+        // many idle as were ever in flight at once.
+        let pools = workers::count() as u64 + 1;
         let upstream_reserve: u64 = chain_list
             .iter()
             .flat_map(|chain| chain.upstreams.iter())
-            .map(|upstream| upstream.permits.available_permits() as u64 + 1)
+            .map(|upstream| upstream.permits.available_permits() as u64 * pools + 1)
             .sum();
         descriptors::ensure(descriptors::needed(
             &settings.limits,
             upstream_reserve,
             admin::MAX_CONNECTIONS as u64,
         ))?;
-        let client = upstream::http_client(&settings)?;
+        let clients = PerWorker::new(workers::count(), || upstream::http_client(&settings))?;
 
         // The OHTTP keys are generated here, in the enclave, and bound by the certificate. A
         // clustered replica has none until it holds the cluster's root secret: its first
@@ -205,7 +210,7 @@ impl Gateway {
         )?);
         let limits = &settings.limits;
         let relay = Relay {
-            client,
+            clients,
             metrics: registry,
             limiter: RateLimiter::new(limits),
             cache: ResponseCache::new(&settings.cache),
@@ -220,8 +225,13 @@ impl Gateway {
             )),
         };
         let (stop, stop_rx) = watch::channel(false);
-        let subscriptions =
-            Subscriptions::new(&chains, &settings, &relay.client, &relay.metrics, &stop_rx)?;
+        let subscriptions = Subscriptions::new(
+            &chains,
+            &settings,
+            relay.clients.main(),
+            &relay.metrics,
+            &stop_rx,
+        )?;
         let state = Arc::new(AppState {
             subscriptions,
             chains,
@@ -358,7 +368,7 @@ impl Gateway {
             }
         };
         let health = tokio::spawn(upstream::health_checks(
-            self.state.relay.client.clone(),
+            self.state.relay.clients.main().clone(),
             self.state.chain_list.to_vec(),
             Arc::clone(&self.state.relay.metrics),
             stop_rx.clone(),
@@ -403,6 +413,7 @@ impl Gateway {
         // Every connection task holds a clone of `alive`; when all are dropped, `drained` yields
         // `None` and every in-flight connection has finished.
         let (alive, mut drained) = mpsc::channel::<()>(1);
+        let workers = Arc::new(Workers::start(workers::count())?);
         let accepting: Vec<_> = self
             .listeners
             .into_iter()
@@ -410,6 +421,7 @@ impl Gateway {
                 tokio::spawn(accept_loop(
                     listener,
                     Arc::clone(&serving),
+                    Arc::clone(&workers),
                     alive.clone(),
                     stop_rx.clone(),
                 ))
@@ -475,6 +487,7 @@ struct Serving {
 async fn accept_loop(
     listener: Listener,
     serving: Arc<Serving>,
+    workers: Arc<Workers>,
     alive: mpsc::Sender<()>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -512,16 +525,26 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(serve_connection(
-            stream,
-            Connection {
-                client: client.unwrap_or(serving.local_client),
-                admitted,
-                _alive: alive.clone(),
-            },
-            Arc::clone(&serving),
-            stop.clone(),
-        ));
+        let connection = Connection {
+            client: client.unwrap_or(serving.local_client),
+            admitted,
+            _alive: alive.clone(),
+        };
+        let (serving, stop) = (Arc::clone(&serving), stop.clone());
+        // The whole connection runs on one serving worker (workers.rs); a vsock stream cannot
+        // move and is served here.
+        match stream.detach() {
+            Ok(Ok(detached)) => workers.spawn(async move {
+                match detached.attach() {
+                    Ok(stream) => serve_connection(stream, connection, serving, stop).await,
+                    Err(error) => tracing::debug!(%error, "a new connection could not be served"),
+                }
+            }),
+            Ok(Err(stream)) => drop(tokio::spawn(serve_connection(
+                stream, connection, serving, stop,
+            ))),
+            Err(error) => tracing::debug!(%error, "a new connection could not be served"),
+        }
     }
 }
 
@@ -599,9 +622,8 @@ async fn serve_connection<S>(
             connection.client = client;
         }
     }
-    let client = connection.client;
     let handshake = tokio::time::timeout(timeouts.handshake, serving.acceptor.accept(stream));
-    let tls = tokio::select! {
+    let mut tls = tokio::select! {
         result = handshake => match result {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
@@ -635,6 +657,48 @@ async fn serve_connection<S>(
     metrics.handshake("ok");
     let _open = metrics.connection(protocol);
 
+    // The HTTP state (hyper's buffers) is built only once the client starts a request; until
+    // then the connection holds its TLS session and nothing more (first_byte.rs).
+    let first = tokio::select! {
+        read = tokio::time::timeout(timeouts.header_read, first_byte::read(&mut tls)) => match read {
+            Ok(Ok(Some(byte))) => byte,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "connection ended before its first request");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("no request in time; closing the connection");
+                return;
+            }
+        },
+        () = stopped(&mut stop) => return,
+    };
+    // Boxed: an idle connection's task holds only the state above, not hyper's connection.
+    Box::pin(serve_http(
+        first_byte::Replay::new(first, tls),
+        protocol,
+        connection,
+        &serving,
+        stop,
+    ))
+    .await;
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (`protocol`, from ALPN) on an established connection until it
+/// ends or the gateway stops.
+async fn serve_http<S>(
+    io: S,
+    protocol: &'static str,
+    connection: Connection,
+    serving: &Serving,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeouts = serving.timeouts;
+    let state = Arc::clone(&serving.state);
+    let client = connection.client;
     // A WebSocket outlives the HTTP connection it was upgraded from: it holds the connection's
     // slot (and the shutdown's count) until it ends.
     let upgrades = Upgrades {
@@ -659,7 +723,7 @@ async fn serve_connection<S>(
     // hyper-util's upgradeable `auto` connection always sniffs, so HTTP/1.1 is served by hyper's
     // own builder here). Over HTTP/1.1 the header read timeout runs from the moment the
     // connection waits for a request; upgrades (WebSocket) exist only there.
-    let io = TokioIo::new(tls);
+    let io = TokioIo::new(io);
     let result = if protocol == "h2" {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder

@@ -28,6 +28,7 @@ pub mod config;
 mod descriptors;
 mod egress;
 mod error;
+mod first_byte;
 mod gateway;
 mod metrics;
 mod ohttp;
@@ -46,6 +47,7 @@ mod subscriptions;
 mod tls;
 mod transport;
 mod upstream;
+mod workers;
 
 pub use config::{Config, ConfigError};
 pub use error::GatewayError;
