@@ -48,7 +48,7 @@ LAYERS = {
         # Foundations: configuration, the response body, shutdown, pure pipeline leaves.
         ["transport", "paths", "settings", "config", "body", "shutdown", "pipeline::json", "pipeline::error", "pipeline::envelope",
          "pipeline::restore", "cluster::epoch", "cluster::error", "cluster::status", "certs",
-         "acme::schedule", "quic::body"],
+         "acme::schedule", "quic::body", "first_byte", "workers"],
         ["error", "ratelimit", "descriptors", "ohttp::keys", "admission", "request_body",
          "egress", "proxy_header", "cluster::secret", "cluster::wire", "cluster::trust",
          "acme::error", "acme::challenge", "acme::http", "quic::config"],

@@ -85,6 +85,40 @@ impl Stream {
     }
 }
 
+/// A TCP or Unix stream taken off the runtime that accepted it, to be served on another one (a
+/// serving worker's, `workers.rs`), which registers it with its own reactor.
+#[derive(Debug)]
+pub(crate) enum Detached {
+    /// TCP.
+    Tcp(std::net::TcpStream),
+    /// A Unix socket.
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Stream {
+    /// Takes the stream off the current runtime: `Ok(Err(self))` for a vsock stream, which
+    /// cannot be and stays where it is; `Err` when the socket cannot be deregistered (it is
+    /// broken, and gone).
+    pub(crate) fn detach(self) -> io::Result<Result<Detached, Self>> {
+        match self {
+            Self::Tcp(s) => s.into_std().map(|s| Ok(Detached::Tcp(s))),
+            Self::Unix(s) => s.into_std().map(|s| Ok(Detached::Unix(s))),
+            #[cfg(target_os = "linux")]
+            other @ Self::Vsock(_) => Ok(Err(other)),
+        }
+    }
+}
+
+impl Detached {
+    /// The stream again, registered with the runtime this is called on.
+    pub(crate) fn attach(self) -> io::Result<Stream> {
+        match self {
+            Self::Tcp(s) => TcpStream::from_std(s).map(Stream::Tcp),
+            Self::Unix(s) => UnixStream::from_std(s).map(Stream::Unix),
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -174,6 +174,18 @@ async fn connections_over_the_limit_are_closed_at_accept() {
     let gateway = gateway_with(&upstream, |c| c.limits.max_connections = 2).await;
     let first = connect(gateway.addr, &gateway.pin(), b"http/1.1").await;
     let _second = connect(gateway.addr, &gateway.pin(), b"http/1.1").await;
+    // The client's handshake ends before the gateway has read its Finished; until the gateway
+    // has, a connection still counts as an unfinished handshake, which a new one may shed.
+    assert!(
+        common::eventually(Duration::from_secs(5), || async {
+            gateway
+                .metrics_text()
+                .await
+                .contains(r#"shroud_tls_handshakes_total{outcome="ok",protocol="tcp"} 2"#)
+        })
+        .await,
+        "the gateway did not finish both handshakes"
+    );
     // The third handshake never completes: the gateway closes the TCP connection.
     let config =
         shroud_ra_tls::tls::client_config(common::verifier(&gateway.pin()), &[b"http/1.1"])

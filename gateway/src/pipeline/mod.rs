@@ -47,6 +47,7 @@ use crate::egress::HttpClient;
 use crate::metrics::Metrics;
 use crate::ratelimit::{ClientKey, RateLimiter};
 use crate::upstream::Chain;
+use crate::workers::PerWorker;
 
 /// Bytes of body that cost the client one call of its rate budget, charged before parsing: a
 /// large body costs what parsing it costs, whatever it turns out to hold.
@@ -55,8 +56,8 @@ pub(crate) const PARSE_COST_UNIT: usize = 16 * 1024;
 /// What the pipeline needs from the gateway: the shared upstream client, the cache, the rate
 /// limiter, the metrics and the limits. Nothing of the router.
 pub(crate) struct Relay {
-    /// The pooled upstream client.
-    pub(crate) client: HttpClient,
+    /// The pooled upstream clients: one per serving worker (and the main runtime's).
+    pub(crate) clients: PerWorker<HttpClient>,
     /// Where outcomes are counted.
     pub(crate) metrics: Arc<Metrics>,
     /// The per-client rate limiter.
@@ -71,6 +72,14 @@ pub(crate) struct Relay {
     pub(crate) request_timeout: Duration,
     /// The gateway-wide memory for upstream answers, in [`forward::MEMORY_UNIT`]s.
     pub(crate) answer_memory: Arc<Semaphore>,
+}
+
+impl Relay {
+    /// The upstream client of the calling thread's worker: a request is forwarded over a
+    /// connection of the pool on its own thread.
+    pub(crate) fn client(&self) -> &HttpClient {
+        self.clients.current()
+    }
 }
 
 /// Relays one JSON-RPC request body of `client` to `chain` and answers it.
@@ -197,7 +206,7 @@ async fn dispatch(
         }
     }
     let exchange = forward::Exchange {
-        client: &relay.client,
+        client: relay.client(),
         metrics: &relay.metrics,
         chain,
         budget,
@@ -222,7 +231,7 @@ async fn dispatch(
             // only as the configured fallback).
             let result = match &chain.private {
                 Some(relays) => {
-                    private_tx::submit(&relay.client, &relay.metrics, chain, relays, call, || {
+                    private_tx::submit(relay.client(), &relay.metrics, chain, relays, call, || {
                         forward::broadcast(exchange, call)
                     })
                     .await
