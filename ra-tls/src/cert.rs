@@ -1,9 +1,10 @@
 //! Parsing (and, with feature `server`, issuing) RA-TLS certificates.
 
 use rustls_pki_types::UnixTime;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_cert::der::asn1::ObjectIdentifier;
 
 use crate::Error;
+use crate::x509::Certificate;
 
 /// OID of the evidence extension, `tcg-dice-conceptual-message-wrapper`.
 pub const OID_EVIDENCE: &str = "2.23.133.5.4.9";
@@ -44,13 +45,8 @@ impl ParsedCertificate {
                 max: MAX_CERTIFICATE_LEN,
             });
         }
-        let (rest, cert) =
-            X509Certificate::from_der(der).map_err(|e| Error::CertificateParse(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(Error::CertificateParse(
-                "trailing bytes after the certificate".into(),
-            ));
-        }
+        let cert =
+            Certificate::from_der(der).map_err(|e| Error::CertificateParse(e.to_string()))?;
         let evidence =
             single_extension(&cert, OID_EVIDENCE, "evidence extension", MAX_EVIDENCE_LEN)?
                 .ok_or(Error::MissingEvidence)?;
@@ -60,15 +56,13 @@ impl ParsedCertificate {
             "endorsements extension",
             MAX_ENDORSEMENTS_LEN,
         )?;
-        let spki_der = cert.tbs_certificate.subject_pki.raw.to_vec();
-        verify_self_signature(&cert, &spki_der)?;
-        let validity = cert.validity();
+        verify_self_signature(&cert)?;
         Ok(Self {
-            spki_der,
+            spki_der: cert.spki_der().to_vec(),
             evidence,
             endorsements,
-            not_before: unix_seconds(validity.not_before.timestamp()),
-            not_after: unix_seconds(validity.not_after.timestamp()),
+            not_before: cert.not_before(),
+            not_after: cert.not_after(),
             cert_sha256: crate::sha256(der),
         })
     }
@@ -104,26 +98,23 @@ pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, Error> {
         .ok_or_else(|| Error::CertificateParse("neither DER nor a PEM CERTIFICATE block".into()))
 }
 
-fn unix_seconds(ts: i64) -> u64 {
-    u64::try_from(ts).unwrap_or(0)
-}
-
 fn single_extension(
-    cert: &X509Certificate<'_>,
+    cert: &Certificate<'_>,
     oid: &'static str,
     what: &'static str,
     max: usize,
 ) -> Result<Option<Vec<u8>>, Error> {
+    let id = ObjectIdentifier::new(oid).map_err(|e| Error::CertificateParse(e.to_string()))?;
     let matching: Vec<_> = cert
         .extensions()
         .iter()
-        .filter(|ext| ext.oid.to_id_string() == oid)
+        .filter(|ext| ext.extn_id == id)
         .collect();
     match matching.as_slice() {
         [] => Ok(None),
-        [ext] if ext.value.len() > max => Err(Error::TooLarge {
+        [ext] if ext.extn_value.as_bytes().len() > max => Err(Error::TooLarge {
             what,
-            len: ext.value.len(),
+            len: ext.extn_value.as_bytes().len(),
             max,
         }),
         // The CCC interoperable RA-TLS profile makes both extensions non-critical, so that TLS
@@ -132,7 +123,7 @@ fn single_extension(
         [ext] if ext.critical => Err(Error::CertificateParse(format!(
             "the {what} ({oid}) is marked critical; the RA-TLS profile requires it non-critical"
         ))),
-        [ext] => Ok(Some(ext.value.to_vec())),
+        [ext] => Ok(Some(ext.extn_value.as_bytes().to_vec())),
         many => Err(Error::DuplicateExtension {
             oid,
             count: many.len(),
@@ -140,34 +131,26 @@ fn single_extension(
     }
 }
 
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 
 /// RA-TLS certificates are self-signed; a valid self-signature shows that nobody edited the
 /// extensions after the key holder signed them. (The key itself is bound by the evidence.)
-fn verify_self_signature(cert: &X509Certificate<'_>, spki_der: &[u8]) -> Result<(), Error> {
+fn verify_self_signature(cert: &Certificate<'_>) -> Result<(), Error> {
     use p256::pkcs8::DecodePublicKey;
     use sha2::Digest;
 
-    let spki = &cert.tbs_certificate.subject_pki;
-    if spki.algorithm.algorithm.to_id_string() != OID_EC_PUBLIC_KEY {
+    let (key_algorithm, curve) = cert.key_algorithm();
+    if key_algorithm != OID_EC_PUBLIC_KEY {
         return Err(Error::UnsupportedAlgorithm(format!(
-            "key algorithm {}",
-            spki.algorithm.algorithm.to_id_string()
+            "key algorithm {key_algorithm}"
         )));
     }
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|oid| oid.to_id_string())
-        .unwrap_or_default();
-    let tbs = cert.tbs_certificate.as_ref();
-    let digest: Vec<u8> = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+    let tbs = cert.tbs_der();
+    let digest: Vec<u8> = match cert.signature_algorithm() {
         OID_ECDSA_SHA256 => sha2::Sha256::digest(tbs).to_vec(),
         OID_ECDSA_SHA384 => sha2::Sha384::digest(tbs).to_vec(),
         other => {
@@ -176,23 +159,29 @@ fn verify_self_signature(cert: &X509Certificate<'_>, spki_der: &[u8]) -> Result<
             )));
         }
     };
-    let signature = cert.signature_value.data.as_ref();
-    let valid = match curve.as_str() {
-        OID_P256 => {
+    let signature = cert.signature();
+    let spki_der = cert.spki_der();
+    let valid = match curve {
+        Some(OID_P256) => {
             use p256::ecdsa::signature::hazmat::PrehashVerifier;
             let key = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
                 .map_err(|e| Error::UnsupportedAlgorithm(format!("P-256 key: {e}")))?;
             p256::ecdsa::DerSignature::try_from(signature)
                 .is_ok_and(|sig| key.verify_prehash(&digest, &sig).is_ok())
         }
-        OID_P384 => {
+        Some(OID_P384) => {
             use p384::ecdsa::signature::hazmat::PrehashVerifier;
             let key = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der)
                 .map_err(|e| Error::UnsupportedAlgorithm(format!("P-384 key: {e}")))?;
             p384::ecdsa::DerSignature::try_from(signature)
                 .is_ok_and(|sig| key.verify_prehash(&digest, &sig).is_ok())
         }
-        other => return Err(Error::UnsupportedAlgorithm(format!("curve {other}"))),
+        other => {
+            return Err(Error::UnsupportedAlgorithm(format!(
+                "curve {}",
+                other.map(|oid| oid.to_string()).unwrap_or_default()
+            )));
+        }
     };
     if valid {
         Ok(())

@@ -29,6 +29,7 @@ pub mod policy;
 pub mod tls;
 mod toml_subset;
 pub mod verify;
+mod x509;
 
 pub use error::Error;
 pub use platform::{Measurements, Platform, TcbStatus, UnknownName};

@@ -146,7 +146,7 @@ pub(crate) fn verify(document: &[u8], now: UnixTime) -> Result<PlatformReport, E
     // The document signature, by the leaf key.
     let key = {
         use p384::pkcs8::DecodePublicKey;
-        p384::ecdsa::VerifyingKey::from_public_key_der(leaf.public_key().raw)
+        p384::ecdsa::VerifyingKey::from_public_key_der(leaf.spki_der())
             .map_err(|e| rejected(PLATFORM, format!("signing key is not P-384: {e}")))?
     };
     sign1.verify_signature(b"", |signature, signed| {

@@ -25,11 +25,12 @@ use sev::certs::snp::{Certificate, Chain, Verifiable, ca};
 use sev::firmware::guest::AttestationReport;
 use sev::firmware::host::TcbVersion;
 use sev::parser::ByteParser;
-use x509_parser::prelude::X509Certificate;
+use x509_cert::der::asn1::ObjectIdentifier;
 
 use super::pki::{self, rejected};
 use super::report::PlatformReport;
 use crate::policy::SnpTcb;
+use crate::x509::Certificate as X509Certificate;
 use crate::{Error, Measurements, Platform, TcbStatus};
 
 const PLATFORM: Platform = Platform::SevSnp;
@@ -101,13 +102,13 @@ const PRODUCTS: [Product; 3] = [
 ];
 
 /// AMD's VCEK/VLEK extensions (VCEK specification, chapter 3).
-const OID_PRODUCT_NAME: &str = "1.3.6.1.4.1.3704.1.2";
-const OID_BL_SPL: &str = "1.3.6.1.4.1.3704.1.3.1";
-const OID_TEE_SPL: &str = "1.3.6.1.4.1.3704.1.3.2";
-const OID_SNP_SPL: &str = "1.3.6.1.4.1.3704.1.3.3";
-const OID_UCODE_SPL: &str = "1.3.6.1.4.1.3704.1.3.8";
-const OID_FMC_SPL: &str = "1.3.6.1.4.1.3704.1.3.9";
-const OID_HW_ID: &str = "1.3.6.1.4.1.3704.1.4";
+const OID_PRODUCT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
+const OID_BL_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
+const OID_TEE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
+const OID_SNP_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
+const OID_UCODE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
+const OID_FMC_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
+const OID_HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
 
 /// Verifies an SEV-SNP report with its endorsements at `now`.
 ///
@@ -148,7 +149,7 @@ pub(crate) fn verify(
         .chain(supplied_intermediates.iter().copied())
         .find(|der| {
             pki::parse(PLATFORM, "intermediate", der)
-                .is_ok_and(|c| c.subject().as_raw() == vek.issuer().as_raw())
+                .is_ok_and(|c| pki::subject(&c) == pki::issuer(&vek))
         })
         .ok_or_else(|| {
             rejected(
@@ -156,18 +157,18 @@ pub(crate) fn verify(
                 format!(
                     "no {} intermediate (ASK/ASVK) named {}, the issuer of the VCEK/VLEK",
                     product.name,
-                    pki::name(vek.issuer())
+                    pki::name(pki::issuer(&vek))
                 ),
             )
         })?;
     let intermediate = pki::parse(PLATFORM, "ASK/ASVK", intermediate_der)?;
-    if intermediate.issuer().as_raw() != ark.subject().as_raw() {
+    if pki::issuer(&intermediate) != pki::subject(&ark) {
         return Err(rejected(
             PLATFORM,
             format!(
                 "intermediate {} is not issued by the pinned {}",
-                pki::name(intermediate.subject()),
-                pki::name(ark.subject())
+                pki::name(pki::subject(&intermediate)),
+                pki::name(pki::subject(&ark))
             ),
         ));
     }
@@ -432,7 +433,7 @@ fn split_vek(certificates: &[Vec<u8>]) -> Result<(&[u8], Vec<&[u8]>), Error> {
 /// The product whose pinned ASK or ARK issued `vek`: by the VEK's issuer name, cross-checked with
 /// its productName extension when present.
 fn product_of(vek: &X509Certificate<'_>) -> Result<&'static Product, Error> {
-    let issuer = pki::name(vek.issuer());
+    let issuer = pki::name(pki::issuer(vek));
     let product = PRODUCTS
         .iter()
         .find(|p| issuer.contains(&format!("-{}", p.name)))
@@ -461,20 +462,16 @@ fn product_of(vek: &X509Certificate<'_>) -> Result<&'static Product, Error> {
 
 /// The TCB the VEK was issued for, from its SPL extensions.
 fn vek_tcb(vek: &X509Certificate<'_>) -> Result<TcbVersion, Error> {
-    let spl = |oid: &str, name: &str| -> Result<Option<u8>, Error> {
+    let spl = |oid: ObjectIdentifier, name: &str| -> Result<Option<u8>, Error> {
         let Some(value) = extension(vek, oid) else {
             return Ok(None);
         };
-        let (_, integer) = x509_parser::der_parser::der::parse_der_integer(value)
+        // A DER INTEGER from 0 to 255.
+        let value = <u8 as x509_cert::der::Decode>::from_der(value)
             .map_err(|e| rejected(PLATFORM, format!("VCEK/VLEK {name}: {e}")))?;
-        let value = integer
-            .as_u32()
-            .ok()
-            .and_then(|v| u8::try_from(v).ok())
-            .ok_or_else(|| rejected(PLATFORM, format!("VCEK/VLEK {name} out of range")))?;
         Ok(Some(value))
     };
-    let required = |oid: &str, name: &str| {
+    let required = |oid: ObjectIdentifier, name: &str| {
         spl(oid, name)?.ok_or_else(|| rejected(PLATFORM, format!("VCEK/VLEK has no {name}")))
     };
     Ok(TcbVersion {
@@ -519,11 +516,11 @@ fn describe_tcb(tcb: &TcbVersion) -> String {
 }
 
 /// The value of `vek`'s extension `oid`.
-fn extension<'a>(cert: &'a X509Certificate<'_>, oid: &str) -> Option<&'a [u8]> {
+fn extension<'a>(cert: &'a X509Certificate<'_>, oid: ObjectIdentifier) -> Option<&'a [u8]> {
     cert.extensions()
         .iter()
-        .find(|e| e.oid.to_id_string() == oid)
-        .map(|e| e.value)
+        .find(|e| e.extn_id == oid)
+        .map(|e| e.extn_value.as_bytes())
 }
 
 fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, Error> {

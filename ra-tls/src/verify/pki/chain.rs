@@ -1,52 +1,54 @@
 //! Chain checks for an all-ECDSA P-384 certificate chain (Nitro's cabundle): issuer
 //! signatures (p384), CA and path-length constraints, and the signing leaf.
 
-use x509_parser::prelude::X509Certificate;
+use x509_cert::der::asn1::ObjectIdentifier;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 
-use super::{is_ca, name, rejected};
+use super::{is_ca, issuer as issuer_of, name, rejected, subject};
+use crate::x509::Certificate;
 use crate::{Error, Platform};
 
-const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 
 /// `cert` must name `issuer` as its issuer and carry an ECDSA P-384/SHA-384 signature by
 /// `issuer`'s key; `issuer` must be a CA.
 pub(crate) fn check_issued_by_p384(
     platform: Platform,
     what: &str,
-    cert: &X509Certificate<'_>,
-    issuer: &X509Certificate<'_>,
+    cert: &Certificate<'_>,
+    issuer: &Certificate<'_>,
 ) -> Result<(), Error> {
     use p384::ecdsa::signature::hazmat::PrehashVerifier;
     use p384::pkcs8::DecodePublicKey;
     use sha2::Digest;
 
-    if cert.issuer().as_raw() != issuer.subject().as_raw() {
+    if issuer_of(cert) != subject(issuer) {
         return Err(rejected(
             platform,
             format!(
                 "{what}: issuer {} is not the subject {} of the next certificate up",
-                name(cert.issuer()),
-                name(issuer.subject())
+                name(issuer_of(cert)),
+                name(subject(issuer))
             ),
         ));
     }
     if !is_ca(issuer) {
         return Err(rejected(
             platform,
-            format!("{what}: issuer {} is not a CA", name(issuer.subject())),
+            format!("{what}: issuer {} is not a CA", name(subject(issuer))),
         ));
     }
-    let algorithm = cert.signature_algorithm.algorithm.to_id_string();
+    let algorithm = cert.signature_algorithm();
     if algorithm != OID_ECDSA_SHA384 {
         return Err(rejected(
             platform,
             format!("{what}: signature algorithm {algorithm}, expected ecdsa-with-SHA384"),
         ));
     }
-    let key = p384::ecdsa::VerifyingKey::from_public_key_der(issuer.public_key().raw)
+    let key = p384::ecdsa::VerifyingKey::from_public_key_der(issuer.spki_der())
         .map_err(|e| rejected(platform, format!("{what}: issuer key is not P-384: {e}")))?;
-    let digest = sha2::Sha384::digest(cert.tbs_certificate.as_ref());
-    let valid = p384::ecdsa::DerSignature::try_from(cert.signature_value.data.as_ref())
+    let digest = sha2::Sha384::digest(cert.tbs_der());
+    let valid = p384::ecdsa::DerSignature::try_from(cert.signature())
         .is_ok_and(|sig| key.verify_prehash(&digest, &sig).is_ok());
     if valid {
         Ok(())
@@ -55,7 +57,7 @@ pub(crate) fn check_issued_by_p384(
             platform,
             format!(
                 "{what}: signature by {} does not verify",
-                name(issuer.subject())
+                name(subject(issuer))
             ),
         ))
     }
@@ -66,13 +68,11 @@ pub(crate) fn check_issued_by_p384(
 pub(crate) fn check_ca_for(
     platform: Platform,
     what: &str,
-    cert: &X509Certificate<'_>,
+    cert: &Certificate<'_>,
     below: usize,
 ) -> Result<(), Error> {
-    let constraints = cert
-        .basic_constraints()
-        .map_err(|e| rejected(platform, format!("{what}: basicConstraints: {e}")))?
-        .map(|c| c.value);
+    let constraints = extension::<BasicConstraints>(cert)
+        .map_err(|e| rejected(platform, format!("{what}: basicConstraints: {e}")))?;
     let Some(constraints) = constraints.filter(|c| c.ca) else {
         return Err(rejected(
             platform,
@@ -80,17 +80,16 @@ pub(crate) fn check_ca_for(
         ));
     };
     if let Some(max) = constraints.path_len_constraint
-        && usize::try_from(max).is_ok_and(|max| max < below)
+        && usize::from(max) < below
     {
         return Err(rejected(
             platform,
             format!("{what} allows {max} CA certificates below it, the chain has {below}"),
         ));
     }
-    let usage = cert
-        .key_usage()
+    let usage = extension::<KeyUsage>(cert)
         .map_err(|e| rejected(platform, format!("{what}: keyUsage: {e}")))?;
-    if usage.is_some_and(|u| !u.value.key_cert_sign()) {
+    if usage.is_some_and(|u| !u.key_cert_sign()) {
         return Err(rejected(
             platform,
             format!("{what} is not allowed to sign certificates (keyUsage)"),
@@ -103,7 +102,7 @@ pub(crate) fn check_ca_for(
 pub(crate) fn check_signing_leaf(
     platform: Platform,
     what: &str,
-    cert: &X509Certificate<'_>,
+    cert: &Certificate<'_>,
 ) -> Result<(), Error> {
     if is_ca(cert) {
         return Err(rejected(
@@ -111,14 +110,23 @@ pub(crate) fn check_signing_leaf(
             format!("{what} is a CA, not an end entity"),
         ));
     }
-    let usage = cert
-        .key_usage()
+    let usage = extension::<KeyUsage>(cert)
         .map_err(|e| rejected(platform, format!("{what}: keyUsage: {e}")))?;
-    if usage.is_some_and(|u| !u.value.digital_signature()) {
+    if usage.is_some_and(|u| !u.digital_signature()) {
         return Err(rejected(
             platform,
             format!("{what} is not allowed to sign (keyUsage lacks digitalSignature)"),
         ));
     }
     Ok(())
+}
+
+/// The extension `T`, when present once; an error when it does not decode or appears twice.
+fn extension<'c, T>(cert: &'c Certificate<'_>) -> Result<Option<T>, x509_cert::der::Error>
+where
+    T: x509_cert::der::Decode<'c, Error = x509_cert::der::Error>
+        + x509_cert::der::oid::AssociatedOid,
+{
+    let found = cert.decoded.tbs_certificate().get_extension::<T>()?;
+    Ok(found.map(|(_, value)| value))
 }
