@@ -336,6 +336,29 @@ pub async fn open_idle(
     Ok(open)
 }
 
+/// Makes one `call` on each of `senders`, one after the other, so that the connections are
+/// idle *after* a request, as a wallet's keep-alive connection is between its calls.
+pub async fn call_each(
+    endpoint: &Endpoint,
+    call: Call,
+    senders: &mut [Sender],
+) -> Result<(), LoadError> {
+    let target = Target {
+        name: "gateway (idle)",
+        endpoint: endpoint.clone(),
+        path: "/eth",
+        call,
+        proxy: None,
+    };
+    let head = Head::new(&target);
+    for (id, sender) in (1..).zip(senders.iter_mut()) {
+        exchange(sender, head.request(&call, id, false))
+            .await
+            .map_err(|()| LoadError::Usage("a call on an idle connection failed".to_owned()))?;
+    }
+    Ok(())
+}
+
 fn joined(
     done: Result<Result<Sender, LoadError>, tokio::task::JoinError>,
 ) -> Result<Sender, LoadError> {

@@ -364,14 +364,20 @@ async fn run(args: &Args) -> Result<Report, LoadError> {
         );
         let endpoint = endpoints::attested(gateway, Http::One)?;
         let before = gateway.rss_kib();
-        let idle = drive::open_idle(&endpoint, args.idle_connections, 64).await?;
+        let mut idle = drive::open_idle(&endpoint, args.idle_connections, 64).await?;
         // Let the gateway's tasks settle into their idle state before reading its memory.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = gateway.rss_kib();
+        // The same connections once each has made a call (answered from the cache) and waits
+        // for its next one, as a wallet's keep-alive connection does.
+        drive::call_each(&endpoint, CHAIN_ID, &mut idle).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after_call = gateway.rss_kib();
         report.idle = Some(IdleMemory {
             connections: idle.len(),
             before_kib: before,
             after_kib: after,
+            after_call_kib: after_call,
         });
         drop(idle);
     }

@@ -71,6 +71,8 @@ pub struct IdleMemory {
     pub before_kib: Option<u64>,
     /// RSS with them open, KiB.
     pub after_kib: Option<u64>,
+    /// RSS once each of them has made one call and waits for the next, KiB.
+    pub after_call_kib: Option<u64>,
 }
 
 /// The whole run.
@@ -359,6 +361,15 @@ impl fmt::Display for Report {
                         idle.connections,
                         verdict(kib < IDLE_KIB_TARGET),
                     )?;
+                    if let Some(used) = idle.after_call_kib {
+                        let per_used =
+                            used.saturating_sub(before) as f64 / idle.connections.max(1) as f64;
+                        writeln!(
+                            f,
+                            "- The same connections after one call each, idle between calls: RSS {:.1} MiB (**{per_used:.1} KiB per connection**: the HTTP state a connection keeps once it has been used).",
+                            used as f64 / 1024.0,
+                        )?;
+                    }
                 }
                 _ => writeln!(f, "- Gateway memory: RSS not readable (no /proc).")?,
             }
