@@ -251,6 +251,7 @@ fn data_suffix(data: &Option<serde_json::Value>) -> String {
 }
 
 /// Why fresh evidence was refused or could not be had.
+#[cfg(feature = "transport")]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FreshError {
@@ -306,6 +307,7 @@ pub enum FreshError {
     },
 }
 
+#[cfg(feature = "transport")]
 fn suffix(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
