@@ -144,26 +144,12 @@ fn malformed(what: &str) -> Error {
 }
 
 pub(crate) fn encode(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail, and every Value we build is serializable.
-    if ciborium::into_writer(value, &mut out).is_err() {
-        out.clear();
-    }
-    out
+    crate::cbor::encode(value)
 }
 
 /// Decodes exactly one CBOR item, rejecting trailing bytes.
 pub(crate) fn decode(buf: &[u8]) -> Result<Value, Error> {
-    let mut reader = buf;
-    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, 16)
-        .map_err(|e| Error::MalformedEvidence(format!("invalid CBOR: {e}")))?;
-    if !reader.is_empty() {
-        return Err(Error::MalformedEvidence(format!(
-            "{} trailing bytes after a CBOR item",
-            reader.len()
-        )));
-    }
-    Ok(value)
+    crate::cbor::decode(buf, 16).map_err(|e| Error::MalformedEvidence(format!("invalid CBOR: {e}")))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attest;
+mod cbor;
 pub mod cert;
 pub mod claims;
 pub mod cmw;
