@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -204,8 +203,11 @@ impl FromStr for TcbStatus {
 }
 
 /// Measurements reported by verified evidence, by the vendor's field name (lower case).
+///
+/// A list sorted by field rather than a `BTreeMap`: a handful of fields, and the map's code was
+/// a few KB of the browser bundle.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Measurements(BTreeMap<String, Vec<u8>>);
+pub struct Measurements(Vec<(String, Vec<u8>)>);
 
 impl Measurements {
     /// An empty set.
@@ -215,17 +217,34 @@ impl Measurements {
 
     /// Adds or replaces a field.
     pub fn insert(&mut self, field: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.0.insert(field.into(), value.into());
+        let (field, value) = (field.into(), value.into());
+        match self.0.binary_search_by(|(f, _)| f.as_str().cmp(&field)) {
+            Ok(at) => {
+                if let Some((_, old)) = self.0.get_mut(at) {
+                    *old = value;
+                }
+            }
+            Err(at) => self.0.insert(at, (field, value)),
+        }
     }
 
     /// The value of a field.
     pub fn get(&self, field: &str) -> Option<&[u8]> {
-        self.0.get(field).map(Vec::as_slice)
+        let at = self
+            .0
+            .binary_search_by(|(f, _)| f.as_str().cmp(field))
+            .ok()?;
+        self.0.get(at).map(|(_, v)| v.as_slice())
     }
 
     /// Fields in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// `field=hex` pairs separated by spaces, for messages.
@@ -234,5 +253,15 @@ impl Measurements {
             .map(|(k, v)| format!("{k}={}", hex::encode(v)))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+impl<K: Into<String>, V: Into<Vec<u8>>> FromIterator<(K, V)> for Measurements {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(fields: I) -> Self {
+        let mut measurements = Self::new();
+        for (field, value) in fields {
+            measurements.insert(field, value);
+        }
+        measurements
     }
 }

@@ -20,7 +20,7 @@
 //! On the command line, `--pin P:FIELD=HEX` pins of the same platform form one entry
 //! (`sgx:min_isvsvn=N` takes a decimal number).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rustls_pki_types::UnixTime;
 
@@ -108,9 +108,15 @@ pub struct Conditions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptRule {
     platform: Platform,
-    measurements: BTreeMap<String, Vec<u8>>,
-    allow_tcb: BTreeSet<TcbStatus>,
+    measurements: Measurements,
+    /// The TCB statuses allowed, one bit each ([`tcb_bit`]).
+    allow_tcb: u16,
     conditions: Conditions,
+}
+
+/// `status`'s bit in [`AcceptRule`]'s set of allowed TCB statuses.
+fn tcb_bit(status: TcbStatus) -> u16 {
+    1 << (status as u16)
 }
 
 impl AcceptRule {
@@ -131,14 +137,22 @@ impl AcceptRule {
         measurements: BTreeMap<String, Vec<u8>>,
         conditions: Conditions,
     ) -> Result<Self, Error> {
+        Self::build(platform, measurements.into_iter().collect(), conditions)
+    }
+
+    fn build(
+        platform: Platform,
+        measurements: Measurements,
+        conditions: Conditions,
+    ) -> Result<Self, Error> {
         if !platform.has_verifier() {
             return Err(Error::UnsupportedPlatform { platform });
         }
-        for (field, value) in &measurements {
+        for (field, value) in measurements.iter() {
             let Some((_, len)) = platform
                 .measurement_fields()
                 .iter()
-                .find(|(f, _)| f == field)
+                .find(|(f, _)| *f == field)
             else {
                 return Err(Error::InvalidPolicy(format!(
                     "{platform} has no measurement {field:?} (known: {})",
@@ -157,13 +171,10 @@ impl AcceptRule {
         if !conditions.danger_allow_partial_identity {
             check_complete_identity(platform, &measurements, &conditions)?;
         }
-        let mut allow_tcb = BTreeSet::new();
-        allow_tcb.insert(TcbStatus::UpToDate);
-        allow_tcb.insert(TcbStatus::NotApplicable);
         Ok(Self {
             platform,
             measurements,
-            allow_tcb,
+            allow_tcb: tcb_bit(TcbStatus::UpToDate) | tcb_bit(TcbStatus::NotApplicable),
             conditions,
         })
     }
@@ -175,7 +186,7 @@ impl AcceptRule {
                 "a Revoked TCB can never be allowed".into(),
             ));
         }
-        self.allow_tcb.insert(status);
+        self.allow_tcb |= tcb_bit(status);
         Ok(())
     }
 
@@ -201,13 +212,13 @@ impl AcceptRule {
             && self
                 .measurements
                 .iter()
-                .all(|(field, pinned)| observed.measurements.get(field) == Some(pinned.as_slice()))
+                .all(|(field, pinned)| observed.measurements.get(field) == Some(pinned))
     }
 
     /// Why evidence whose pins match still fails this rule, if it does.
     fn unmet_condition(&self, observed: &Observed<'_>, now: UnixTime) -> Option<String> {
         let c = &self.conditions;
-        if !self.allow_tcb.contains(&observed.tcb_status) {
+        if self.allow_tcb & tcb_bit(observed.tcb_status) == 0 {
             return Some(format!(
                 "its TCB status {} is not allowed by this rule (allow_tcb)",
                 observed.tcb_status
@@ -346,13 +357,13 @@ fn check_conditions_apply(platform: Platform, c: &Conditions) -> Result<(), Erro
 /// A rule must pin every field of one of the platform's complete identities.
 fn check_complete_identity(
     platform: Platform,
-    measurements: &BTreeMap<String, Vec<u8>>,
+    measurements: &Measurements,
     c: &Conditions,
 ) -> Result<(), Error> {
     // An exact `isvsvn` pin is stronger than a minimum.
     let has = |field: &str| match field {
-        "min_isvsvn" => c.min_isvsvn.is_some() || measurements.contains_key("isvsvn"),
-        _ => measurements.contains_key(field),
+        "min_isvsvn" => c.min_isvsvn.is_some() || measurements.get("isvsvn").is_some(),
+        _ => measurements.get(field).is_some(),
     };
     let identities = platform.complete_identities();
     // The identity the rule went for: the one with most fields pinned, then fewest missing.
@@ -491,7 +502,7 @@ impl Policy {
         let allowed = self
             .accept
             .iter()
-            .any(|r| r.platform == platform && r.allow_tcb.contains(&status));
+            .any(|r| r.platform == platform && r.allow_tcb & tcb_bit(status) != 0);
         if allowed || status == TcbStatus::NotApplicable {
             Ok(())
         } else {
@@ -529,22 +540,27 @@ impl Policy {
                 reason,
             });
         }
-        let expected: Vec<String> = self.accept.iter().map(AcceptRule::describe).collect();
         Err(Error::MeasurementMismatch {
             actual: format!(
                 "[{} {}]",
                 observed.platform,
                 observed.measurements.describe()
             ),
-            expected: expected.join(", "),
+            expected: self.describe(),
         })
+    }
+
+    /// The rules, as `[platform field=hex …], …`, for messages.
+    pub(crate) fn describe(&self) -> String {
+        let rules: Vec<String> = self.accept.iter().map(AcceptRule::describe).collect();
+        rules.join(", ")
     }
 }
 
 fn parse_rule(entry: Table) -> Result<AcceptRule, Error> {
     let mut platform = None;
     let mut allow = Vec::new();
-    let mut fields = BTreeMap::new();
+    let mut fields = Measurements::new();
     let mut conditions = Conditions::default();
     for (key, value) in entry {
         match (key.as_str(), value) {
@@ -596,7 +612,7 @@ fn parse_rule(entry: Table) -> Result<AcceptRule, Error> {
     }
     let platform = platform
         .ok_or_else(|| Error::InvalidPolicy("an [[accept]] entry has no platform".into()))?;
-    let mut rule = AcceptRule::with_conditions(platform, fields, conditions)?;
+    let mut rule = AcceptRule::build(platform, fields, conditions)?;
     for status in allow {
         rule.allow_tcb(status)?;
     }
