@@ -48,10 +48,10 @@ pub(crate) fn verify(
     if debug {
         return Err(Error::DebugEnclave { platform });
     }
-    let collateral: QuoteCollateralV3 =
-        serde_json::from_slice(collateral).map_err(|e| Error::MalformedCollateral {
+    let collateral =
+        collateral_from_json(collateral).map_err(|reason| Error::MalformedCollateral {
             platform,
-            reason: format!("expected dcap-qvl QuoteCollateralV3 JSON: {e}"),
+            reason: format!("expected dcap-qvl QuoteCollateralV3 JSON: {reason}"),
         })?;
     let now_secs = now.as_secs();
     let claims = QuoteVerifier::new(INTEL_SGX_ROOT_CA_DER.to_vec())
@@ -81,6 +81,39 @@ pub(crate) fn verify(
         snp_vmpl: None,
         issued_at: None,
         valid_until: Some(claims.earliest_expiration_date),
+    })
+}
+
+/// dcap-qvl's `QuoteCollateralV3` from its JSON form (strings, and hex for the CRLs and
+/// signatures), read through `serde_json::Value` rather than its derived `Deserialize`, whose
+/// code was 2.5 KB of the gzipped browser module. Unknown keys are ignored, as the derived
+/// reader does; of a key given twice the last counts (every piece is verified on its own).
+fn collateral_from_json(json: &[u8]) -> Result<QuoteCollateralV3, String> {
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err("not a JSON object".into());
+    };
+    let text = |key: &str| match fields.get(key) {
+        Some(serde_json::Value::String(text)) => Ok(text.clone()),
+        Some(_) => Err(format!("{key} is not a string")),
+        None => Err(format!("missing field `{key}`")),
+    };
+    let bytes = |key: &str| hex::decode(text(key)?).map_err(|e| format!("{key}: {e}"));
+    Ok(QuoteCollateralV3 {
+        pck_crl_issuer_chain: text("pck_crl_issuer_chain")?,
+        root_ca_crl: bytes("root_ca_crl")?,
+        pck_crl: bytes("pck_crl")?,
+        tcb_info_issuer_chain: text("tcb_info_issuer_chain")?,
+        tcb_info: text("tcb_info")?,
+        tcb_info_signature: bytes("tcb_info_signature")?,
+        qe_identity_issuer_chain: text("qe_identity_issuer_chain")?,
+        qe_identity: text("qe_identity")?,
+        qe_identity_signature: bytes("qe_identity_signature")?,
+        pck_certificate_chain: match fields.get("pck_certificate_chain") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(chain)) => Some(chain.clone()),
+            Some(_) => return Err("pck_certificate_chain is not a string".into()),
+        },
     })
 }
 
@@ -182,6 +215,35 @@ impl dcap_qvl::Policy for FreshCollateral {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collateral_reads_as_dcap_qvl_reads_it() {
+        let json = serde_json::json!({
+            "pck_crl_issuer_chain": "chain", "root_ca_crl": "00ff", "pck_crl": "AB",
+            "tcb_info_issuer_chain": "t", "tcb_info": "{}", "tcb_info_signature": "01",
+            "qe_identity_issuer_chain": "q", "qe_identity": "{}", "qe_identity_signature": "",
+            "unknown": 1,
+        });
+        let mut with_chain = json.clone();
+        with_chain["pck_certificate_chain"] = "pem".into();
+        for json in [json, with_chain] {
+            let bytes = json.to_string().into_bytes();
+            let derived: QuoteCollateralV3 = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(collateral_from_json(&bytes).unwrap(), derived);
+        }
+        for bad in [
+            r#"{"pck_crl_issuer_chain": 1}"#,
+            r#"{"root_ca_crl": "zz"}"#,
+            "[]",
+            "{",
+        ] {
+            assert!(collateral_from_json(bad.as_bytes()).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<QuoteCollateralV3>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn pinned_root_is_the_intel_sgx_root_ca() {
