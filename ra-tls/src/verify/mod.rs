@@ -132,8 +132,16 @@ pub fn verify_certificate(
     if policy.is_empty() {
         return Err(Error::EmptyPolicy);
     }
-    // 1. and 2.
-    let (cert, evidence, report) = authenticate(cert_der, options)?;
+    // 1. and 2. Evidence of a platform whose verifier this build lacks is of a platform the
+    // policy cannot pin either (such rules are refused when loaded): say that the gateway is
+    // not what the policy accepts, as the all-platform build would.
+    let (cert, evidence, report) = authenticate(cert_der, options).map_err(|e| match e {
+        Error::UnsupportedPlatform { platform } => Error::MeasurementMismatch {
+            actual: format!("[{platform} evidence, which this build has no verifier for]"),
+            expected: policy.describe(),
+        },
+        e => e,
+    })?;
     // 3. debug and TCB status.
     if report.debug {
         return Err(Error::DebugEnclave {
