@@ -9,7 +9,7 @@
 // serve this folder). The provider is what viem's `custom()`, ethers' `BrowserProvider` and
 // web3.js take; with viem, the package's `shroudTransport` does the connecting itself
 // (../npm/README.md).
-import { ShroudClient, init } from "@shroud-rpc/client";
+import { ShroudClient } from "@shroud-rpc/client";
 
 const form = document.getElementById("connect");
 const status = (text, state) => {
@@ -43,13 +43,6 @@ form.addEventListener("submit", (event) => {
   connect();
 });
 
-try {
-  // Loads pkg/shroud_wasm_bg.wasm now rather than at the first connect, to say so if it fails.
-  await init();
-} catch (error) {
-  status(`could not load the wasm client (is ./pkg the unpacked package?): ${error.message ?? error}`, "error");
-  throw error;
-}
 const query = new URLSearchParams(location.search);
 const measurement = query.get("measurement");
 form.elements.gateway.value = query.get("gateway") ?? "";

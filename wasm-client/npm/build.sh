@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Builds the npm package @shroud-rpc/client (DESIGN §6) and packs it to
-# target/npm/shroud-rpc-client-<version>.tgz:
+# target/npm/shroud-rpc-client-<version>.tgz. The package holds five wasm modules, each with its
+# wasm-bindgen glue: one per platform verifier (tdx, sgx, sev-snp, nitro: a dapp pins one
+# deployment, and client.js loads the module of the platform its policy pins, on demand) and one
+# with all of them (shroud_wasm_bg.wasm, for a policy that pins several, or none but simulated).
+# Each goes through the same pipeline:
 #
-#   1. cargo build -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release (the size
-#      profile of the root Cargo.toml, with sha2's compact software backend);
-#   2. wasm-bindgen --target web into target/npm/bindgen;
+#   1. cargo build -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release, with
+#      --no-default-features --features PLATFORM for a platform's module (the size profile of the
+#      root Cargo.toml, with sha2's compact software backend); the five builds share every
+#      dependency but shroud-ra-tls, shroud-ohttp and shroud-wasm, so the four after the first
+#      take a link each;
+#   2. wasm-bindgen --target web into target/npm/bindgen (shroud_wasm[_PLATFORM].js and
+#      shroud_wasm[_PLATFORM]_bg.wasm);
 #   3. wasm-opt -Oz --converge into target/npm/wasm (binaryen at the version that
-#      wasm-client/tests/browser/package.json pins), skipped when the wasm-bindgen output and the
-#      flags are those of the module already there, since it takes the longest;
-#   4. stages wasm-client/npm with the two generated files (shroud_wasm.js, shroud_wasm_bg.wasm)
-#      in target/npm/package and packs it with `npm pack --pack-destination target/npm`.
+#      wasm-client/tests/browser/package.json pins), in the background while the next module
+#      builds, and skipped for a module whose wasm-bindgen output and flags are those of the
+#      optimised module already there, since it takes the longest;
+#   4. stages wasm-client/npm with the ten generated files in target/npm/package and packs it with
+#      `npm pack --pack-destination target/npm`.
 #
-# Prints the sizes (raw and gzip -9), fails when the shipped wasm is 500 000 bytes or more
-# gzipped (docs/BENCHMARKS.md), and prints the tarball's path as its last line. Needs
-# wasm-bindgen-cli matching Cargo.lock's wasm-bindgen, node and npm; wasm-opt comes from
-# wasm-client/tests/browser/node_modules when `npm ci` installed it there, else from
-# `npx binaryen@VERSION` (or env WASM_OPT). CARGO_TARGET_DIR is honoured. wasm-client/tests/run.sh
-# calls this and uses what it leaves in target/npm, so CI builds the wasm once.
+# Prints the sizes of every module (raw and gzip -9), fails when a platform's module is 300 000
+# bytes or more gzipped or the all-platform one 500 000 or more (DESIGN §8, docs/BENCHMARKS.md),
+# and prints the tarball's path as its last line. Needs wasm-bindgen-cli matching Cargo.lock's
+# wasm-bindgen, node and npm; wasm-opt comes from wasm-client/tests/browser/node_modules when
+# `npm ci` installed it there, else from `npx binaryen@VERSION` (or env WASM_OPT).
+# CARGO_TARGET_DIR is honoured. wasm-client/tests/run.sh calls this and uses what it leaves in
+# target/npm, so CI builds the wasm once.
 set -euo pipefail
 
 npm_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,13 +44,17 @@ fail() {
 }
 
 step_pid=""
-# Stops the step running now, if any (a `timeout`, which passes the signal to its process group).
+opt_pids=() # the wasm-opt runs in the background, with their modules' names and cache keys
+opt_names=()
+opt_keys=()
+# Stops the step running now and the wasm-opt runs, if any (each a `timeout`, which passes the
+# signal to its process group).
 cleanup() {
-    local status=$?
-    if [[ -n $step_pid ]]; then
-        kill -TERM "$step_pid" 2>/dev/null || true
-        wait "$step_pid" 2>/dev/null || true
-    fi
+    local status=$? pid
+    for pid in $step_pid "${opt_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     exit "$status"
 }
 trap cleanup EXIT
@@ -83,47 +97,76 @@ else
     wasm_opt=(npx --yes --package "binaryen@$binaryen" -- wasm-opt)
 fi
 
-# --- the wasm ------------------------------------------------------------------------------------
-echo "npm build: cargo build -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release"
-# sha2 0.11 selects its compact software backend by a cfg, not a feature, so it is set here, for
-# wasm32 only (cargo ignores target rustflags when RUSTFLAGS is set).
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} --cfg sha2_backend_soft=\"compact\"" \
-    step 2400 cargo build --locked -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release
-release_wasm=$target/wasm32-unknown-unknown/wasm-release/shroud_wasm.wasm
-
-echo "npm build: wasm-bindgen --target web"
-rm -rf "$out/bindgen"
-step 300 wasm-bindgen --target web --out-dir "$out/bindgen" "$release_wasm"
+# --- the wasm modules ----------------------------------------------------------------------------
+# The module of each variant, as wasm-bindgen names it from --out-name, and its cargo features.
+variants=(all tdx sgx sev-snp nitro)
+module_name() { [[ $1 = all ]] && echo shroud_wasm || echo "shroud_wasm_$1"; }
+cargo_features() { [[ $1 = all ]] || echo "--no-default-features --features $1"; }
 
 # The features are those rustc 1.95 enables for wasm32-unknown-unknown; wasm-opt also reads them
 # from the module's target_features section, naming them keeps it from falling back to MVP
 # without one. --converge repeats -Oz while the module still shrinks.
 opt_flags=(-Oz --converge --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue)
-key="binaryen $binaryen ${opt_flags[*]} $(sha256sum <"$out/bindgen/shroud_wasm_bg.wasm" | awk '{ print $1 }')"
-shipped=$out/wasm/shroud_wasm_bg.wasm
-mkdir -p "$out/wasm"
-if [[ -f $shipped && $(cat "$out/wasm/.source" 2>/dev/null || true) = "$key" ]]; then
-    echo "npm build: wasm-opt skipped: $shipped is already this wasm-bindgen output, optimised"
-else
-    echo "npm build: wasm-opt ${opt_flags[*]} (binaryen $binaryen)"
-    rm -f "$out/wasm/.source"
-    step 900 "${wasm_opt[@]}" "${opt_flags[@]}" "$out/bindgen/shroud_wasm_bg.wasm" -o "$shipped.tmp"
-    mv "$shipped.tmp" "$shipped"
-    printf '%s\n' "$key" >"$out/wasm/.source"
-fi
-cp "$out/bindgen/shroud_wasm.js" "$out/wasm/shroud_wasm.js"
+rm -rf "$out/bindgen" "$out/cargo"
+mkdir -p "$out/bindgen" "$out/cargo" "$out/wasm"
+build_started=$SECONDS
+for variant in "${variants[@]}"; do
+    name=$(module_name "$variant")
+    echo "npm build: cargo build -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release $(cargo_features "$variant") ($name)"
+    # sha2 0.11 selects its compact software backend by a cfg, not a feature, so it is set here,
+    # for wasm32 only (cargo ignores target rustflags when RUSTFLAGS is set). The source paths
+    # that panic messages carry are cut to their crate's: shorter, and the same on every machine.
+    # shellcheck disable=SC2046
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} --cfg sha2_backend_soft=\"compact\" --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src/= --remap-path-prefix=$root/=" \
+        step 2400 cargo build --locked -p shroud-wasm --target wasm32-unknown-unknown --profile wasm-release $(cargo_features "$variant")
+    cp "$target/wasm32-unknown-unknown/wasm-release/shroud_wasm.wasm" "$out/cargo/$name.wasm"
+
+    echo "npm build: wasm-bindgen --target web --out-name $name"
+    step 300 wasm-bindgen --target web --out-name "$name" --out-dir "$out/bindgen" "$out/cargo/$name.wasm"
+    key="binaryen $binaryen ${opt_flags[*]} $(sha256sum <"$out/bindgen/${name}_bg.wasm" | awk '{ print $1 }')"
+    shipped=$out/wasm/${name}_bg.wasm
+    if [[ -f $shipped && $(cat "$out/wasm/$name.source" 2>/dev/null || true) = "$key" ]]; then
+        echo "npm build: wasm-opt skipped: $shipped is already this wasm-bindgen output, optimised"
+    else
+        echo "npm build: wasm-opt ${opt_flags[*]} (binaryen $binaryen) of $name, in the background"
+        rm -f "$out/wasm/$name.source"
+        timeout 900 "${wasm_opt[@]}" "${opt_flags[@]}" "$out/bindgen/${name}_bg.wasm" -o "$shipped.tmp" &
+        opt_pids+=($!)
+        opt_names+=("$name")
+        opt_keys+=("$key")
+    fi
+    cp "$out/bindgen/$name.js" "$out/wasm/$name.js"
+done
+for i in "${!opt_pids[@]}"; do
+    name=${opt_names[i]}
+    wait "${opt_pids[i]}" || fail "wasm-opt of $name failed (exit $?)"
+    mv "$out/wasm/${name}_bg.wasm.tmp" "$out/wasm/${name}_bg.wasm"
+    printf '%s\n' "${opt_keys[i]}" >"$out/wasm/$name.source"
+done
+opt_pids=()
+echo "npm build: five modules built and optimised in $((SECONDS - build_started)) s"
 
 gz() { gzip -9 <"$1" | wc -c; }
+row() { printf '%-52s %10d %10d\n' "$1" "$(wc -c <"$2")" "$(gz "$2")"; }
 printf '%-52s %10s %10s\n' "wasm bundle size" "bytes" "gzip -9"
-printf '%-52s %10d %10d\n' "cargo --profile wasm-release (shroud_wasm.wasm)" "$(wc -c <"$release_wasm")" "$(gz "$release_wasm")"
-printf '%-52s %10d %10d\n' "wasm-bindgen --target web (shroud_wasm_bg.wasm)" "$(wc -c <"$out/bindgen/shroud_wasm_bg.wasm")" "$(gz "$out/bindgen/shroud_wasm_bg.wasm")"
-printf '%-52s %10d %10d\n' "wasm-opt -Oz (shroud_wasm_bg.wasm, shipped)" "$(wc -c <"$shipped")" "$(gz "$shipped")"
-printf '%-52s %10d %10d\n' "JS glue (shroud_wasm.js)" "$(wc -c <"$out/wasm/shroud_wasm.js")" "$(gz "$out/wasm/shroud_wasm.js")"
-# DESIGN §8: under 500 KB gzipped. A change that grows the shipped module past it fails here,
+for variant in "${variants[@]}"; do
+    name=$(module_name "$variant")
+    row "$variant: cargo --profile wasm-release" "$out/cargo/$name.wasm"
+    row "$variant: wasm-bindgen --target web" "$out/bindgen/${name}_bg.wasm"
+    row "$variant: wasm-opt -Oz (${name}_bg.wasm)" "$out/wasm/${name}_bg.wasm"
+done
+row "JS glue (shroud_wasm.js; each module has its own)" "$out/wasm/shroud_wasm.js"
+# DESIGN §8: what a dapp loads for the one platform it pins under 300 KB gzipped, the
+# all-platform module under 500 KB. A change that grows a module past its limit fails here,
 # where the figure is measured, rather than in a closing note.
-shipped_gz=$(gz "$shipped")
-((shipped_gz < 500000)) || fail "the wasm bundle is $shipped_gz bytes gzipped, over the 500 000-byte target (docs/BENCHMARKS.md)"
+for variant in "${variants[@]}"; do
+    name=$(module_name "$variant")
+    shipped_gz=$(gz "$out/wasm/${name}_bg.wasm")
+    limit=$([[ $variant = all ]] && echo 500000 || echo 300000)
+    ((shipped_gz < limit)) ||
+        fail "the $variant wasm module ${name}_bg.wasm is $shipped_gz bytes gzipped, over its $limit-byte target (docs/BENCHMARKS.md)"
+done
 
 # --- the package ---------------------------------------------------------------------------------
 echo "npm build: npm pack"
@@ -133,12 +176,13 @@ mkdir -p "$stage"
 # package.json's "files" (and npm's own rules: package.json, README.md) decide what is packed;
 # build.sh itself is not in it.
 cp -R "$npm_dir/." "$stage/"
-cp "$shipped" "$out/wasm/shroud_wasm.js" "$stage/"
+for variant in "${variants[@]}"; do
+    name=$(module_name "$variant")
+    cp "$out/wasm/${name}_bg.wasm" "$out/wasm/$name.js" "$stage/"
+done
 tarball=$out/shroud-rpc-client-$version.tgz
 rm -f "$tarball"
 step 300 npm pack "$stage" --pack-destination "$out" --loglevel=warn --json >"$out/pack.json"
 [[ -f $tarball ]] || fail "npm pack did not write $tarball (see $out/pack.json)"
-packed_wasm=$(tar -xzOf "$tarball" package/shroud_wasm_bg.wasm | wc -c)
-packed_wasm_gz=$(tar -xzOf "$tarball" package/shroud_wasm_bg.wasm | gzip -9 | wc -c)
-echo "npm build: $(tar -tzf "$tarball" | wc -l) files, $(wc -c <"$tarball") bytes; shroud_wasm_bg.wasm inside: $packed_wasm bytes, $packed_wasm_gz gzip -9"
+echo "npm build: $(tar -tzf "$tarball" | wc -l) files, $(wc -c <"$tarball") bytes"
 echo "$tarball"

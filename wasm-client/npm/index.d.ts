@@ -108,7 +108,8 @@ export declare class ShroudClient {
    * (`https://host[:port]/CHAIN`), verifies the certificate in wasm against `policyToml` (one
    * `[[accept]]` table per acceptable build, each pinning a complete identity of the code) with
    * the platform verifiers and pinned vendor roots, and checks that the served OHTTP keys are
-   * the attested ones. Loads the wasm first (see {@link init}). Rejects with a
+   * the attested ones. Loads the wasm module the policy needs first, once (see {@link init}):
+   * the one of the platform it pins, or the all-platform module. Rejects with a
    * {@link ShroudRpcError} of code 4900 naming the failed check; nothing is sent then.
    */
   static connect(url: string, policyToml: string, options?: ConnectOptions): Promise<ShroudClient>;
@@ -122,14 +123,30 @@ export declare class ShroudClient {
   verdict(): Verdict;
 }
 
-/** Where the .wasm is: a URL, a fetched `Response`, the bytes or a compiled module. */
+/** Where a .wasm is: a URL, a fetched `Response`, the bytes or a compiled module. */
 export type WasmSource = string | URL | Request | Response | ArrayBuffer | ArrayBufferView | WebAssembly.Module;
 
 /**
- * Loads the wasm module, once; {@link ShroudClient.connect} calls it without an argument, which
- * fetches `shroud_wasm_bg.wasm` from next to the package's JavaScript in browsers and reads it
- * from disk under Node. Call it before `connect` only when the file is elsewhere, e.g. with
- * esbuild: `import wasm from "@shroud-rpc/client/shroud_wasm_bg.wasm"` (loader `file`) and
- * `await init(new URL(wasm, import.meta.url))`. Later calls return the first call's promise.
+ * The package's wasm modules: one per platform verifier, which a policy pinning that platform
+ * loads, and `all`, with every verifier, for a policy that pins several platforms (or none but
+ * `simulated`, which every module verifies). Files `shroud_wasm_bg.wasm` (all) and
+ * `shroud_wasm_PLATFORM_bg.wasm`.
  */
-export declare function init(wasm?: WasmSource | Promise<WasmSource>): Promise<void>;
+export type WasmModule = "all" | "tdx" | "sgx" | "sev-snp" | "nitro";
+
+/**
+ * Says where the wasm modules are; only needed when they are not next to the package's
+ * JavaScript (browsers fetch them from there, Node reads them from disk), e.g. with esbuild,
+ * which copies a file it is told to (loader `file`) but does not rewrite `new URL(…,
+ * import.meta.url)`. {@link ShroudClient.connect} loads the module its policy needs, once.
+ *
+ * - `init({ tdx: new URL(tdxWasm, import.meta.url), all: … })`: where those modules are, each
+ *   loaded when a policy first needs it;
+ * - `init(source)`: the all-platform module from `source`, loaded now and used for every policy
+ *   (a dapp that ships one .wasm:
+ *   `import wasm from "@shroud-rpc/client/shroud_wasm_bg.wasm"`);
+ * - `init()`: nothing to load ahead; modules are found next to the package's JavaScript.
+ */
+export declare function init(
+  wasm?: WasmSource | Promise<WasmSource> | Partial<Record<WasmModule, WasmSource | Promise<WasmSource>>>,
+): Promise<void>;

@@ -1,18 +1,22 @@
-// @shroud-rpc/client under Node (the "node" export condition): the same client, with the .wasm
+// @shroud-rpc/client under Node (the "node" export condition): the same client, with each .wasm
 // read from disk, since Node's fetch does not read file: URLs.
 import { readFile } from "node:fs/promises";
 
-import { ShroudClient as BrowserClient, load, loadWasm } from "./client.js";
+import { ShroudClient as BrowserClient, initWith, locateWasm, moduleFile } from "./client.js";
 
-const beside = () => readFile(new URL("./shroud_wasm_bg.wasm", import.meta.url));
+/** Module `name`'s .wasm, from next to this file. */
+const fromDisk = (name) => readFile(new URL(`./${moduleFile(name)}`, import.meta.url));
 
-/** Loads the wasm once: from `wasm` (bytes, a compiled module, a Response) or from disk. */
+/**
+ * Where the wasm modules are (bytes, a compiled module, a Response, or a record of them by
+ * module): see index.d.ts. Without it each module is read from disk when a policy needs it.
+ */
 export function init(wasm) {
-  return load(wasm, beside);
+  return initWith(wasm, fromDisk);
 }
 
 export class ShroudClient extends BrowserClient {
-  static [loadWasm]() {
-    return init();
+  static [locateWasm](name) {
+    return fromDisk(name);
   }
 }

@@ -15,7 +15,11 @@
 //     as the node does;
 //   - a pin of another measurement is refused with code 4900 by ShroudClient.connect and by viem
 //     (a read and a transaction), the page sends the gateway nothing but attestation GETs, and
-//     no call reaches the node.
+//     no call reaches the node;
+//   - on the dapp's second page (platform.html, which gives `init` every module's URL), a policy
+//     pinning one platform (TDX, plus the gateway's simulated measurement) loads that platform's
+//     module and nothing else, and connects; one pinning Nitro alone loads Nitro's and is
+//     refused (measurement mismatch); one pinning several platforms loads the all-platform one.
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -95,6 +99,12 @@ browser.page.on("request", (request) => {
   if (url.origin === gatewayOrigin) toGateway.push(`${request.method()} ${url.pathname}`);
 });
 const attestations = () => toGateway.filter((r) => r === "GET /.well-known/shroud/attestation").length;
+// Every .wasm the page fetches, by file name.
+let wasmFetched = [];
+browser.page.on("request", (request) => {
+  const file = new URL(request.url()).pathname.split("/").pop();
+  if (file.endsWith(".wasm")) wasmFetched.push(file);
+});
 
 try {
   const { page } = browser;
@@ -175,6 +185,34 @@ try {
       `of ${after.length - before} it logged meanwhile (the rest: health probes, the sentinel); ` +
       `block ${Number(blockBefore)} -> ${Number(blockAfter)}, account 0's nonce ${Number(nonceBefore)} -> ${Number(nonceAfter)}`,
   );
+
+  // One module per platform: the page fetches only the module its policy needs. esbuild names
+  // the copies NAME-HASH.wasm.
+  await page.goto(`${site.origin}/platform.html`);
+  await page.waitForSelector("body[data-state=ready]");
+  const rule = (platform, fields) =>
+    `[[accept]]\nplatform = "${platform}"\n${fields.map((f) => `${f} = "${"ab".repeat(48)}"\n`).join("")}`;
+  const tdx = rule("tdx", ["mrtd", "rtmr0", "rtmr1", "rtmr2"]);
+  const nitro = rule("nitro", ["pcr0", "pcr1", "pcr2"]);
+  const simulated = simulatedPolicy(opts.measurement);
+  const modules = () => wasmFetched.map((f) => f.replace(/-[A-Z0-9]+\.wasm$/, ".wasm"));
+  for (const [what, policy, expected, connects] of [
+    ["TDX (and the simulated gateway)", `${tdx}${simulated}`, "shroud_wasm_tdx_bg.wasm", true],
+    ["Nitro alone", nitro, "shroud_wasm_nitro_bg.wasm", false],
+    ["TDX, Nitro and the simulated gateway", `${tdx}${nitro}${simulated}`, "shroud_wasm_bg.wasm", true],
+  ]) {
+    wasmFetched = [];
+    const outcome = await page.evaluate((config) => window.platforms.connect(config), { url: opts.gateway, policy });
+    const fetched = modules();
+    const ok = connects
+      ? outcome.platform === "simulated" && /^0x[0-9a-f]+$/.test(outcome.block)
+      : outcome.code === 4900 && /measurement mismatch/.test(outcome.message);
+    check(
+      ok && fetched.length === 1 && fetched[0] === expected,
+      `a policy pinning ${what} loads ${fetched.join(", ") || "no module"} (expected ${expected} alone) and ` +
+        (connects ? `connects (verdict ${outcome.platform}, block ${outcome.block})` : `is refused: ${outcome.code} ${outcome.message?.slice(0, 90)}…`),
+    );
+  }
 } catch (error) {
   failed += 1;
   console.log(`dapp: FAIL: ${error.stack ?? error}`);
