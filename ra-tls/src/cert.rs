@@ -47,12 +47,16 @@ impl ParsedCertificate {
         }
         let cert =
             Certificate::from_der(der).map_err(|e| Error::CertificateParse(e.to_string()))?;
-        let evidence =
-            single_extension(&cert, OID_EVIDENCE, "evidence extension", MAX_EVIDENCE_LEN)?
-                .ok_or(Error::MissingEvidence)?;
+        let evidence = single_extension(
+            &cert,
+            (EVIDENCE_ID, OID_EVIDENCE),
+            "evidence extension",
+            MAX_EVIDENCE_LEN,
+        )?
+        .ok_or(Error::MissingEvidence)?;
         let endorsements = single_extension(
             &cert,
-            OID_ENDORSEMENTS,
+            (ENDORSEMENTS_ID, OID_ENDORSEMENTS),
             "endorsements extension",
             MAX_ENDORSEMENTS_LEN,
         )?;
@@ -98,13 +102,19 @@ pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, Error> {
         .ok_or_else(|| Error::CertificateParse("neither DER nor a PEM CERTIFICATE block".into()))
 }
 
+/// The OIDs above, parsed at compile time (the dotted-string parser stays out of the browser
+/// bundle).
+const EVIDENCE_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap(OID_EVIDENCE);
+const ENDORSEMENTS_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap(OID_ENDORSEMENTS);
+
+/// The value of the extension `id` (`oid`, for messages) when present once, within `max` bytes
+/// and not critical.
 fn single_extension(
     cert: &Certificate<'_>,
-    oid: &'static str,
+    (id, oid): (ObjectIdentifier, &'static str),
     what: &'static str,
     max: usize,
 ) -> Result<Option<Vec<u8>>, Error> {
-    let id = ObjectIdentifier::new(oid).map_err(|e| Error::CertificateParse(e.to_string()))?;
     let matching: Vec<_> = cert
         .extensions()
         .iter()
