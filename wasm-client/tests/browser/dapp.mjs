@@ -17,9 +17,10 @@
 //     (a read and a transaction), the page sends the gateway nothing but attestation GETs, and
 //     no call reaches the node;
 //   - on the dapp's second page (platform.html, which gives `init` every module's URL), a policy
-//     pinning one platform (TDX, plus the gateway's simulated measurement) loads that platform's
-//     module and nothing else, and connects; one pinning Nitro alone loads Nitro's and is
-//     refused (measurement mismatch); one pinning several platforms loads the all-platform one.
+//     pinning one platform (TDX, SGX or SEV-SNP, plus the gateway's simulated measurement) loads
+//     that platform's module and nothing else, and connects; one pinning Nitro alone loads
+//     Nitro's and is refused (measurement mismatch); one pinning several platforms loads the
+//     all-platform one.
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -194,10 +195,14 @@ try {
     `[[accept]]\nplatform = "${platform}"\n${fields.map((f) => `${f} = "${"ab".repeat(48)}"\n`).join("")}`;
   const tdx = rule("tdx", ["mrtd", "rtmr0", "rtmr1", "rtmr2"]);
   const nitro = rule("nitro", ["pcr0", "pcr1", "pcr2"]);
+  const sgx = `[[accept]]\nplatform = "sgx"\nmrenclave = "${"ab".repeat(32)}"\n`;
+  const sevSnp = rule("sev-snp", ["measurement"]);
   const simulated = simulatedPolicy(opts.measurement);
   const modules = () => wasmFetched.map((f) => f.replace(/-[A-Z0-9]+\.wasm$/, ".wasm"));
   for (const [what, policy, expected, connects] of [
     ["TDX (and the simulated gateway)", `${tdx}${simulated}`, "shroud_wasm_tdx_bg.wasm", true],
+    ["SGX (and the simulated gateway)", `${sgx}${simulated}`, "shroud_wasm_sgx_bg.wasm", true],
+    ["SEV-SNP (and the simulated gateway)", `${simulated}${sevSnp}`, "shroud_wasm_sev-snp_bg.wasm", true],
     ["Nitro alone", nitro, "shroud_wasm_nitro_bg.wasm", false],
     ["TDX, Nitro and the simulated gateway", `${tdx}${nitro}${simulated}`, "shroud_wasm_bg.wasm", true],
   ]) {
