@@ -36,7 +36,7 @@ LAYERS = {
         ["attest::detect"],
     ],
     "ohttp": [
-        ["error"],
+        ["error", "dhkem"],
         ["algorithms", "message"],
         ["suite", "response"],
         ["keys"],
