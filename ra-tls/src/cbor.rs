@@ -1,18 +1,18 @@
-//! CBOR (RFC 8949) to and from [`ciborium::Value`] without serde: ciborium's serde
-//! deserializer, its error paths and the float formatting they link were about 17 KB of the
+//! CBOR (RFC 8949) to and from [`ciborium::Value`] over ciborium's own low-level codec
+//! (`ciborium-ll`: item heads, lengths, chunked strings, floats), without ciborium's serde layer:
+//! that deserializer, its error paths and the float formatting they link were about 7 KB of the
 //! gzipped browser bundle (docs/BENCHMARKS.md, "wasm bundle size"), for the few items of an
 //! RA-TLS certificate (the CMW, the claims, the simulated report).
 //!
-//! [`decode`] reads exactly what `ciborium::de::from_reader_with_recursion_limit` reads, to the
-//! same value: definite and indefinite lengths, tags (bignums of up to 16 bytes as integers, as
-//! ciborium has them), half, single and double floats, `null` and `undefined` as
-//! [`Value::Null`]; it refuses what ciborium refuses. [`encode`] writes what
-//! `ciborium::into_writer` writes for the values the verifier builds (no floats). The tests hold
-//! both to ciborium on random items.
+//! What is left here is the tree: [`decode`] builds the same value that
+//! `ciborium::de::from_reader_with_recursion_limit` builds (bignums of up to 16 bytes as
+//! integers, `undefined` as [`Value::Null`]) and refuses what it refuses; [`encode`] writes what
+//! `ciborium::into_writer` writes. The tests hold both to ciborium on random items.
 
 use std::fmt;
 
 use ciborium::value::{Integer, Value};
+use ciborium_ll::{Decoder, Encoder, Header};
 
 /// Why bytes are not one CBOR item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,338 +30,259 @@ impl fmt::Display for CborError {
 /// Decodes exactly one item of `bytes` (trailing bytes are an error), nesting arrays, maps and
 /// tags at most `depth` deep.
 pub(crate) fn decode(bytes: &[u8], depth: usize) -> Result<Value, CborError> {
-    let mut reader = Reader { bytes, offset: 0 };
-    let value = reader.item(depth)?;
-    if reader.offset == bytes.len() {
+    let mut reader = Decoder::from(bytes);
+    let value = item(&mut reader, depth)?;
+    let offset = reader.offset();
+    if offset == bytes.len() {
         Ok(value)
     } else {
-        Err(reader.error("trailing bytes after the item"))
+        Err(CborError {
+            offset,
+            what: "trailing bytes after the item",
+        })
     }
 }
 
 /// Encodes `value` with the shortest heads and definite lengths (ciborium's encoding).
 pub(crate) fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    write(&mut out, value);
+    // Writing to a Vec cannot fail; should it ever, the item would be cut short and every
+    // reader refuses a truncated item.
+    let _ = write(&mut Encoder::from(&mut out), value);
     out
 }
 
 const TAG_BIGPOS: u64 = 2;
 const TAG_BIGNEG: u64 = 3;
-const BREAK: u8 = 0xff;
 
-/// An item's first byte and its argument: `None` for an indefinite length.
-struct Head {
-    major: u8,
-    minor: u8,
-    argument: Option<u64>,
+type Reader<'a> = Decoder<&'a [u8]>;
+
+fn error<E>(offset: usize, error: ciborium_ll::Error<E>) -> CborError {
+    match error {
+        ciborium_ll::Error::Io(_) => CborError {
+            offset,
+            what: "truncated item",
+        },
+        ciborium_ll::Error::Syntax(offset) => CborError {
+            offset,
+            what: "malformed item",
+        },
+    }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// The next head, with the offset it starts at.
+fn head(reader: &mut Reader<'_>) -> Result<(usize, Header), CborError> {
+    let offset = reader.offset();
+    let header = reader.pull().map_err(|e| error(offset, e))?;
+    Ok((offset, header))
+}
+
+fn item(reader: &mut Reader<'_>, depth: usize) -> Result<Value, CborError> {
+    let (offset, header) = head(reader)?;
+    item_of(reader, offset, header, depth)
+}
+
+/// The item whose head, at `offset`, is `header`.
+fn item_of(
+    reader: &mut Reader<'_>,
     offset: usize,
-}
-
-impl Reader<'_> {
-    fn error(&self, what: &'static str) -> CborError {
-        CborError {
-            offset: self.offset,
-            what,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&[u8], CborError> {
-        let end = self
-            .offset
-            .checked_add(n)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| self.error("truncated item"))?;
-        let taken = self.bytes.get(self.offset..end).unwrap_or_default();
-        self.offset = end;
-        Ok(taken)
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.offset).copied()
-    }
-
-    fn head(&mut self) -> Result<Head, CborError> {
-        let [first] = *self.take(1)? else {
-            return Err(self.error("truncated item"));
-        };
-        let (major, minor) = (first >> 5, first & 0x1f);
-        let argument = match minor {
-            0..=23 => Some(u64::from(minor)),
-            24..=27 => {
-                let width = 1_usize << (minor - 24);
-                let mut value = 0_u64;
-                for byte in self.take(width)? {
-                    value = value << 8 | u64::from(*byte);
-                }
-                Some(value)
+    header: Header,
+    depth: usize,
+) -> Result<Value, CborError> {
+    let fail = |what| CborError { offset, what };
+    // A container's items and a tag's item are one level deeper.
+    let inner = || depth.checked_sub(1).ok_or(fail("nested too deep"));
+    match header {
+        Header::Positive(n) => Ok(Value::Integer(n.into())),
+        Header::Negative(n) => negative(n)
+            .map(Value::Integer)
+            .ok_or(fail("integer too large")),
+        Header::Float(x) => Ok(Value::Float(x)),
+        Header::Simple(20) => Ok(Value::Bool(false)),
+        Header::Simple(21) => Ok(Value::Bool(true)),
+        Header::Simple(22 | 23) => Ok(Value::Null),
+        Header::Simple(_) => Err(fail("an unknown simple value")),
+        Header::Break => Err(fail("a break outside an indefinite item")),
+        Header::Bytes(length) => bytes(reader, offset, length).map(Value::Bytes),
+        Header::Text(length) => text(reader, offset, length).map(Value::Text),
+        Header::Array(length) => {
+            let inner = inner()?;
+            let mut items = Vec::new();
+            while let Some((offset, header)) = next(reader, length, items.len())? {
+                items.push(item_of(reader, offset, header, inner)?);
             }
-            31 => None,
-            _ => return Err(self.error("reserved additional information")),
-        };
-        Ok(Head {
-            major,
-            minor,
-            argument,
-        })
-    }
-
-    /// A length: a usize, or `None` for indefinite.
-    fn length(&self, argument: Option<u64>) -> Result<Option<usize>, CborError> {
-        argument
-            .map(|n| usize::try_from(n).map_err(|_| self.error("length out of range")))
-            .transpose()
-    }
-
-    /// Whether the next byte is a break, consuming it if so.
-    fn at_break(&mut self) -> Result<bool, CborError> {
-        match self.peek() {
-            Some(BREAK) => {
-                self.offset = self.offset.saturating_add(1);
-                Ok(true)
-            }
-            Some(_) => Ok(false),
-            None => Err(self.error("truncated item")),
+            Ok(Value::Array(items))
         }
-    }
-
-    fn item(&mut self, depth: usize) -> Result<Value, CborError> {
-        let head = self.head()?;
-        let definite = |reader: &Self| {
-            head.argument
-                .ok_or_else(|| reader.error("indefinite length where none is allowed"))
-        };
-        match head.major {
-            0 => Ok(Value::Integer(definite(self)?.into())),
-            1 => {
-                let magnitude = i128::from(definite(self)?);
-                Ok(Value::Integer(integer(-1 - magnitude)))
+        Header::Map(length) => {
+            let inner = inner()?;
+            let mut entries = Vec::new();
+            while let Some((offset, header)) = next(reader, length, entries.len())? {
+                let key = item_of(reader, offset, header, inner)?;
+                entries.push((key, item(reader, inner)?));
             }
-            2 => self.bytes_of(2, head.argument).map(Value::Bytes),
-            3 => {
-                let bytes = self.bytes_of(3, head.argument)?;
-                String::from_utf8(bytes)
-                    .map(Value::Text)
-                    .map_err(|_| self.error("text is not UTF-8"))
-            }
-            4 | 5 => {
-                let inner = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| self.error("nested too deep"))?;
-                let length = self.length(head.argument)?;
-                if head.major == 4 {
-                    let mut items = Vec::new();
-                    while self.more(length, items.len())? {
-                        items.push(self.item(inner)?);
-                    }
-                    Ok(Value::Array(items))
-                } else {
-                    let mut entries = Vec::new();
-                    while self.more(length, entries.len())? {
-                        let key = self.item(inner)?;
-                        entries.push((key, self.item(inner)?));
-                    }
-                    Ok(Value::Map(entries))
-                }
-            }
-            6 => self.tagged(definite(self)?, depth),
-            _ => self.simple_or_float(&head),
+            Ok(Value::Map(entries))
         }
-    }
-
-    /// Whether a container of `length` (`None`: until a break) holding `count` has more.
-    fn more(&mut self, length: Option<usize>, count: usize) -> Result<bool, CborError> {
-        match length {
-            Some(length) => Ok(count < length),
-            None => Ok(!self.at_break()?),
-        }
-    }
-
-    /// The content of a byte (major 2) or text (major 3) string: definite, or the definite
-    /// chunks of an indefinite one, each chunk valid UTF-8 on its own for text.
-    fn bytes_of(&mut self, major: u8, argument: Option<u64>) -> Result<Vec<u8>, CborError> {
-        if let Some(length) = self.length(argument)? {
-            return Ok(self.take(length)?.to_vec());
-        }
-        let mut content = Vec::new();
-        while !self.at_break()? {
-            let chunk = self.head()?;
-            if chunk.major != major {
-                return Err(self.error("a chunk of another type in an indefinite string"));
-            }
-            let length = self
-                .length(chunk.argument)?
-                .ok_or_else(|| self.error("an indefinite chunk in an indefinite string"))?;
-            let bytes = self.take(length)?;
-            if major == 3 && std::str::from_utf8(bytes).is_err() {
-                return Err(self.error("text is not UTF-8"));
-            }
-            content.extend_from_slice(bytes);
-        }
-        Ok(content)
-    }
-
-    /// A tag: a bignum (tags 2 and 3 over a definite byte string of at most 16 bytes) as an
-    /// integer where it fits, any other tag around its item.
-    fn tagged(&mut self, tag: u64, depth: usize) -> Result<Value, CborError> {
-        let start = self.offset;
-        if tag == TAG_BIGPOS || tag == TAG_BIGNEG {
-            let next = self.head()?;
-            if next.major == 2
-                && let Some(length) = self.length(next.argument)?.filter(|l| *l <= 16)
-            {
-                let mut raw = 0_u128;
-                for byte in self.take(length)? {
-                    raw = raw << 8 | u128::from(*byte);
-                }
-                return if tag == TAG_BIGPOS {
-                    Ok(big(TAG_BIGPOS, raw))
-                } else {
-                    i128::try_from(raw)
-                        .map(|_| big(TAG_BIGNEG, raw))
-                        .map_err(|_| self.error("integer too large"))
-                };
-            }
-            self.offset = start;
-        }
-        let inner = depth
-            .checked_sub(1)
-            .ok_or_else(|| self.error("nested too deep"))?;
-        Ok(Value::Tag(tag, Box::new(self.item(inner)?)))
-    }
-
-    fn simple_or_float(&self, head: &Head) -> Result<Value, CborError> {
-        let argument = head.argument;
-        match (head.minor, argument) {
-            (25, Some(bits)) => Ok(Value::Float(half_to_f64(bits))),
-            (26, Some(bits)) => Ok(Value::Float(f64::from(f32::from_bits(
-                u32::try_from(bits).unwrap_or_default(),
-            )))),
-            (27, Some(bits)) => Ok(Value::Float(f64::from_bits(bits))),
-            (_, None) => Err(self.error("a break outside an indefinite item")),
-            (_, Some(20)) => Ok(Value::Bool(false)),
-            (_, Some(21)) => Ok(Value::Bool(true)),
-            (_, Some(22 | 23)) => Ok(Value::Null),
-            _ => Err(self.error("an unknown simple value")),
-        }
+        Header::Tag(tag) => tagged(reader, tag, inner()?),
     }
 }
 
-/// An integer within CBOR's range (-2^64 to 2^64 - 1).
-fn integer(value: i128) -> Integer {
-    Integer::try_from(value).unwrap_or_else(|_| Integer::from(0_u8))
+/// The head of a container's next item: `None` once `count` items of a definite `length` are
+/// read, or at the break that ends an indefinite one. (No capacity is reserved from a length
+/// the input claims: each item takes at least one byte of the input.)
+fn next(
+    reader: &mut Reader<'_>,
+    length: Option<usize>,
+    count: usize,
+) -> Result<Option<(usize, Header)>, CborError> {
+    match length {
+        Some(length) if count >= length => Ok(None),
+        Some(_) => head(reader).map(Some),
+        None => match head(reader)? {
+            (_, Header::Break) => Ok(None),
+            item => Ok(Some(item)),
+        },
+    }
+}
+
+/// `-1 - n`, within CBOR's range.
+fn negative(n: u64) -> Option<Integer> {
+    Integer::try_from(-1 - i128::from(n)).ok()
+}
+
+/// A byte string, definite or in definite chunks.
+fn bytes(
+    reader: &mut Reader<'_>,
+    offset: usize,
+    length: Option<usize>,
+) -> Result<Vec<u8>, CborError> {
+    let mut out = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    let mut segments = reader.bytes(length);
+    while let Some(mut segment) = segments.pull().map_err(|e| error(offset, e))? {
+        while let Some(chunk) = segment.pull(&mut buffer).map_err(|e| error(offset, e))? {
+            out.extend_from_slice(chunk);
+        }
+    }
+    Ok(out)
+}
+
+/// A text string, definite or in definite chunks, each valid UTF-8 on its own.
+fn text(
+    reader: &mut Reader<'_>,
+    offset: usize,
+    length: Option<usize>,
+) -> Result<String, CborError> {
+    let mut out = String::new();
+    let mut buffer = [0_u8; 4096];
+    let mut segments = reader.text(length);
+    while let Some(mut segment) = segments.pull().map_err(|e| error(offset, e))? {
+        while let Some(chunk) = segment.pull(&mut buffer).map_err(|e| error(offset, e))? {
+            out.push_str(chunk);
+        }
+    }
+    Ok(out)
+}
+
+/// A tag: a bignum (tags 2 and 3 over a definite byte string of at most 16 bytes) as an integer
+/// where it fits, any other tag around its item (`depth` is the item's).
+fn tagged(reader: &mut Reader<'_>, tag: u64, depth: usize) -> Result<Value, CborError> {
+    let (offset, header) = head(reader)?;
+    if let (TAG_BIGPOS | TAG_BIGNEG, Header::Bytes(Some(length @ 0..=16))) = (tag, header) {
+        let raw = bytes(reader, offset, Some(length))?
+            .into_iter()
+            .fold(0_u128, |raw, byte| raw << 8 | u128::from(byte));
+        return big(tag, raw).ok_or(CborError {
+            offset,
+            what: "integer too large",
+        });
+    }
+    let item = item_of(reader, offset, header, depth)?;
+    Ok(Value::Tag(tag, Box::new(item)))
 }
 
 /// The bignum `raw` of tag 2 (`raw`) or 3 (`-1 - raw`): an integer where one holds it, else the
 /// tag around its bytes without leading zeros (ciborium's `Value::from(u128/i128)`).
-fn big(tag: u64, raw: u128) -> Value {
+fn big(tag: u64, raw: u128) -> Option<Value> {
     if let Ok(magnitude) = u64::try_from(raw) {
-        let value = i128::from(magnitude);
-        return Value::Integer(integer(if tag == TAG_BIGPOS { value } else { -1 - value }));
+        return if tag == TAG_BIGPOS {
+            Some(Value::Integer(magnitude.into()))
+        } else {
+            negative(magnitude).map(Value::Integer)
+        };
+    }
+    if tag == TAG_BIGNEG && i128::try_from(raw).is_err() {
+        return None;
     }
     let bytes = raw.to_be_bytes();
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    Value::Tag(
-        tag,
-        Box::new(Value::Bytes(
-            bytes.get(first..).unwrap_or_default().to_vec(),
-        )),
-    )
+    let magnitude = bytes.get(first..).unwrap_or_default().to_vec();
+    Some(Value::Tag(tag, Box::new(Value::Bytes(magnitude))))
 }
 
-/// An IEEE 754 half-precision float.
-fn half_to_f64(bits: u64) -> f64 {
-    let bits = u32::try_from(bits).unwrap_or_default();
-    let sign = if bits & 0x8000 == 0 { 1.0 } else { -1.0 };
-    let exponent = (bits >> 10) & 0x1f;
-    let mantissa = f64::from(bits & 0x3ff);
-    sign * match exponent {
-        0 => mantissa * 2_f64.powi(-24),
-        0x1f if mantissa == 0.0 => f64::INFINITY,
-        0x1f => f64::NAN,
-        _ => (1.0 + mantissa / 1024.0) * 2_f64.powi(i32::try_from(exponent).unwrap_or(0) - 15),
-    }
-}
+type Writer<'a> = Encoder<&'a mut Vec<u8>>;
+type WriteError<'a> = <&'a mut Vec<u8> as ciborium_io::Write>::Error;
 
-fn write_head(out: &mut Vec<u8>, major: u8, argument: u64) {
-    let major = major << 5;
-    match argument {
-        0..=23 => out.push(major | u8::try_from(argument).unwrap_or_default()),
-        24..=0xff => {
-            out.push(major | 24);
-            out.push(u8::try_from(argument).unwrap_or_default());
-        }
-        0x100..=0xffff => {
-            out.push(major | 25);
-            out.extend_from_slice(&u16::try_from(argument).unwrap_or_default().to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(major | 26);
-            out.extend_from_slice(&u32::try_from(argument).unwrap_or_default().to_be_bytes());
-        }
-        _ => {
-            out.push(major | 27);
-            out.extend_from_slice(&argument.to_be_bytes());
-        }
-    }
-}
-
-fn write_length(out: &mut Vec<u8>, major: u8, length: usize) {
-    write_head(out, major, u64::try_from(length).unwrap_or(u64::MAX));
-}
-
-fn write(out: &mut Vec<u8>, value: &Value) {
+fn write<'a>(out: &mut Writer<'a>, value: &Value) -> Result<(), WriteError<'a>> {
     match value {
         Value::Integer(integer) => {
             let value = i128::from(*integer);
-            match u64::try_from(value) {
-                Ok(unsigned) => write_head(out, 0, unsigned),
-                Err(_) => write_head(out, 1, u64::try_from(-1 - value).unwrap_or_default()),
-            }
+            let header = match u64::try_from(value) {
+                Ok(n) => Header::Positive(n),
+                // -1 - value of a negative CBOR integer fits a u64.
+                Err(_) => Header::Negative(u64::try_from(-1 - value).unwrap_or_default()),
+            };
+            out.push(header)
         }
-        Value::Bytes(bytes) => {
-            write_length(out, 2, bytes.len());
-            out.extend_from_slice(bytes);
-        }
-        Value::Text(text) => {
-            write_length(out, 3, text.len());
-            out.extend_from_slice(text.as_bytes());
-        }
+        Value::Bytes(bytes) => out.bytes(bytes, None),
+        Value::Text(text) => out.text(text, None),
         Value::Array(items) => {
-            write_length(out, 4, items.len());
-            items.iter().for_each(|item| write(out, item));
+            out.push(Header::Array(Some(items.len())))?;
+            items.iter().try_for_each(|item| write(out, item))
         }
         Value::Map(entries) => {
-            write_length(out, 5, entries.len());
-            for (key, value) in entries {
-                write(out, key);
-                write(out, value);
-            }
+            out.push(Header::Map(Some(entries.len())))?;
+            entries.iter().try_for_each(|(key, value)| {
+                write(out, key)?;
+                write(out, value)
+            })
         }
         Value::Tag(tag, item) => {
-            write_head(out, 6, *tag);
-            write(out, item);
+            out.push(Header::Tag(*tag))?;
+            write(out, item)
         }
-        Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
-        Value::Null => out.push(0xf6),
-        // The verifier builds no floats; written as doubles (ciborium writes the shortest
-        // exact form).
-        Value::Float(x) => {
-            out.push(0xfb);
-            out.extend_from_slice(&x.to_bits().to_be_bytes());
-        }
-        // `Value` is non-exhaustive.
-        _ => out.push(0xf6),
+        Value::Bool(b) => out.push(Header::Simple(if *b { 21 } else { 20 })),
+        Value::Float(x) => out.push(Header::Float(*x)),
+        // `Value` is non-exhaustive: null for anything else.
+        _ => out.push(Header::Simple(22)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BREAK: u8 = 0xff;
+
+    /// A head of `major` with `argument` in its shortest form (the generator's).
+    fn write_head(out: &mut Vec<u8>, major: u8, argument: u64) {
+        let major = major << 5;
+        match argument {
+            0..=23 => out.push(major | argument as u8),
+            24..=0xff => out.extend_from_slice(&[major | 24, argument as u8]),
+            0x100..=0xffff => {
+                out.push(major | 25);
+                out.extend_from_slice(&(argument as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(major | 26);
+                out.extend_from_slice(&(argument as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(major | 27);
+                out.extend_from_slice(&argument.to_be_bytes());
+            }
+        }
+    }
 
     fn ciborium_decode(bytes: &[u8]) -> Result<Value, String> {
         let mut reader = bytes;

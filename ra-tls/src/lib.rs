@@ -26,9 +26,9 @@ mod error;
 mod pem;
 mod platform;
 pub mod policy;
+mod policy_toml;
 #[cfg(feature = "rustls")]
 pub mod tls;
-mod toml_subset;
 pub mod verify;
 mod x509;
 

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use rustls_pki_types::UnixTime;
 
-use crate::toml_subset::{self, Table, Value};
+use crate::policy_toml::{self, Table, Value};
 use crate::{Error, Measurements, Platform, TcbStatus};
 
 /// SEV-SNP guest policy bit 18: a migration agent, chosen by the host at launch and not part of
@@ -462,10 +462,10 @@ impl Policy {
         Ok(Self::new(rules))
     }
 
-    /// Parses a TOML policy file with one `[[accept]]` table per acceptable build: the TOML a
-    /// policy uses (floats, dates and multi-line strings are refused), in document order.
+    /// Parses a TOML policy file with one `[[accept]]` table per acceptable build, the rules in
+    /// document order (floats, dates and times, which no key takes, are refused).
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let table = toml_subset::parse(text).map_err(|e| Error::InvalidPolicy(e.to_string()))?;
+        let table = policy_toml::parse(text).map_err(Error::InvalidPolicy)?;
         let mut policy = Self::default();
         for (key, value) in table {
             if key != "accept" {
