@@ -25,7 +25,7 @@ CRATES = ["ra-tls", "ohttp", "gateway", "host", "client-sdk", "wasm-client", "te
 
 LAYERS = {
     "ra-tls": [
-        ["platform", "pem", "policy_toml", "x509", "cbor"],
+        ["platform", "pem", "policy_file", "x509", "cbor"],
         ["error"],
         ["claims", "policy"],
         ["cmw", "attest", "verify::pki", "verify::pki::chain", "verify::report"],

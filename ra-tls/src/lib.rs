@@ -26,7 +26,7 @@ mod error;
 mod pem;
 mod platform;
 pub mod policy;
-mod policy_toml;
+mod policy_file;
 #[cfg(feature = "rustls")]
 pub mod tls;
 pub mod verify;

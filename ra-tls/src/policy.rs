@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use rustls_pki_types::UnixTime;
 
-use crate::policy_toml::{self, Table, Value};
+use crate::policy_file::{self, Table, Value};
 use crate::{Error, Measurements, Platform, TcbStatus};
 
 /// SEV-SNP guest policy bit 18: a migration agent, chosen by the host at launch and not part of
@@ -464,8 +464,19 @@ impl Policy {
 
     /// Parses a TOML policy file with one `[[accept]]` table per acceptable build, the rules in
     /// document order (floats, dates and times, which no key takes, are refused).
+    #[cfg(feature = "toml")]
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let table = policy_toml::parse(text).map_err(Error::InvalidPolicy)?;
+        Self::from_document(policy_file::toml(text).map_err(Error::InvalidPolicy)?)
+    }
+
+    /// Parses the JSON form of a policy file: the document [`Policy::from_toml`] reads, as JSON
+    /// (`{"accept": [{"platform": "tdx", "mrtd": "…", …}, …]}`), what the browser package hands
+    /// its wasm module after reading the dapp's TOML.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        Self::from_document(policy_file::json(text).map_err(Error::InvalidPolicy)?)
+    }
+
+    fn from_document(table: Table) -> Result<Self, Error> {
         let mut policy = Self::default();
         for (key, value) in table {
             if key != "accept" {

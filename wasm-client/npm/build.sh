@@ -17,8 +17,9 @@
 #      wasm-client/tests/browser/package.json pins), in the background while the next module
 #      builds, and skipped for a module whose wasm-bindgen output and flags are those of the
 #      optimised module already there, since it takes the longest;
-#   4. stages wasm-client/npm with the ten generated files in target/npm/package and packs it with
-#      `npm pack --pack-destination target/npm`.
+#   4. stages wasm-client/npm with the ten generated files in target/npm/package, installs its one
+#      dependency there (smol-toml, bundled: package.json "bundleDependencies"; `npm ci` from
+#      package-lock.json) and packs it with `npm pack --pack-destination target/npm`.
 #
 # Prints the sizes of every module (raw and gzip -9), fails when a platform's module is 300 000
 # bytes or more gzipped or the all-platform one 500 000 or more (DESIGN §8, docs/BENCHMARKS.md),
@@ -180,6 +181,10 @@ for variant in "${variants[@]}"; do
     name=$(module_name "$variant")
     cp "$out/wasm/${name}_bg.wasm" "$out/wasm/$name.js" "$stage/"
 done
+# smol-toml (client.js reads the dapp's policy TOML with it) is bundled into the tarball
+# (package.json "bundleDependencies"), at the version and integrity package-lock.json pins, so
+# that a page without a bundler finds it inside the package as well.
+step 300 npm ci --prefix "$stage" --omit=dev --omit=peer --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error
 tarball=$out/shroud-rpc-client-$version.tgz
 rm -f "$tarball"
 step 300 npm pack "$stage" --pack-destination "$out" --loglevel=warn --json >"$out/pack.json"

@@ -7,8 +7,12 @@
 // the module of the one platform its policy pins (`moduleFor`), on its first use; a policy that
 // pins several platforms, or none but the simulated one (which every module verifies), loads
 // the all-platform module. A module refuses a policy that pins a platform it has no verifier
-// for, and `connect` then takes the all-platform module: a misread policy costs a download,
-// never an accept.
+// for, and `connect` then takes the all-platform module: a wrong choice costs a download, never
+// an accept.
+//
+// The policy is the dapp's TOML (the format of `shroud attest --policy`). The modules link no
+// TOML parser (a parser crate would be a tenth of each module's size budget); `readPolicy` reads
+// it here with smol-toml, which the package bundles, and hands the modules its JSON document.
 //
 // Only where a .wasm comes from differs between hosts. In browsers and bundlers (index.js,
 // viem.js) it is fetched from `new URL("./shroud_wasm_PLATFORM_bg.wasm", import.meta.url)`, next
@@ -16,6 +20,8 @@
 // under Node (node.js, viem.node.js, which the "node" export condition selects) it is read from
 // disk, as Node's fetch does not read file: URLs. The choice travels as a value (a subclass),
 // never as a module side effect, so that "sideEffects": false holds for every file.
+
+import { parse as parseToml } from "smol-toml";
 
 /** The modules: their glue, their .wasm next to this file, and its file name. */
 const MODULES = {
@@ -51,16 +57,50 @@ export function moduleFile(name) {
   return MODULES[name].file;
 }
 
+/** How deep a policy's tables and arrays may nest: `accept`, a rule, `min_snp_tcb`, and room. */
+const MAX_POLICY_DEPTH = 8;
+
+/** A refused policy, as the wasm modules refuse one: an Error with EIP-1193 code 4900. */
+function policyError(message) {
+  return Object.assign(new Error(`policy: invalid policy: ${message}`), { code: 4900 });
+}
+
+/**
+ * Reads a policy file's TOML: its JSON document, for the wasm module, and the platforms its
+ * `[[accept]]` rules pin. What no policy key takes (floats, dates and times, integers beyond
+ * 2^53) is refused here, naming the key; everything else the module checks, as `shroud` does.
+ */
+export function readPolicy(policyToml) {
+  let document;
+  try {
+    document = parseToml(String(policyToml), {
+      integersAsBigInt: "asNeeded",
+      unsafeKeyBehaviour: "throw",
+      maxDepth: MAX_POLICY_DEPTH,
+    });
+  } catch (error) {
+    const where = Number.isInteger(error?.line) ? `TOML line ${error.line}, column ${error.column}: ` : "TOML: ";
+    const what = String(error?.message ?? error).split("\n")[0].replace(/^Invalid TOML document: /, "");
+    throw policyError(`${where}${what}`);
+  }
+  const json = JSON.stringify(document, function (key, value) {
+    const raw = this[key];
+    if (raw instanceof Date || typeof raw === "bigint" || (typeof raw === "number" && !Number.isInteger(raw))) {
+      throw policyError(`${key}: a policy has no floats, dates or times, nor integers beyond 2^53`);
+    }
+    return value;
+  });
+  const rules = Array.isArray(document.accept) ? document.accept : [];
+  const platforms = new Set(rules.map((rule) => rule?.platform).filter((p) => typeof p === "string"));
+  return { json, platforms };
+}
+
 /**
  * The module a policy needs: the platform of its `[[accept]]` rules when they pin exactly one
- * platform besides `simulated`, else "all". Read from the TOML's `platform = "…"` keys; what
- * this misses the module refuses, and `connect` falls back to "all".
+ * platform besides `simulated`, else "all".
  */
-export function moduleFor(policyToml) {
-  const pinned = new Set();
-  for (const [, platform] of String(policyToml).matchAll(/["']?\bplatform["']?\s*=\s*["']([^"'\n]*)["']/g)) {
-    pinned.add(platform);
-  }
+export function moduleFor(platforms) {
+  const pinned = new Set(platforms);
   pinned.delete("simulated");
   const [platform] = pinned;
   return pinned.size === 1 && platform !== "all" && Object.hasOwn(MODULES, platform) ? platform : "all";
@@ -162,15 +202,16 @@ export class ShroudClient {
    * Rejects (code 4900) naming the failed check, and then nothing was sent.
    */
   static async connect(url, policyToml, options) {
-    const name = single ? "all" : moduleFor(policyToml);
+    const policy = readPolicy(policyToml);
+    const name = single ? "all" : moduleFor(policy.platforms);
     const locate = (module) => this[locateWasm](module);
     const Wasm = await load(name, locate);
     try {
-      return new this(await Wasm.connect(url, policyToml, options), token);
+      return new this(await Wasm.connect(url, policy.json, options), token);
     } catch (error) {
       if (name === "all" || !NO_VERIFIER.test(error?.message ?? "")) throw error;
       const All = await load("all", locate);
-      return new this(await All.connect(url, policyToml, options), token);
+      return new this(await All.connect(url, policy.json, options), token);
     }
   }
 

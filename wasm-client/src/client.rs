@@ -83,8 +83,9 @@ pub struct ShroudClient {
 #[wasm_bindgen]
 impl ShroudClient {
     /// Fetches `GET /.well-known/shroud/attestation` from the gateway of `url`
-    /// (`https://host[:port]/CHAIN`), verifies the certificate against `policy_toml` (one
-    /// `[[accept]]` table per acceptable build) with the real platform verifiers and pinned
+    /// (`https://host[:port]/CHAIN`), verifies the certificate against `policy_json` (the JSON
+    /// document of a policy file, `{"accept": [{…}, …]}`, which the npm package makes from the
+    /// dapp's TOML) with the real platform verifiers and pinned
     /// roots, and checks that the served OHTTP keys are the attested ones. Resolves to a client,
     /// or rejects with an Error naming the failed check (and nothing is sent).
     ///
@@ -96,7 +97,7 @@ impl ShroudClient {
     /// earlier versions.
     pub fn connect(
         url: String,
-        policy_toml: String,
+        policy_json: String,
         #[wasm_bindgen(unchecked_param_type = "ConnectOptions | boolean")] options: JsValue,
     ) -> Promise {
         future_to_promise(async move {
@@ -107,7 +108,7 @@ impl ShroudClient {
             let session = Session::open(
                 endpoint,
                 &bundle,
-                &policy_toml,
+                &policy_json,
                 now(),
                 options.allow_simulated,
                 nonce.as_ref(),

@@ -12,7 +12,8 @@
 //! ```js
 //! import init, { verify_certificate } from "./shroud_wasm.js";
 //! await init();
-//! const policy = `[[accept]]\nplatform = "nitro"\npcr0 = "…96 hex digits…"\npcr1 = "…"\npcr2 = "…"\n`;
+//! // The JSON form of a policy file; the npm package makes it from the dapp's TOML.
+//! const policy = JSON.stringify({ accept: [{ platform: "nitro", pcr0: "…96 hex digits…", pcr1: "…", pcr2: "…" }] });
 //! const verdict = JSON.parse(verify_certificate(certDer, policy, Date.now() / 1000, false));
 //! // throws an Error saying which check failed when the gateway is not trusted
 //! ```
@@ -47,11 +48,12 @@ pub enum VerifyError {
     Verification(#[from] shroud_ra_tls::Error),
 }
 
-/// Verifies an RA-TLS certificate against a TOML policy and returns a JSON summary of the verdict.
+/// Verifies an RA-TLS certificate against a policy and returns a JSON summary of the verdict.
 ///
 /// * `cert_der`: the certificate, DER.
-/// * `policy_toml`: a policy file with one `[[accept]]` table per acceptable build (the format of
-///   `shroud attest --policy`); an empty policy trusts nothing.
+/// * `policy_json`: a policy file (the TOML of `shroud attest --policy`, one `[[accept]]` table
+///   per acceptable build) as its JSON document, `{"accept": [{…}, …]}`: the modules link no TOML
+///   parser, the npm package converts the dapp's TOML. An empty policy trusts nothing.
 /// * `now_unix_secs`: the verifier's clock, in seconds since the Unix epoch (`Date.now() / 1000`).
 ///   The verifier never reads a clock itself.
 /// * `allow_simulated`: accept simulated (development) evidence, which proves nothing. Leave it
@@ -65,11 +67,11 @@ pub enum VerifyError {
 #[wasm_bindgen]
 pub fn verify_certificate(
     cert_der: &[u8],
-    policy_toml: &str,
+    policy_json: &str,
     now_unix_secs: f64,
     allow_simulated: bool,
 ) -> Result<String, JsValue> {
-    verify_certificate_summary(cert_der, policy_toml, now_unix_secs, allow_simulated)
+    verify_certificate_summary(cert_der, policy_json, now_unix_secs, allow_simulated)
         .map_err(|e| JsError::new(&e.to_string()).into())
 }
 
@@ -77,13 +79,13 @@ pub fn verify_certificate(
 /// tested natively: `JsValue` only exists inside a JavaScript host).
 pub fn verify_certificate_summary(
     cert_der: &[u8],
-    policy_toml: &str,
+    policy_json: &str,
     now_unix_secs: f64,
     allow_simulated: bool,
 ) -> Result<String, VerifyError> {
     let now = Duration::try_from_secs_f64(now_unix_secs)
         .map_err(|_| VerifyError::InvalidClock(now_unix_secs))?;
-    let policy = Policy::from_toml(policy_toml)?;
+    let policy = Policy::from_json(policy_json)?;
     let options = VerifyOptions {
         danger_allow_simulated: allow_simulated,
         ..VerifyOptions::at(UnixTime::since_unix_epoch(now))
@@ -134,10 +136,10 @@ mod tests {
     }
 
     fn policy(measurement: &[u8]) -> String {
-        format!(
-            "[[accept]]\nplatform = \"simulated\"\nmeasurement = \"{}\"\n",
-            hex::encode(measurement)
-        )
+        serde_json::json!({"accept": [
+            {"platform": "simulated", "measurement": hex::encode(measurement)}
+        ]})
+        .to_string()
     }
 
     #[test]
@@ -174,15 +176,17 @@ mod tests {
             (shroud_ra_tls::Platform::Sgx, &["mrenclave"][..]),
             (shroud_ra_tls::Platform::SevSnp, &["measurement"][..]),
         ] {
-            let mut policy = format!("[[accept]]\nplatform = \"{platform}\"\n");
+            let mut rule = serde_json::Map::new();
+            rule.insert("platform".into(), platform.to_string().into());
             for field in fields {
                 let (_, len) = platform
                     .measurement_fields()
                     .iter()
                     .find(|(f, _)| f == field)
                     .unwrap();
-                policy.push_str(&format!("{field} = \"{}\"\n", "ab".repeat(*len)));
+                rule.insert((*field).into(), "ab".repeat(*len).into());
             }
+            let policy = serde_json::json!({ "accept": [rule] }).to_string();
             let result = verify_certificate_summary(&cert, &policy, NOW as f64, true);
             if platform.has_verifier() {
                 assert!(
@@ -225,7 +229,7 @@ mod tests {
             ))
         ));
         assert_eq!(
-            verify_certificate_summary(&cert, "", NOW as f64, true),
+            verify_certificate_summary(&cert, "{}", NOW as f64, true),
             Err(VerifyError::Verification(shroud_ra_tls::Error::EmptyPolicy))
         );
         for bad in [f64::NAN, -1.0, f64::INFINITY] {
@@ -236,10 +240,9 @@ mod tests {
         }
         // Issue: a policy that pins part of an identity is refused before anything is checked,
         // naming what is missing.
-        let partial = format!(
-            "[[accept]]\nplatform = \"nitro\"\npcr0 = \"{}\"\n",
-            "ab".repeat(48)
-        );
+        let partial =
+            serde_json::json!({"accept": [{"platform": "nitro", "pcr0": "ab".repeat(48)}]})
+                .to_string();
         let refused = verify_certificate_summary(&cert, &partial, NOW as f64, true);
         // (A module without Nitro's verifier refuses any Nitro rule before that.)
         assert!(

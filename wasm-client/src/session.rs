@@ -183,7 +183,8 @@ pub fn unix_time(now_unix_secs: f64) -> Result<UnixTime, SessionError> {
 }
 
 impl Session {
-    /// Verifies the bundle body against `policy_toml` at `now_unix_secs`; on success, every
+    /// Verifies the bundle body against `policy_json` (a policy file's JSON document) at
+    /// `now_unix_secs`; on success, every
     /// call will be sealed to the first attested X25519 (else P-256) configuration.
     ///
     /// With `nonce` (the one the bundle was fetched with, [`Endpoint::fresh_bundle_url`]), the
@@ -192,12 +193,12 @@ impl Session {
     pub fn open(
         endpoint: Endpoint,
         bundle_json: &[u8],
-        policy_toml: &str,
+        policy_json: &str,
         now_unix_secs: f64,
         allow_simulated: bool,
         nonce: Option<&Nonce>,
     ) -> Result<Session, SessionError> {
-        let policy = Policy::from_toml(policy_toml).map_err(SessionError::Policy)?;
+        let policy = Policy::from_json(policy_json).map_err(SessionError::Policy)?;
         Self::verify(
             endpoint,
             bundle_json,

@@ -72,8 +72,10 @@ fn nonce_certificate(ohttp_keys: Option<Vec<u8>>, nonce: Option<&[u8]>) -> Vec<u
         .to_vec()
 }
 
+/// The JSON form of a policy file, as the npm package hands it over.
 fn policy(measurement: &str) -> String {
-    format!("[[accept]]\nplatform = \"simulated\"\nmeasurement = \"{measurement}\"\n")
+    serde_json::json!({"accept": [{"platform": "simulated", "measurement": measurement}]})
+        .to_string()
 }
 
 /// `GET /.well-known/shroud/attestation` as a gateway would serve it (DESIGN §4.2).

@@ -30,17 +30,24 @@ const refused = await ShroudClient.connect(url, wrong, { allowSimulated: true })
 );
 check(refused?.code === 4900, `a wrong pin is refused with code ${refused?.code}: ${refused?.message?.slice(0, 60)}…`);
 // One module per platform, read from disk: a policy pinning TDX (and the dev gateway's simulated
-// measurement) loads the TDX module; one whose Nitro rule the package's reading misses (a quoted
-// key with an escape) is refused by that module as pinning a platform it has no verifier for,
-// and connect goes on with the all-platform module.
+// measurement) loads the TDX module. The package reads the policy as TOML (smol-toml), so a rule
+// whose `platform` key is quoted and escaped still counts: TDX and Nitro pinned, the all-platform
+// module, which verifies both.
 const rule = (platform, key, fields) =>
   `[[accept]]\n${key} = "${platform}"\n${fields.map((f) => `${f} = "${"ab".repeat(48)}"\n`).join("")}`;
 const tdx = rule("tdx", "platform", ["mrtd", "rtmr0", "rtmr1", "rtmr2"]);
 const hiddenNitro = rule("nitro", '"plat\\u0066orm"', ["pcr0", "pcr1", "pcr2"]);
 const single = await ShroudClient.connect(url, `${tdx}${policy}`, { allowSimulated: true });
-const misread = await ShroudClient.connect(url, `${tdx}${hiddenNitro}${policy}`, { allowSimulated: true });
+const both = await ShroudClient.connect(url, `${tdx}${hiddenNitro}${policy}`, { allowSimulated: true });
+const float = await ShroudClient.connect(url, `${policy}max_evidence_age_secs = 1.5\n`, { allowSimulated: true }).then(
+  () => null,
+  (error) => error,
+);
 check(
-  single.verdict().platform === "simulated" && misread.verdict().platform === "simulated",
-  "a TDX policy connects through the TDX module; a policy whose Nitro rule the package misreads, through the all-platform one",
+  single.verdict().platform === "simulated" &&
+    both.verdict().platform === "simulated" &&
+    float?.code === 4900 &&
+    /max_evidence_age_secs: a policy has no floats/.test(float?.message),
+  "a TDX policy connects through the TDX module, one with an escaped Nitro rule through the all-platform one; a float in a policy is refused, naming its key",
 );
 
