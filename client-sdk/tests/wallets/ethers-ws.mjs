@@ -134,6 +134,12 @@ run("ethers-ws", async () => {
     check(ping.removed === false, "not removed");
 
     // ---- off: eth_unsubscribe stops delivery ----
+    // The Ping's block may still be on its way to the block listener (the gateway sends the log
+    // and the head as two notifications): let it land first, so that what is counted below is
+    // only what arrives after `off`.
+    await waitUntil("both block listeners at the Ping's block", () =>
+      seen.at(-1) >= pinged.blockNumber && controlSeen.at(-1) >= pinged.blockNumber,
+    );
     await provider.off("block", onBlock);
     await contract.off("Ping", onPing);
     await waitUntil("the gateway to drop both subscriptions", async () => {

@@ -158,6 +158,12 @@ run("viem-ws", async () => {
   check(ping.removed === false, "not removed");
 
   // ---- unwatch: eth_unsubscribe stops delivery ----
+  // The Ping's block may still be on its way to the block watcher (the gateway sends the log and
+  // the head as two notifications, and viem fetches a block for each head): let it land first,
+  // so that what is counted below is only what arrives after the unwatch.
+  await waitUntil("both block watchers at the Ping's block", () =>
+    seen.at(-1)?.number >= pinged.blockNumber && controlSeen.at(-1)?.number >= pinged.blockNumber,
+  );
   unwatchBlocks();
   unwatchPings();
   await waitUntil("the gateway to drop both subscriptions", async () => {
