@@ -215,6 +215,13 @@ mod tests {
             assert!(error.contains("line"), "{text:?}: {error}");
         }
         assert!(toml("a = 9223372036854775808").is_err());
+        // Dates and times are not TOML values toml-span reads; no policy key takes one.
+        for text in ["a = 1979-05-27", "a = 07:32:00", "a = 1979-05-27T07:32:00Z"] {
+            assert!(toml(text).is_err(), "{text:?}");
+        }
+        // The line and column count from 1, as an editor shows them.
+        let error = toml("a = 1\n\nb = [1 2]").unwrap_err();
+        assert!(error.starts_with("TOML line 3, column "), "{error}");
     }
 
     #[cfg(feature = "toml")]
