@@ -8,13 +8,23 @@
 //!   object keys in reverse order so every object is rewritten): the canonicaliser's worst case,
 //!   linear in the body.
 //! * `eth_call`: an ordinary call with a state override.
+//!
+//! And DESIGN §8's cache hit "in process": `cache_hit/eth_chainId_in_process`, one `eth_chainId`
+//! answered from the response cache by the gateway's routes and relay pipeline
+//! (`Gateway::answer_in_process`: HTTP request in, HTTP response out, no socket or TLS), after a
+//! first call filled the cache from a loopback upstream that is checked to see no other call.
 #![allow(
     missing_docs,
     reason = "criterion's macros generate undocumented items"
 )]
 
+use std::net::SocketAddr;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shroud_gateway::pipeline::parse::{ParseLimits, parse};
+use shroud_gateway::{Config, Gateway};
+use shroud_testkit::gateway::post_json;
+use shroud_testkit::upstream::RecordingUpstream;
 
 const LIMITS: ParseLimits = ParseLimits {
     max_batch_len: 100,
@@ -61,5 +71,49 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+const CHAIN_ID: &str = r#"{"jsonrpc":"2.0","id":7,"method":"eth_chainId","params":[]}"#;
+
+fn cache_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let (upstream, gateway) = runtime.block_on(async {
+        let upstream = RecordingUpstream::start().await;
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let mut config = Config::dev(vec![("eth".into(), upstream.url())], loopback, loopback);
+        // The bench is one client asking as fast as it can; a rate limit would answer 429.
+        config.limits.rate_limit_per_second = 0;
+        let gateway = Gateway::bind(config).await.expect("the gateway binds");
+        (upstream, gateway)
+    });
+    let answer = |gateway: &Gateway| {
+        runtime.block_on(gateway.answer_in_process(post_json("/eth", CHAIN_ID)))
+    };
+    let first = answer(&gateway);
+    assert_eq!(first.status(), http::StatusCode::OK);
+    let reply: serde_json::Value = serde_json::from_slice(first.body()).expect("a JSON answer");
+    assert_eq!(reply["id"], 7, "{reply}");
+    assert!(reply["result"].is_string(), "{reply}");
+
+    let mut group = c.benchmark_group("cache_hit");
+    group.bench_function("eth_chainId_in_process", |b| b.iter(|| answer(&gateway)));
+    group.finish();
+
+    let hit = answer(&gateway);
+    assert_eq!(
+        hit.body(),
+        first.body(),
+        "a hit answers what the upstream did"
+    );
+    let asked = upstream
+        .calls()
+        .iter()
+        .filter(|call| call["method"] == "eth_chainId")
+        .count();
+    assert_eq!(asked, 1, "every answer after the first came from the cache");
+}
+
+criterion_group!(benches, bench, cache_hit);
 criterion_main!(benches);

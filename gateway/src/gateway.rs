@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use http::header::ALT_SVC;
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -329,6 +331,30 @@ impl Gateway {
     /// the attestation endpoint see.
     pub fn resolver(&self) -> Arc<RotatingCertResolver> {
         Arc::clone(&self.resolver)
+    }
+
+    /// Answers `request` in process: the routes and the relay pipeline a connection runs, with no
+    /// listener, TLS or socket in between, as the client nothing names (a forwarder's key, so
+    /// the rate limit applies to it). For the benches that measure DESIGN §8's cache hit "in
+    /// process" (`benches/benches/pipeline.rs`); not a stable API.
+    #[doc(hidden)]
+    pub async fn answer_in_process<B>(&self, request: http::Request<B>) -> http::Response<Bytes>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let upgrades = Upgrades {
+            hold: Arc::new(()),
+            stop: self.stop.subscribe(),
+        };
+        let client = self.state.relay.limiter.local_key();
+        let response = routes::handle(Arc::clone(&self.state), client, &upgrades, request).await;
+        let (parts, body) = response.into_parts();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(never) => match never {},
+        };
+        http::Response::from_parts(parts, body)
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
